@@ -1,0 +1,83 @@
+/* Object stores: a flat namespace of immutable objects under a prefix.
+ * Each backend (local folder, S3) is a struct whose first member is
+ * struct store, plus a table of operations. Keys are relative to the
+ * repository root, '/'-separated, e.g. "packs/ab/ab12...". */
+#ifndef PL_STORE_H
+#define PL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* Flags for put. */
+#define STORE_PUT_EXCL 1u /* fail with EEXIST if the key exists (If-None-Match: *) */
+
+/* Called once per key by list; return 0 to go on, -1 to stop with an error
+ * already set. key is borrowed for the duration of the call. */
+typedef int (*store_list_cb)(void *opaque, const char *key, uint64_t size);
+
+struct store_ops {
+  const char *name; /* "local", "s3" */
+  /* Write a whole object durably. With STORE_PUT_EXCL, fail (errno EEXIST) if
+   * the key already exists. The buffer is borrowed for the call. Thread-safe. */
+  int (*put)(struct store *s, const char *key, const void *buf, size_t len, unsigned flags);
+  /* Read a whole object of at most max bytes into *buf (caller frees with
+   * free()). ENOENT if missing, EFBIG if larger than max. Thread-safe. */
+  int (*get)(struct store *s, const char *key, size_t max, void **buf, size_t *len);
+  /* Read exactly len bytes at off into buf; a short object is EIO
+   * ("truncated"). Thread-safe. */
+  int (*get_range)(struct store *s, const char *key, uint64_t off, size_t len, void *buf);
+  /* Size of an object; ENOENT if missing. */
+  int (*head)(struct store *s, const char *key, uint64_t *size);
+  /* Remove an object; removing a missing object is not an error. */
+  int (*del)(struct store *s, const char *key);
+  /* Call cb for every key that starts with prefix, in no particular order. */
+  int (*list)(struct store *s, const char *prefix, store_list_cb cb, void *opaque);
+  void (*free)(struct store *s);
+};
+
+struct store {
+  const struct store_ops *ops;
+  char *location; /* the URL or path as given, for messages; owned */
+  int is_remote;  /* 1 if reads cost a network round trip (cache index objects) */
+};
+
+/* Open the store named by location: "s3://BUCKET/PREFIX", "s3:http(s)://HOST/BUCKET/PREFIX",
+ * or a local folder path. With create, a missing local folder is created.
+ * Returns NULL with the error set. Caller frees with store_free. */
+struct store *store_open(const char *location, int create);
+void store_free(struct store *s);
+
+static inline int store_put(struct store *s, const char *key, const void *buf, size_t len,
+                            unsigned flags)
+{
+  return s->ops->put(s, key, buf, len, flags);
+}
+static inline int store_get(struct store *s, const char *key, size_t max, void **buf, size_t *len)
+{
+  return s->ops->get(s, key, max, buf, len);
+}
+static inline int store_get_range(struct store *s, const char *key, uint64_t off, size_t len,
+                                  void *buf)
+{
+  return s->ops->get_range(s, key, off, len, buf);
+}
+static inline int store_head(struct store *s, const char *key, uint64_t *size)
+{
+  return s->ops->head(s, key, size);
+}
+static inline int store_del(struct store *s, const char *key)
+{
+  return s->ops->del(s, key);
+}
+static inline int store_list(struct store *s, const char *prefix, store_list_cb cb, void *opaque)
+{
+  return s->ops->list(s, prefix, cb, opaque);
+}
+
+/* Backend constructors, used by store_open. */
+struct store *local_store_open(const char *path, int create);
+struct store *s3_store_open(const char *location, int create);
+
+#endif
