@@ -25,15 +25,6 @@ struct local_store {
 
 static atomic_uint tmp_counter;
 
-static int full_path(struct local_store *ls, const char *key, char *out, size_t n)
-{
-  if (snprintf(out, n, "%s/%s", ls->root, key) >= (int)n) {
-    set_error(ENAMETOOLONG, "%s/%s", ls->root, key);
-    return -1;
-  }
-  return 0;
-}
-
 /* Create the parent folders of key below the root. */
 static int make_parents(struct local_store *ls, const char *key)
 {
