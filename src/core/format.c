@@ -1,0 +1,540 @@
+/* Repository object encoders and decoders. The byte layouts are specified
+ * in docs/FORMAT.md; keep the two in step. */
+#include "format.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/error.h"
+#include "../util/hash.h"
+
+/* ---- text objects ---------------------------------------------------- */
+
+/* A growable string. */
+struct sbuf {
+  VEC(char) s;
+  int failed;
+};
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+  va_list ap;
+  if (b->failed)
+    return;
+  for (;;) {
+    size_t room = b->s.cap - b->s.len;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->s.v ? b->s.v + b->s.len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      b->failed = 1;
+      return;
+    }
+    if ((size_t)n < room) {
+      b->s.len += (size_t)n;
+      return;
+    }
+    if (vec_reserve(&b->s, (size_t)n + 1) == -1) {
+      b->failed = 1;
+      return;
+    }
+  }
+}
+
+/* Append value percent-encoded: bytes outside '!'..'~' and '%' become %XX. */
+static void sb_encoded(struct sbuf *b, const char *v)
+{
+  for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+    if (*p <= ' ' || *p >= 0x7f || *p == '%')
+      sb_printf(b, "%%%02X", *p);
+    else
+      sb_printf(b, "%c", *p);
+  }
+}
+
+static char *sb_finish(struct sbuf *b)
+{
+  if (b->failed) {
+    vec_free(&b->s);
+    set_error(ENOMEM, "encoding an object");
+    return NULL;
+  }
+  if (!b->s.v)
+    sb_printf(b, "%s", "");
+  return b->s.v;
+}
+
+/* Decode a percent-encoded value of n bytes into a new string. */
+static char *decode_value(const char *v, size_t n)
+{
+  char *out = malloc(n + 1);
+  size_t o = 0;
+  if (!out)
+    return NULL;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t byte;
+    if (v[i] == '%') {
+      if (i + 2 >= n) {
+        free(out);
+        return NULL;
+      }
+      if (hex_decode(v + i + 1, &byte, 1) == -1 || byte == 0) {
+        free(out);
+        return NULL;
+      }
+      out[o++] = (char)byte;
+      i += 2;
+    } else {
+      out[o++] = v[i];
+    }
+  }
+  out[o] = 0;
+  return out;
+}
+
+static int parse_u64(const char *v, size_t n, uint64_t *out)
+{
+  uint64_t x = 0;
+  if (n == 0 || n > 20)
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    if (v[i] < '0' || v[i] > '9')
+      return -1;
+    unsigned d = (unsigned)(v[i] - '0');
+    if (x > (UINT64_MAX - d) / 10)
+      return -1;
+    x = x * 10 + d;
+  }
+  *out = x;
+  return 0;
+}
+
+/* Iterate "key=value\n" lines. Returns 1 with key/value set, 0 at the end,
+ * -1 on a malformed line. */
+struct lines {
+  const char *p, *end;
+  unsigned long lineno;
+};
+
+static int next_line(struct lines *l, const char **key, size_t *klen, const char **val,
+                     size_t *vlen)
+{
+  if (l->p >= l->end)
+    return 0;
+  const char *nl = memchr(l->p, '\n', (size_t)(l->end - l->p));
+  if (!nl)
+    return -1; /* every line ends with \n */
+  const char *eq = memchr(l->p, '=', (size_t)(nl - l->p));
+  l->lineno++;
+  if (!eq)
+    return -1;
+  *key = l->p;
+  *klen = (size_t)(eq - l->p);
+  *val = eq + 1;
+  *vlen = (size_t)(nl - eq - 1);
+  l->p = nl + 1;
+  return 1;
+}
+
+static int key_is(const char *k, size_t klen, const char *want)
+{
+  return strlen(want) == klen && memcmp(k, want, klen) == 0;
+}
+
+char *config_encode(const struct repo_config *c)
+{
+  struct sbuf b = {0};
+  sb_printf(&b,
+            "pilotlight-repository=%u\nid=%s\nchunk-hash=sha256\ncompression=zstd\n"
+            "encryption=none\npage-entries=%" PRIu32 "\n",
+            c->version, c->id, c->page_entries);
+  return sb_finish(&b);
+}
+
+int config_decode(const char *buf, size_t len, struct repo_config *c)
+{
+  struct lines l = {buf, buf + len, 0};
+  const char *k, *v;
+  size_t kl, vl;
+  int r, have_id = 0, have_pe = 0;
+  uint64_t x;
+  memset(c, 0, sizeof *c);
+  r = next_line(&l, &k, &kl, &v, &vl);
+  if (r != 1 || !key_is(k, kl, "pilotlight-repository") || parse_u64(v, vl, &x) == -1 ||
+      x == 0 || x > 1000000) {
+    set_error(EINVAL, "not a pilotlight repository config");
+    return -1;
+  }
+  c->version = (unsigned)x;
+  if (c->version > REPO_FORMAT_VERSION) {
+    set_error(ENOTSUP,
+              "repository format version %u is newer than this pilotlight supports (%u): "
+              "upgrade pilotlight",
+              c->version, REPO_FORMAT_VERSION);
+    return -1;
+  }
+  while ((r = next_line(&l, &k, &kl, &v, &vl)) == 1) {
+    if (key_is(k, kl, "id")) {
+      uint8_t raw[16];
+      if (vl != 32 || hex_decode(v, raw, 16) == -1)
+        goto bad;
+      memcpy(c->id, v, 32);
+      c->id[32] = 0;
+      have_id = 1;
+    } else if (key_is(k, kl, "page-entries")) {
+      if (parse_u64(v, vl, &x) == -1 || x == 0 || x > MAX_PAGE_ENTRIES)
+        goto bad;
+      c->page_entries = (uint32_t)x;
+      have_pe = 1;
+    } else if (key_is(k, kl, "chunk-hash")) {
+      if (vl != 6 || memcmp(v, "sha256", 6) != 0)
+        goto unsupported;
+    } else if (key_is(k, kl, "compression")) {
+      if (vl != 4 || memcmp(v, "zstd", 4) != 0)
+        goto unsupported;
+    } else if (key_is(k, kl, "encryption")) {
+      if (vl != 4 || memcmp(v, "none", 4) != 0)
+        goto unsupported;
+    }
+    /* Unknown keys are ignored: minor additions keep the version. */
+  }
+  if (r == -1 || !have_id || !have_pe)
+    goto bad;
+  return 0;
+unsupported:
+  set_error(ENOTSUP, "repository config line %lu: \"%.*s=%.*s\" is not supported by this "
+            "pilotlight: upgrade pilotlight", l.lineno, (int)kl, k, (int)(vl > 40 ? 40 : vl), v);
+  return -1;
+bad:
+  set_error(EINVAL, "repository config is malformed (line %lu)", l.lineno);
+  return -1;
+}
+
+char *snapshot_encode(const struct snapshot *s)
+{
+  struct sbuf b = {0};
+  char hex[2 * HASH_LEN + 1];
+  sb_printf(&b, "pilotlight-snapshot=1\ndisk=");
+  sb_encoded(&b, s->disk);
+  sb_printf(&b,
+            "\nsize=%" PRIu64 "\nblock-size=%" PRIu32 "\ntime=%" PRId64 "\ntime-ns=%" PRIu32
+            "\nparent=%s\nsource=",
+            s->size, s->block_size, s->time, s->time_ns, s->parent[0] ? s->parent : "-");
+  sb_encoded(&b, s->source ? s->source : "");
+  sb_printf(&b, "\ncbt=");
+  sb_encoded(&b, s->cbt ? s->cbt : "");
+  sb_printf(&b, "\nhost=");
+  sb_encoded(&b, s->host ? s->host : "");
+  sb_printf(&b, "\nmode=");
+  sb_encoded(&b, s->mode ? s->mode : "");
+  sb_printf(&b, "\nnote=");
+  sb_encoded(&b, s->note ? s->note : "");
+  sb_printf(&b,
+            "\nbytes-read=%" PRIu64 "\nbytes-new=%" PRIu64 "\nbytes-stored=%" PRIu64
+            "\nused-end=%" PRIu64 "\npage-entries=%" PRIu32 "\npages=%zu\n",
+            s->bytes_read, s->bytes_new, s->bytes_stored, s->used_end, s->page_entries,
+            s->pages.len);
+  for (size_t i = 0; i < s->pages.len; i++) {
+    hex_encode(s->pages.v[i], HASH_LEN, hex);
+    sb_printf(&b, "page=%s\n", hex);
+  }
+  sb_printf(&b, "end=\n");
+  return sb_finish(&b);
+}
+
+/* Fields of a snapshot object, in the order they must appear. */
+enum { F_DISK, F_SIZE, F_BS, F_TIME, F_TIMENS, F_PARENT, F_SOURCE, F_CBT, F_HOST, F_MODE,
+       F_NOTE, F_READ, F_NEW, F_STORED, F_USED, F_PE, F_PAGES, F_COUNT };
+static const char *const snapshot_keys[F_COUNT] = {
+  "disk", "size", "block-size", "time", "time-ns", "parent", "source", "cbt", "host", "mode",
+  "note", "bytes-read", "bytes-new", "bytes-stored", "used-end", "page-entries", "pages",
+};
+
+int snapshot_decode(const char *buf, size_t len, struct snapshot *s)
+{
+  struct lines l = {buf, buf + len, 0};
+  const char *k, *v;
+  size_t kl, vl;
+  uint64_t x, npages = 0;
+  memset(s, 0, sizeof *s);
+  if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "pilotlight-snapshot") ||
+      vl != 1 || v[0] != '1') {
+    set_error(EINVAL, "not a pilotlight snapshot (or a newer snapshot version: upgrade pilotlight)");
+    return -1;
+  }
+  for (int f = 0; f < F_COUNT; f++) {
+    char **str = NULL;
+    if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, snapshot_keys[f]))
+      goto bad;
+    switch (f) {
+    case F_DISK: str = &s->disk; break;
+    case F_SOURCE: str = &s->source; break;
+    case F_CBT: str = &s->cbt; break;
+    case F_HOST: str = &s->host; break;
+    case F_MODE: str = &s->mode; break;
+    case F_NOTE: str = &s->note; break;
+    case F_PARENT:
+      if (vl == 1 && v[0] == '-') {
+        s->parent[0] = 0;
+      } else {
+        uint8_t raw[HASH_LEN];
+        if (vl != 2 * HASH_LEN || hex_decode(v, raw, HASH_LEN) == -1)
+          goto bad;
+        hex_encode(raw, HASH_LEN, s->parent);
+      }
+      break;
+    default:
+      if (parse_u64(v, vl, &x) == -1)
+        goto bad;
+      switch (f) {
+      case F_SIZE: s->size = x; break;
+      case F_BS:
+        if (x < MIN_BLOCK_SIZE || x > MAX_BLOCK_SIZE || (x & (x - 1)))
+          goto bad;
+        s->block_size = (uint32_t)x;
+        break;
+      case F_TIME:
+        if (x > INT64_MAX)
+          goto bad;
+        s->time = (int64_t)x;
+        break;
+      case F_TIMENS:
+        if (x >= 1000000000)
+          goto bad;
+        s->time_ns = (uint32_t)x;
+        break;
+      case F_READ: s->bytes_read = x; break;
+      case F_NEW: s->bytes_new = x; break;
+      case F_STORED: s->bytes_stored = x; break;
+      case F_USED: s->used_end = x; break;
+      case F_PE:
+        if (x == 0 || x > MAX_PAGE_ENTRIES)
+          goto bad;
+        s->page_entries = (uint32_t)x;
+        break;
+      case F_PAGES: npages = x; break;
+      }
+    }
+    if (str) {
+      *str = decode_value(v, vl);
+      if (!*str)
+        goto bad;
+    }
+  }
+  if (s->disk[0] == 0 || s->used_end > s->size)
+    goto bad;
+  {
+    uint64_t nblocks = s->size / s->block_size + (s->size % s->block_size != 0);
+    uint64_t want = nblocks / s->page_entries + (nblocks % s->page_entries != 0);
+    if (npages != want)
+      goto bad;
+  }
+  for (uint64_t i = 0; i < npages; i++) {
+    uint8_t *h;
+    if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "page") || vl != 2 * HASH_LEN)
+      goto bad;
+    h = malloc(HASH_LEN);
+    if (!h || vec_push(&s->pages, h) == -1) {
+      free(h);
+      goto bad;
+    }
+    if (hex_decode(v, h, HASH_LEN) == -1)
+      goto bad;
+  }
+  if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "end") || vl != 0 || l.p != l.end)
+    goto bad;
+  return 0;
+bad:
+  set_error(EINVAL, "snapshot object is malformed at line %lu", l.lineno);
+  snapshot_clear(s);
+  return -1;
+}
+
+void snapshot_clear(struct snapshot *s)
+{
+  free(s->disk);
+  free(s->source);
+  free(s->cbt);
+  free(s->host);
+  free(s->mode);
+  free(s->note);
+  for (size_t i = 0; i < s->pages.len; i++)
+    free(s->pages.v[i]);
+  vec_free(&s->pages);
+  memset(s, 0, sizeof *s);
+}
+
+void snapshot_free(struct snapshot *s)
+{
+  if (s) {
+    snapshot_clear(s);
+    free(s);
+  }
+}
+
+/* ---- pack trailers --------------------------------------------------- */
+
+static void entry_put(uint8_t *p, const struct chunk_entry *e)
+{
+  memcpy(p, e->hash, HASH_LEN);
+  p[32] = e->type;
+  p[33] = e->comp;
+  p[34] = p[35] = 0;
+  put_u32(p + 36, e->stored_len);
+  put_u32(p + 40, e->raw_len);
+  put_u64(p + 44, e->offset);
+}
+
+static int entry_get(const uint8_t *p, struct chunk_entry *e)
+{
+  memcpy(e->hash, p, HASH_LEN);
+  e->type = p[32];
+  e->comp = p[33];
+  e->stored_len = get_u32(p + 36);
+  e->raw_len = get_u32(p + 40);
+  e->offset = get_u64(p + 44);
+  if (e->type > CHUNK_PAGE || e->comp > COMP_ZSTD || p[34] || p[35] || e->raw_len == 0 ||
+      e->raw_len > MAX_BLOCK_SIZE || e->stored_len == 0 ||
+      (e->comp == COMP_NONE && e->stored_len != e->raw_len) ||
+      e->stored_len > MAX_BLOCK_SIZE + (MAX_BLOCK_SIZE >> 7) + 1024)
+    return -1;
+  return 0;
+}
+
+int pack_trailer_encode(const struct chunk_entry *e, size_t n, uint8_t **out, size_t *outlen)
+{
+  if (n > UINT32_MAX / PACK_ENTRY_LEN) {
+    set_error(EFBIG, "too many chunks in one pack");
+    return -1;
+  }
+  size_t len = n * PACK_ENTRY_LEN + PACK_FOOTER_LEN;
+  uint8_t *p = malloc(len);
+  if (!p) {
+    set_error(errno, "malloc");
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++)
+    entry_put(p + i * PACK_ENTRY_LEN, &e[i]);
+  uint8_t *f = p + n * PACK_ENTRY_LEN;
+  put_u32(f, (uint32_t)n);
+  sha256(p, n * PACK_ENTRY_LEN, f + 4);
+  memcpy(f + 36, "PLTRAIL1", 8);
+  *out = p;
+  *outlen = len;
+  return 0;
+}
+
+int pack_footer_decode(const uint8_t *footer, uint32_t *count, uint8_t hash[HASH_LEN])
+{
+  if (memcmp(footer + 36, "PLTRAIL1", 8) != 0) {
+    set_error(EINVAL, "pack trailer magic is missing (truncated or not a pack)");
+    return -1;
+  }
+  *count = get_u32(footer);
+  if (*count > UINT32_MAX / PACK_ENTRY_LEN) {
+    set_error(EINVAL, "pack trailer count is implausible");
+    return -1;
+  }
+  memcpy(hash, footer + 4, HASH_LEN);
+  return 0;
+}
+
+int pack_entries_decode(const uint8_t *buf, uint32_t count, const uint8_t hash[HASH_LEN],
+                        uint64_t data_end, struct chunk_entry **out)
+{
+  uint8_t h[HASH_LEN];
+  struct chunk_entry *e = NULL;
+  uint64_t next = PACK_HEADER_LEN;
+  sha256(buf, (size_t)count * PACK_ENTRY_LEN, h);
+  if (memcmp(h, hash, HASH_LEN) != 0) {
+    set_error(EINVAL, "pack trailer checksum mismatch");
+    return -1;
+  }
+  e = calloc(count ? count : 1, sizeof *e);
+  if (!e) {
+    set_error(errno, "calloc");
+    return -1;
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    if (entry_get(buf + (size_t)i * PACK_ENTRY_LEN, &e[i]) == -1 || e[i].offset != next ||
+        e[i].stored_len > data_end - next) {
+      set_error(EINVAL, "pack trailer entry %u is invalid", i);
+      free(e);
+      return -1;
+    }
+    next += e[i].stored_len;
+  }
+  if (next != data_end) {
+    set_error(EINVAL, "pack trailer does not cover the pack's data");
+    free(e);
+    return -1;
+  }
+  *out = e;
+  return 0;
+}
+
+/* ---- index objects --------------------------------------------------- */
+
+int index_encode(const uint8_t (*packs)[HASH_LEN], uint32_t npacks, const struct chunk_entry *e,
+                 const uint32_t *pack_of, size_t n, uint8_t **out, size_t *outlen)
+{
+  if (n > UINT32_MAX || npacks > UINT32_MAX / HASH_LEN) {
+    set_error(EFBIG, "index too large");
+    return -1;
+  }
+  size_t len = 8 + 4 + (size_t)npacks * HASH_LEN + 4 + n * INDEX_ENTRY_LEN;
+  uint8_t *p = malloc(len), *q;
+  if (!p) {
+    set_error(errno, "malloc");
+    return -1;
+  }
+  memcpy(p, INDEX_MAGIC, 8);
+  put_u32(p + 8, npacks);
+  q = p + 12;
+  for (uint32_t i = 0; i < npacks; i++, q += HASH_LEN)
+    memcpy(q, packs[i], HASH_LEN);
+  put_u32(q, (uint32_t)n);
+  q += 4;
+  for (size_t i = 0; i < n; i++, q += INDEX_ENTRY_LEN) {
+    entry_put(q, &e[i]);
+    put_u32(q + 52, pack_of[i]);
+  }
+  *out = p;
+  *outlen = len;
+  return 0;
+}
+
+int index_decode(const uint8_t *buf, size_t len, const struct index_visitor *v)
+{
+  const uint8_t *p = buf, *end = buf + len;
+  if (len < 16 || memcmp(p, INDEX_MAGIC, 8) != 0)
+    goto bad;
+  uint32_t npacks = get_u32(p + 8);
+  p += 12;
+  if ((uint64_t)npacks * HASH_LEN + 4 > (uint64_t)(end - p))
+    goto bad;
+  for (uint32_t i = 0; i < npacks; i++, p += HASH_LEN)
+    if (v->pack(v->opaque, i, p) == -1)
+      return -1;
+  uint32_t n = get_u32(p);
+  p += 4;
+  if ((uint64_t)n * INDEX_ENTRY_LEN != (uint64_t)(end - p))
+    goto bad;
+  for (uint32_t i = 0; i < n; i++, p += INDEX_ENTRY_LEN) {
+    struct chunk_entry e;
+    uint32_t ord = get_u32(p + 52);
+    if (entry_get(p, &e) == -1 || ord >= npacks || e.offset < PACK_HEADER_LEN)
+      goto bad;
+    if (v->entry(v->opaque, ord, &e) == -1)
+      return -1;
+  }
+  return 0;
+bad:
+  set_error(EINVAL, "index object is malformed");
+  return -1;
+}

@@ -1,0 +1,97 @@
+/* Encoding and decoding of repository objects (docs/FORMAT.md): config,
+ * snapshot, pack trailer and index objects. Decoders take untrusted bytes,
+ * check every length and field, and never read past the buffer. */
+#ifndef PL_FORMAT_H
+#define PL_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "repo.h"
+
+/* Chunk types and compression methods, as stored. */
+#define CHUNK_DATA 0
+#define CHUNK_PAGE 1
+#define COMP_NONE 0
+#define COMP_ZSTD 1
+
+#define PACK_MAGIC "PLPACK\0\1"
+#define PACK_HEADER_LEN 8
+#define PACK_ENTRY_LEN 52
+#define PACK_FOOTER_LEN 44 /* count u32, trailer SHA-256, "PLTRAIL1" */
+#define INDEX_MAGIC "PLINDEX\1"
+#define INDEX_ENTRY_LEN 56
+
+/* Largest block size and so largest chunk. */
+#define MAX_BLOCK_SIZE (64u << 20)
+#define MIN_BLOCK_SIZE 4096u
+#define MAX_PAGE_ENTRIES (1u << 20)
+
+struct repo_config {
+  unsigned version;
+  char id[33];
+  uint32_t page_entries;
+};
+
+/* A chunk's place in a pack, as listed in a pack trailer or index. */
+struct chunk_entry {
+  uint8_t hash[HASH_LEN];
+  uint8_t type, comp;
+  uint32_t stored_len, raw_len;
+  uint64_t offset;
+};
+
+/* Config object: text. encode returns a malloc'd string (caller frees). */
+char *config_encode(const struct repo_config *c);
+int config_decode(const char *buf, size_t len, struct repo_config *c);
+
+/* Snapshot object: text. encode returns a malloc'd string (caller frees);
+ * decode fills *s (caller frees with snapshot_free) but not s->id. */
+char *snapshot_encode(const struct snapshot *s);
+int snapshot_decode(const char *buf, size_t len, struct snapshot *s);
+/* Free a snapshot's fields and zero it, leaving the struct itself. */
+void snapshot_clear(struct snapshot *s);
+
+/* Pack trailer: encode appends the trailer for entries to out (a byte
+ * vector). decode_footer reads the last PACK_FOOTER_LEN bytes and returns the
+ * entry count; decode_entries parses count entries (count*PACK_ENTRY_LEN
+ * bytes) and checks them against the footer's hash and data_end (the offset
+ * where the trailer starts). */
+int pack_trailer_encode(const struct chunk_entry *e, size_t n, uint8_t **out, size_t *outlen);
+int pack_footer_decode(const uint8_t *footer, uint32_t *count, uint8_t hash[HASH_LEN]);
+int pack_entries_decode(const uint8_t *buf, uint32_t count, const uint8_t hash[HASH_LEN],
+                        uint64_t data_end, struct chunk_entry **out);
+
+/* Index object: packs (npacks hashes) and entries whose offset field is
+ * relative to their own pack, named by pack_of[i] (an ordinal into packs). */
+int index_encode(const uint8_t (*packs)[HASH_LEN], uint32_t npacks, const struct chunk_entry *e,
+                 const uint32_t *pack_of, size_t n, uint8_t **out, size_t *outlen);
+/* Calls cb for each pack (ordinal, hash) first, then each entry. */
+struct index_visitor {
+  int (*pack)(void *opaque, uint32_t ordinal, const uint8_t hash[HASH_LEN]);
+  int (*entry)(void *opaque, uint32_t ordinal, const struct chunk_entry *e);
+  void *opaque;
+};
+int index_decode(const uint8_t *buf, size_t len, const struct index_visitor *v);
+
+/* Little-endian helpers. */
+static inline void put_u32(uint8_t *p, uint32_t v)
+{
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void put_u64(uint8_t *p, uint64_t v)
+{
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t get_u32(const uint8_t *p)
+{
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t get_u64(const uint8_t *p)
+{
+  return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+#endif

@@ -1,0 +1,58 @@
+/* State shared by the repository modules (repo.c, backup.c, read.c,
+ * verify.c); not part of the public API. */
+#ifndef PL_REPO_INTERNAL_H
+#define PL_REPO_INTERNAL_H
+
+#include "../store/store.h"
+#include "chunk-index.h"
+#include "format.h"
+#include "repo.h"
+
+struct repo {
+  struct store *store;
+  struct store *cache; /* local cache of immutable objects for remote stores, or NULL */
+  struct repo_config cfg;
+  struct chunk_index *ix;
+  int threads;
+  int level; /* zstd compression level */
+  int adopted; /* unindexed packs have been scanned */
+};
+
+/* Key of a pack object: "packs/xx/<64 hex>". out must hold PACK_KEY_LEN. */
+#define PACK_KEY_LEN (6 + 3 + 2 * HASH_LEN + 1)
+void pack_key(const uint8_t h[HASH_LEN], char out[PACK_KEY_LEN]);
+
+/* Read an immutable object named by the SHA-256 of its content (index and
+ * snapshot objects), through the cache for remote stores, and check the
+ * content against the name. Caller frees *buf. */
+int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t max, void **buf,
+                    size_t *len);
+
+/* Write an object named by its content hash under dir ("index",
+ * "snapshots"); hexname receives the name. With excl, an existing key fails. */
+int repo_put_hashed(struct repo *r, const char *dir, const void *buf, size_t len, int excl,
+                    char hexname[2 * HASH_LEN + 1]);
+
+/* Read a pack's trailer entries (caller frees *e). */
+int repo_read_trailer(struct repo *r, const uint8_t pack[HASH_LEN], struct chunk_entry **e,
+                      uint32_t *n, uint64_t *pack_size);
+
+/* Add the entries of packs no index object lists (left by an interrupted
+ * backup) to the in-memory index, unindexed, so a backup reuses them and
+ * lists them in its own index object. */
+int repo_adopt_packs(struct repo *r);
+
+/* Decompress and verify one stored chunk (stored_len bytes at src) into dst
+ * (raw_len bytes). pack is for messages. */
+int chunk_decode(const struct index_slot *s, const uint8_t *src, uint8_t *dst,
+                 const char *pack);
+
+/* Derive nblocks for size and block size. */
+static inline uint64_t blocks_for(uint64_t size, uint32_t bs)
+{
+  return size / bs + (size % bs != 0);
+}
+
+extern const uint8_t zero_hash[HASH_LEN];
+
+#endif

@@ -1,0 +1,602 @@
+/* Opening and creating repositories, the chunk index, snapshots and block
+ * maps. Everything here reads; backup.c writes. */
+#include "repo-internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "../util/error.h"
+#include "../util/hash.h"
+
+const uint8_t zero_hash[HASH_LEN];
+
+#define MAX_CONFIG_BYTES (64u << 10)
+#define MAX_SNAPSHOT_BYTES (512u << 20)
+#define MAX_INDEX_BYTES (1u << 30)
+
+void pack_key(const uint8_t h[HASH_LEN], char out[PACK_KEY_LEN])
+{
+  char hex[2 * HASH_LEN + 1];
+  hex_encode(h, HASH_LEN, hex);
+  snprintf(out, PACK_KEY_LEN, "packs/%.2s/%s", hex, hex);
+}
+
+const char *repo_id(const struct repo *r)
+{
+  return r->cfg.id;
+}
+
+void repo_set_threads(struct repo *r, int n)
+{
+  r->threads = n > 0 ? n : 1;
+}
+
+void repo_free(struct repo *r)
+{
+  if (!r)
+    return;
+  chunk_index_free(r->ix);
+  store_free(r->cache);
+  store_free(r->store);
+  free(r);
+}
+
+static struct repo *repo_alloc(void)
+{
+  struct repo *r = calloc(1, sizeof *r);
+  if (!r) {
+    set_error(errno, "calloc");
+    return NULL;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  r->threads = n > 0 ? (int)n : 1;
+  r->level = 3;
+  const char *lvl = getenv("PILOTLIGHT_ZSTD_LEVEL");
+  if (lvl && *lvl) {
+    char *end;
+    long v = strtol(lvl, &end, 10);
+    if (*end == 0 && v >= -7 && v <= 19)
+      r->level = (int)v;
+  }
+  return r;
+}
+
+struct repo *repo_create(const char *location)
+{
+  struct repo *r = repo_alloc();
+  uint8_t idraw[16];
+  uint64_t size;
+  char *text = NULL;
+  if (!r)
+    return NULL;
+  r->store = store_open(location, 1);
+  if (!r->store)
+    goto fail;
+  if (store_head(r->store, "config", &size) == 0) {
+    set_error(EEXIST, "%s already holds a pilotlight repository: use it, or choose another "
+              "location", location);
+    goto fail;
+  }
+  if (get_errno() != ENOENT)
+    goto fail;
+  if (RAND_bytes(idraw, sizeof idraw) != 1) {
+    set_error(EIO, "no random bytes for the repository id");
+    goto fail;
+  }
+  r->cfg.version = REPO_FORMAT_VERSION;
+  hex_encode(idraw, sizeof idraw, r->cfg.id);
+  r->cfg.page_entries = 1024;
+  text = config_encode(&r->cfg);
+  if (!text || store_put(r->store, "config", text, strlen(text), STORE_PUT_EXCL) == -1) {
+    if (get_errno() == EEXIST)
+      set_error(EEXIST, "%s already holds a pilotlight repository", location);
+    goto fail;
+  }
+  free(text);
+  r->ix = chunk_index_new();
+  if (!r->ix)
+    goto fail;
+  return r;
+fail:
+  free(text);
+  repo_free(r);
+  return NULL;
+}
+
+/* The cache folder for a remote repository's immutable objects:
+ * $XDG_CACHE_HOME/pilotlight/<id> or ~/.cache/pilotlight/<id>. Failure to
+ * set one up only costs speed. */
+static void open_cache(struct repo *r)
+{
+  char path[PATH_MAX];
+  const char *base = getenv("PILOTLIGHT_CACHE_DIR");
+  const char *xdg = getenv("XDG_CACHE_HOME");
+  const char *home = getenv("HOME");
+  if (base && *base)
+    snprintf(path, sizeof path, "%s", base);
+  else if (xdg && *xdg)
+    snprintf(path, sizeof path, "%s/pilotlight", xdg);
+  else if (home && *home)
+    snprintf(path, sizeof path, "%s/.cache/pilotlight", home);
+  else
+    return;
+  mkdir(path, 0700);
+  size_t n = strlen(path);
+  snprintf(path + n, sizeof path - n, "/%s", r->cfg.id);
+  r->cache = local_store_open(path, 1);
+}
+
+int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t max, void **buf,
+                    size_t *len)
+{
+  uint8_t want[HASH_LEN], got[HASH_LEN];
+  if (strlen(hexname) != 2 * HASH_LEN || hex_decode(hexname, want, HASH_LEN) == -1) {
+    set_error(EINVAL, "%s: object name is not a SHA-256", key);
+    return -1;
+  }
+  if (r->cache && store_get(r->cache, key, max, buf, len) == 0) {
+    sha256(*buf, *len, got);
+    if (memcmp(got, want, HASH_LEN) == 0)
+      return 0;
+    free(*buf);
+    store_del(r->cache, key);
+  }
+  if (store_get(r->store, key, max, buf, len) == -1)
+    return -1;
+  sha256(*buf, *len, got);
+  if (memcmp(got, want, HASH_LEN) != 0) {
+    set_error(EIO, "%s: content does not match its name (damaged object): run pilotlight verify",
+              key);
+    free(*buf);
+    return -1;
+  }
+  if (r->cache)
+    store_put(r->cache, key, *buf, *len, 0);
+  return 0;
+}
+
+int repo_put_hashed(struct repo *r, const char *dir, const void *buf, size_t len, int excl,
+                    char hexname[2 * HASH_LEN + 1])
+{
+  uint8_t h[HASH_LEN];
+  char key[128];
+  sha256(buf, len, h);
+  hex_encode(h, HASH_LEN, hexname);
+  snprintf(key, sizeof key, "%s/%s", dir, hexname);
+  return store_put(r->store, key, buf, len, excl ? STORE_PUT_EXCL : 0);
+}
+
+/* ---- loading the index ---------------------------------------------- */
+
+struct load_ctx {
+  struct repo *r;
+  VEC(char *) keys;
+  uint32_t map[1]; /* unused */
+  VEC(uint32_t) ord; /* object-local pack ordinal -> global ordinal */
+};
+
+static int collect_key(void *opaque, const char *key, uint64_t size)
+{
+  struct load_ctx *c = opaque;
+  char *k = strdup(key);
+  if (!k || vec_push(&c->keys, k) == -1) {
+    free(k);
+    set_error(ENOMEM, "listing");
+    return -1;
+  }
+  return 0;
+}
+
+static int visit_pack(void *opaque, uint32_t ordinal, const uint8_t hash[HASH_LEN])
+{
+  struct load_ctx *c = opaque;
+  int64_t g = chunk_index_pack(c->r->ix, hash);
+  if (g == -1)
+    return -1;
+  return vec_push(&c->ord, (uint32_t)g);
+}
+
+static int visit_entry(void *opaque, uint32_t ordinal, const struct chunk_entry *e)
+{
+  struct load_ctx *c = opaque;
+  int added;
+  struct index_slot *s = chunk_index_insert(c->r->ix, e->hash, &added);
+  if (!s)
+    return -1;
+  if (!added && s->pack != PACK_PENDING)
+    return 0; /* a duplicate from a concurrent backup: either copy serves */
+  s->pack = c->ord.v[ordinal];
+  s->offset = e->offset;
+  s->stored_len = e->stored_len;
+  s->raw_len = e->raw_len;
+  s->type = e->type;
+  s->comp = e->comp;
+  s->indexed = 1;
+  return 0;
+}
+
+static void free_keys(struct load_ctx *c)
+{
+  for (size_t i = 0; i < c->keys.len; i++)
+    free(c->keys.v[i]);
+  vec_free(&c->keys);
+}
+
+static int load_index(struct repo *r)
+{
+  struct load_ctx c = {.r = r};
+  struct index_visitor v = {visit_pack, visit_entry, &c};
+  int ret = -1;
+  if (store_list(r->store, "index/", collect_key, &c) == -1)
+    goto out;
+  for (size_t i = 0; i < c.keys.len; i++) {
+    void *buf;
+    size_t len;
+    const char *name = c.keys.v[i] + strlen("index/");
+    if (repo_get_hashed(r, c.keys.v[i], name, MAX_INDEX_BYTES, &buf, &len) == -1)
+      goto out;
+    c.ord.len = 0;
+    int rc = index_decode(buf, len, &v);
+    free(buf);
+    if (rc == -1) {
+      prefix_error("%s", c.keys.v[i]);
+      goto out;
+    }
+  }
+  ret = 0;
+out:
+  free_keys(&c);
+  vec_free(&c.ord);
+  return ret;
+}
+
+struct repo *repo_open(const char *location)
+{
+  struct repo *r = repo_alloc();
+  void *buf = NULL;
+  size_t len;
+  if (!r)
+    return NULL;
+  r->store = store_open(location, 0);
+  if (!r->store)
+    goto fail;
+  if (store_get(r->store, "config", MAX_CONFIG_BYTES, &buf, &len) == -1) {
+    if (get_errno() == ENOENT)
+      set_error(ENOENT, "%s is not a pilotlight repository (it has no config object): check -r, "
+                "or create one with pilotlight init", location);
+    goto fail;
+  }
+  if (config_decode(buf, len, &r->cfg) == -1) {
+    prefix_error("%s", location);
+    goto fail;
+  }
+  free(buf);
+  buf = NULL;
+  if (r->store->is_remote)
+    open_cache(r);
+  r->ix = chunk_index_new();
+  if (!r->ix || load_index(r) == -1)
+    goto fail;
+  return r;
+fail:
+  free(buf);
+  repo_free(r);
+  return NULL;
+}
+
+int repo_read_trailer(struct repo *r, const uint8_t pack[HASH_LEN], struct chunk_entry **e,
+                      uint32_t *n, uint64_t *pack_size)
+{
+  char key[PACK_KEY_LEN];
+  uint8_t footer[PACK_FOOTER_LEN], th[HASH_LEN];
+  uint8_t *buf = NULL;
+  uint64_t size;
+  int ret = -1;
+  pack_key(pack, key);
+  if (store_head(r->store, key, &size) == -1)
+    return -1;
+  if (size < PACK_HEADER_LEN + PACK_FOOTER_LEN) {
+    set_error(EIO, "%s: truncated pack (%llu bytes)", key, (unsigned long long)size);
+    return -1;
+  }
+  if (store_get_range(r->store, key, size - PACK_FOOTER_LEN, PACK_FOOTER_LEN, footer) == -1)
+    return -1;
+  if (pack_footer_decode(footer, n, th) == -1)
+    goto bad;
+  uint64_t tlen = (uint64_t)*n * PACK_ENTRY_LEN;
+  if (tlen > size - PACK_HEADER_LEN - PACK_FOOTER_LEN) {
+    set_error(EIO, "pack trailer larger than the pack (truncated pack?)");
+    goto bad;
+  }
+  buf = malloc(tlen ? tlen : 1);
+  if (!buf) {
+    set_error(errno, "malloc");
+    return -1;
+  }
+  if (store_get_range(r->store, key, size - PACK_FOOTER_LEN - tlen, tlen, buf) == -1)
+    goto out;
+  if (pack_entries_decode(buf, *n, th, size - PACK_FOOTER_LEN - tlen, e) == -1)
+    goto bad;
+  *pack_size = size;
+  ret = 0;
+  goto out;
+bad:
+  prefix_error("%s", key);
+out:
+  free(buf);
+  return ret;
+}
+
+struct adopt_ctx {
+  struct repo *r;
+  VEC(char *) keys;
+};
+
+int repo_adopt_packs(struct repo *r)
+{
+  struct load_ctx c = {.r = r};
+  int ret = -1;
+  if (r->adopted)
+    return 0;
+  if (store_list(r->store, "packs/", collect_key, &c) == -1)
+    goto out;
+  for (size_t i = 0; i < c.keys.len; i++) {
+    const char *name = strrchr(c.keys.v[i], '/');
+    uint8_t h[HASH_LEN];
+    struct chunk_entry *e = NULL;
+    uint32_t n;
+    uint64_t size;
+    if (!name || strlen(name + 1) != 2 * HASH_LEN || hex_decode(name + 1, h, HASH_LEN) == -1)
+      continue;
+    int known = 0;
+    for (size_t j = 0; j < r->ix->packs.len && !known; j++)
+      known = memcmp(r->ix->packs.v[j], h, HASH_LEN) == 0;
+    if (known)
+      continue;
+    /* A damaged leftover is simply not reused; verify reports it. */
+    if (repo_read_trailer(r, h, &e, &n, &size) == -1)
+      continue;
+    int64_t ord = chunk_index_pack(r->ix, h);
+    for (uint32_t k = 0; ord != -1 && k < n; k++) {
+      int added;
+      struct index_slot *s = chunk_index_insert(r->ix, e[k].hash, &added);
+      if (!s) {
+        ord = -1;
+        break;
+      }
+      if (!added)
+        continue;
+      s->pack = (uint32_t)ord;
+      s->offset = e[k].offset;
+      s->stored_len = e[k].stored_len;
+      s->raw_len = e[k].raw_len;
+      s->type = e[k].type;
+      s->comp = e[k].comp;
+      s->indexed = 0;
+    }
+    free(e);
+    if (ord == -1)
+      goto out;
+  }
+  r->adopted = 1;
+  ret = 0;
+out:
+  free_keys(&c);
+  return ret;
+}
+
+/* ---- chunks ---------------------------------------------------------- */
+
+int chunk_decode(const struct index_slot *s, const uint8_t *src, uint8_t *dst, const char *pack)
+{
+  uint8_t h[HASH_LEN];
+  char hex[2 * HASH_LEN + 1];
+  if (s->comp == COMP_ZSTD) {
+    size_t n = ZSTD_decompress(dst, s->raw_len, src, s->stored_len);
+    if (ZSTD_isError(n) || n != s->raw_len) {
+      hex_encode(s->hash, HASH_LEN, hex);
+      set_error(EIO, "chunk %.16s in %s: cannot decompress (damaged pack): run pilotlight verify "
+                "--read-data", hex, pack);
+      return -1;
+    }
+  } else {
+    memcpy(dst, src, s->raw_len);
+  }
+  sha256(dst, s->raw_len, h);
+  if (memcmp(h, s->hash, HASH_LEN) != 0) {
+    hex_encode(s->hash, HASH_LEN, hex);
+    set_error(EIO, "chunk %.16s in %s: content does not match its hash (damaged pack): run "
+              "pilotlight verify --read-data", hex, pack);
+    return -1;
+  }
+  return 0;
+}
+
+int repo_read_chunk(struct repo *r, const uint8_t hash[HASH_LEN], void **data, size_t *len)
+{
+  char key[PACK_KEY_LEN], hex[2 * HASH_LEN + 1];
+  struct index_slot *s = chunk_index_find(r->ix, hash);
+  uint8_t *src = NULL, *dst = NULL;
+  if (!s || s->pack == PACK_PENDING) {
+    hex_encode(hash, HASH_LEN, hex);
+    set_error(ENOENT, "chunk %s is missing from the index: run pilotlight verify", hex);
+    return -1;
+  }
+  pack_key(r->ix->packs.v[s->pack], key);
+  src = malloc(s->stored_len);
+  dst = malloc(s->raw_len);
+  if (!src || !dst) {
+    set_error(errno, "malloc");
+    goto fail;
+  }
+  if (store_get_range(r->store, key, s->offset, s->stored_len, src) == -1 ||
+      chunk_decode(s, src, dst, key) == -1)
+    goto fail;
+  free(src);
+  *data = dst;
+  *len = s->raw_len;
+  return 0;
+fail:
+  free(src);
+  free(dst);
+  return -1;
+}
+
+/* ---- snapshots ------------------------------------------------------- */
+
+static int cmp_snapshot(const void *a, const void *b)
+{
+  const struct snapshot *x = *(struct snapshot *const *)a, *y = *(struct snapshot *const *)b;
+  if (x->time != y->time)
+    return x->time < y->time ? -1 : 1;
+  if (x->time_ns != y->time_ns)
+    return x->time_ns < y->time_ns ? -1 : 1;
+  return strcmp(x->id, y->id);
+}
+
+int repo_list_snapshots(struct repo *r, const char *disk, struct snapshot ***out, size_t *n)
+{
+  struct load_ctx c = {.r = r};
+  VEC(struct snapshot *) list = {0};
+  int ret = -1;
+  if (store_list(r->store, "snapshots/", collect_key, &c) == -1)
+    goto out;
+  for (size_t i = 0; i < c.keys.len; i++) {
+    const char *name = c.keys.v[i] + strlen("snapshots/");
+    void *buf;
+    size_t len;
+    struct snapshot *s = calloc(1, sizeof *s);
+    if (!s) {
+      set_error(errno, "calloc");
+      goto out;
+    }
+    if (repo_get_hashed(r, c.keys.v[i], name, MAX_SNAPSHOT_BYTES, &buf, &len) == -1) {
+      free(s);
+      goto out;
+    }
+    int rc = snapshot_decode(buf, len, s);
+    free(buf);
+    if (rc == -1) {
+      free(s);
+      prefix_error("%s", c.keys.v[i]);
+      goto out;
+    }
+    snprintf(s->id, sizeof s->id, "%s", name);
+    if ((disk && strcmp(s->disk, disk) != 0) || vec_push(&list, s) == -1) {
+      snapshot_free(s);
+      continue;
+    }
+  }
+  if (list.len)
+    qsort(list.v, list.len, sizeof *list.v, cmp_snapshot);
+  *out = list.v;
+  *n = list.len;
+  list.v = NULL;
+  ret = 0;
+out:
+  for (size_t i = 0; i < list.len; i++)
+    snapshot_free(list.v[i]);
+  vec_free(&list);
+  free_keys(&c);
+  return ret;
+}
+
+struct snapshot *repo_find_snapshot(struct repo *r, const char *disk, const char *spec)
+{
+  struct snapshot **all, *found = NULL;
+  size_t n, matches = 0;
+  if (repo_list_snapshots(r, disk, &all, &n) == -1)
+    return NULL;
+  if (!spec || strcmp(spec, "latest") == 0) {
+    if (n)
+      found = all[n - 1];
+    else
+      set_error(ENOENT, "disk %s has no snapshots in this repository: list them with pilotlight "
+                "snapshots", disk);
+  } else {
+    size_t sl = strlen(spec);
+    for (size_t i = 0; i < n; i++)
+      if (strncmp(all[i]->id, spec, sl) == 0 && (matches++, 1))
+        found = all[i];
+    if (matches == 0) {
+      set_error(ENOENT, "disk %s has no snapshot %s: list them with pilotlight snapshots --disk "
+                "%s", disk, spec, disk);
+      found = NULL;
+    } else if (matches > 1) {
+      set_error(EINVAL, "snapshot prefix %s matches %zu snapshots of %s: give more digits", spec,
+                matches, disk);
+      found = NULL;
+    }
+  }
+  for (size_t i = 0; i < n; i++)
+    if (all[i] != found)
+      snapshot_free(all[i]);
+  free(all);
+  return found;
+}
+
+/* ---- block maps ------------------------------------------------------ */
+
+void blockmap_free(struct blockmap *m)
+{
+  if (m) {
+    free(m->h);
+    m->h = NULL;
+  }
+}
+
+int blockmap_is_zero(const struct blockmap *m, uint64_t block)
+{
+  return memcmp(m->h[block], zero_hash, HASH_LEN) == 0;
+}
+
+size_t blockmap_block_len(const struct blockmap *m, uint64_t block)
+{
+  uint64_t off = block * m->block_size;
+  uint64_t rem = m->size - off;
+  return rem < m->block_size ? (size_t)rem : m->block_size;
+}
+
+int repo_load_blockmap(struct repo *r, const struct snapshot *s, struct blockmap *out)
+{
+  uint64_t nblocks = blocks_for(s->size, s->block_size);
+  memset(out, 0, sizeof *out);
+  out->nblocks = nblocks;
+  out->block_size = s->block_size;
+  out->size = s->size;
+  out->h = calloc(nblocks ? nblocks : 1, HASH_LEN);
+  if (!out->h) {
+    set_error(errno, "block map of %llu blocks", (unsigned long long)nblocks);
+    return -1;
+  }
+  for (size_t p = 0; p < s->pages.len; p++) {
+    uint64_t first = (uint64_t)p * s->page_entries;
+    uint64_t count = nblocks - first < s->page_entries ? nblocks - first : s->page_entries;
+    void *data;
+    size_t len;
+    if (memcmp(s->pages.v[p], zero_hash, HASH_LEN) == 0)
+      continue;
+    if (repo_read_chunk(r, s->pages.v[p], &data, &len) == -1) {
+      prefix_error("snapshot %.12s block map page %zu", s->id, p);
+      goto fail;
+    }
+    if (len != count * HASH_LEN) {
+      free(data);
+      set_error(EIO, "snapshot %.12s block map page %zu has the wrong length", s->id, p);
+      goto fail;
+    }
+    memcpy(out->h[first], data, len);
+    free(data);
+  }
+  return 0;
+fail:
+  blockmap_free(out);
+  return -1;
+}

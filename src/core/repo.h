@@ -1,0 +1,111 @@
+/* The repository: config, snapshots, block maps, the chunk index and packs,
+ * on top of a store. This is the library's public face for the command
+ * line. The object formats are specified in docs/FORMAT.md. */
+#ifndef PL_REPO_H
+#define PL_REPO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../source/extent-list.h"
+#include "../source/source.h"
+#include "../util/vec.h"
+
+#define HASH_LEN 32
+#define REPO_FORMAT_VERSION 1
+
+struct repo;
+
+/* Create a new, empty repository at location (a folder path or an s3: URL).
+ * Refuses if one already exists there. Caller frees with repo_free. */
+struct repo *repo_create(const char *location);
+
+/* Open an existing repository and load its chunk index. Fails clearly if
+ * location is not a repository or has a newer format version. */
+struct repo *repo_open(const char *location);
+void repo_free(struct repo *r);
+
+/* The repository id, 32 hex digits; borrowed for the repo's lifetime. */
+const char *repo_id(const struct repo *r);
+
+/* Threads to use for hashing, compression and reads (default: online CPUs). */
+void repo_set_threads(struct repo *r, int n);
+
+/* A snapshot: one complete block map of a disk at one point in time. */
+struct snapshot {
+  char id[2 * HASH_LEN + 1]; /* hex SHA-256 of the snapshot object */
+  char *disk;
+  uint64_t size;       /* disk size in bytes */
+  uint32_t block_size; /* bytes; a power of two */
+  int64_t time;        /* seconds since the epoch, UTC */
+  uint32_t time_ns;    /* and nanoseconds within that second */
+  char parent[2 * HASH_LEN + 1]; /* "" for none */
+  char *source;        /* as the user named it */
+  char *cbt;           /* the CBT cookie the next backup continues from; "" if none */
+  char *host;
+  char *mode;          /* "full", "changed-extents", "hash-compare", "cbt" */
+  char *note;          /* why CBT was not used, etc.; "" if nothing to say */
+  uint64_t bytes_read;   /* bytes read from the source */
+  uint64_t bytes_new;    /* uncompressed bytes of chunks new to the repository */
+  uint64_t bytes_stored; /* bytes those new chunks take in packs */
+  uint64_t used_end;     /* end offset of the last non-zero block (0 if all zero) */
+  uint32_t page_entries; /* block hashes per block-map page */
+  VEC(uint8_t *) pages;  /* each HASH_LEN bytes, owned; an all-zero hash = an all-zero page */
+};
+
+void snapshot_free(struct snapshot *s);
+
+/* All snapshots (of disk, or of every disk when disk is NULL), oldest first.
+ * The caller frees each with snapshot_free and the array with free(). */
+int repo_list_snapshots(struct repo *r, const char *disk, struct snapshot ***out, size_t *n);
+
+/* Resolve "latest" (or NULL), a full id or a unique id prefix for disk.
+ * Returns NULL with a clear message if none or ambiguous. Caller frees. */
+struct snapshot *repo_find_snapshot(struct repo *r, const char *disk, const char *spec);
+
+/* A loaded block map: one hash per block; an all-zero hash is a zero block. */
+struct blockmap {
+  uint64_t nblocks;
+  uint32_t block_size;
+  uint64_t size;
+  uint8_t (*h)[HASH_LEN]; /* owned */
+};
+
+int repo_load_blockmap(struct repo *r, const struct snapshot *s, struct blockmap *out);
+void blockmap_free(struct blockmap *m);
+int blockmap_is_zero(const struct blockmap *m, uint64_t block);
+/* Length of block (the last block may be short). */
+size_t blockmap_block_len(const struct blockmap *m, uint64_t block);
+
+/* Called for each block read by repo_read_blocks, from several threads at
+ * once, in no particular order. data (len bytes, verified against its hash)
+ * is borrowed for the call. Return 0 or -1 (error set) to stop. */
+typedef int (*block_data_cb)(void *opaque, uint64_t block, const void *data, size_t len);
+
+/* Read the listed blocks of m (zero blocks are skipped) and pass each to cb.
+ * Reads are grouped by pack and coalesced. */
+int repo_read_blocks(struct repo *r, const struct blockmap *m, const uint64_t *blocks, size_t n,
+                     block_data_cb cb, void *opaque);
+
+/* Read one chunk by hash, verified, into a malloc'd buffer (caller frees). */
+int repo_read_chunk(struct repo *r, const uint8_t hash[HASH_LEN], void **data, size_t *len);
+
+struct backup_opts {
+  const char *disk;            /* required: [A-Za-z0-9._-]+ */
+  struct source *src;          /* borrowed */
+  const struct extent_list *changed; /* changed extents since the parent, or NULL */
+  int full;                    /* ignore the parent: read every allocated extent */
+  uint32_t block_size;         /* for a disk's first backup; 0 = default */
+  const char *cbt;             /* CBT cookie to record, or NULL */
+  const char *mode;            /* override the recorded mode (e.g. "cbt"), or NULL */
+  const char *note;            /* recorded in the snapshot (e.g. a CBT fallback reason) */
+  int progress;                /* show progress on stderr */
+};
+
+/* Back up a disk and commit a snapshot. *out (may be NULL) receives the
+ * committed snapshot; caller frees. */
+int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **out);
+
+#define DEFAULT_BLOCK_SIZE (1u << 20)
+
+#endif

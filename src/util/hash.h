@@ -1,0 +1,22 @@
+/* SHA-256 (OpenSSL) and hex helpers. */
+#ifndef PL_HASH_H
+#define PL_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHA256_LEN 32
+
+/* out receives the SHA-256 of buf. */
+void sha256(const void *buf, size_t len, uint8_t out[SHA256_LEN]);
+
+/* Write 2*n lowercase hex digits and a NUL to out (size >= 2*n+1). */
+void hex_encode(const uint8_t *in, size_t n, char *out);
+
+/* Parse exactly 2*n hex digits (either case) from in. Returns 0 or -1. */
+int hex_decode(const char *in, uint8_t *out, size_t n);
+
+/* 1 if all len bytes of buf are zero. */
+int is_zero(const void *buf, size_t len);
+
+#endif
