@@ -1,0 +1,48 @@
+/* A small, bounded parser for the few S3 XML replies the S3 store reads:
+ * ListObjectsV2 pages, Error bodies and the UploadId of a new multipart
+ * upload. Input is untrusted; nothing is expanded but the five predefined
+ * entities and numeric character references. */
+#ifndef PL_S3_XML_H
+#define PL_S3_XML_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define S3_XML_MAX_BODY (1u << 20) /* larger replies are refused */
+#define S3_XML_MAX_DEPTH 16
+#define S3_XML_MAX_TEXT 4096       /* longest element text kept (keys are <= 1024) */
+
+struct s3_list_entry {
+  char *key; /* owned */
+  uint64_t size;
+};
+
+/* One ListObjectsV2 page. Free with s3_list_page_free. */
+struct s3_list_page {
+  struct s3_list_entry *entries; /* owned */
+  size_t nentries;
+  int is_truncated;
+  char *next_token; /* NextContinuationToken, owned, or NULL */
+};
+
+/* Parse a ListObjectsV2 reply. Returns 0, or -1 with the error set (EBADMSG
+ * for malformed XML, EFBIG for too large). page is zeroed first. */
+int s3_list_page_parse(const char *buf, size_t len, struct s3_list_page *page);
+void s3_list_page_free(struct s3_list_page *page);
+
+/* The fields of an S3 <Error> reply; empty strings when absent. */
+struct s3_error_info {
+  char code[64];
+  char message[256];
+  char request_id[128];
+};
+
+/* Parse an <Error> body. Returns 1 if buf is an <Error> document (fields
+ * filled, truncated to fit), 0 if not. Never fails. */
+int s3_error_parse(const char *buf, size_t len, struct s3_error_info *info);
+
+/* Extract <UploadId> from an InitiateMultipartUploadResult. Returns a string
+ * the caller frees with free(), or NULL with the error set. */
+char *s3_upload_id_parse(const char *buf, size_t len);
+
+#endif

@@ -1,0 +1,386 @@
+/* AWS Signature Version 4 (HMAC-SHA256 via OpenSSL): builds the canonical
+ * request and string to sign, derives the signing key and signs. Pure: no
+ * clock, no network. See docs/S3.md for the steps. */
+#define _GNU_SOURCE
+#include "sigv4.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "../util/error.h"
+
+static const char hexdigits[] = "0123456789abcdef";
+
+static void to_hex(const unsigned char *in, size_t len, char *out)
+{
+  for (size_t i = 0; i < len; i++) {
+    out[2 * i] = hexdigits[in[i] >> 4];
+    out[2 * i + 1] = hexdigits[in[i] & 15];
+  }
+  out[2 * len] = 0;
+}
+
+void sigv4_sha256_hex(const void *buf, size_t len, char out[65])
+{
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL);
+  to_hex(md, 32, out);
+}
+
+void sigv4_amz_date(time_t t, char out[17])
+{
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+static int is_unreserved(unsigned char c)
+{
+  return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+char *sigv4_uri_encode(const char *s, size_t len, int keep_slash)
+{
+  char *out = malloc(3 * len + 1);
+  if (!out) {
+    set_error(errno, "malloc");
+    return NULL;
+  }
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (is_unreserved(c) || (keep_slash && c == '/')) {
+      out[o++] = (char)c;
+    } else {
+      out[o++] = '%';
+      out[o++] = "0123456789ABCDEF"[c >> 4];
+      out[o++] = "0123456789ABCDEF"[c & 15];
+    }
+  }
+  out[o] = 0;
+  return out;
+}
+
+static int hexval(char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* Decode %XX in s[0..len) and re-encode canonically. Malformed escapes are
+ * taken literally. */
+static char *reencode(const char *s, size_t len)
+{
+  char *dec = malloc(len + 1);
+  if (!dec) {
+    set_error(errno, "malloc");
+    return NULL;
+  }
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+      dec[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+      i += 2;
+    } else {
+      dec[o++] = s[i];
+    }
+  }
+  char *enc = sigv4_uri_encode(dec, o, 0);
+  free(dec);
+  return enc;
+}
+
+struct qparam {
+  char *name;
+  char *value;
+};
+
+static int qparam_cmp(const void *a, const void *b)
+{
+  const struct qparam *x = a, *y = b;
+  int c = strcmp(x->name, y->name);
+  return c ? c : strcmp(x->value, y->value);
+}
+
+/* Canonical query string: parameters decoded, re-encoded, sorted by name
+ * then value, value-less ones written "name=". */
+static char *canonical_query(const char *q)
+{
+  struct qparam *params = NULL;
+  size_t n = 0, cap = 0;
+  char *out = NULL;
+  size_t outlen = 0;
+  FILE *f = NULL;
+  const char *p = q ? q : "";
+  while (*p) {
+    const char *end = strchr(p, '&');
+    size_t plen = end ? (size_t)(end - p) : strlen(p);
+    if (plen > 0) {
+      const char *eq = memchr(p, '=', plen);
+      size_t nlen = eq ? (size_t)(eq - p) : plen;
+      if (n == cap) {
+        size_t ncap = cap ? 2 * cap : 8;
+        struct qparam *np = realloc(params, ncap * sizeof *np);
+        if (!np) {
+          set_error(errno, "realloc");
+          goto out;
+        }
+        params = np;
+        cap = ncap;
+      }
+      params[n].name = reencode(p, nlen);
+      params[n].value = eq ? reencode(eq + 1, plen - nlen - 1) : strdup("");
+      n++;
+      if (!params[n - 1].name || !params[n - 1].value) {
+        set_error(ENOMEM, "query string");
+        goto out;
+      }
+    }
+    p += plen;
+    if (*p == '&')
+      p++;
+  }
+  qsort(params, n, sizeof *params, qparam_cmp);
+  f = open_memstream(&out, &outlen);
+  if (!f) {
+    set_error(errno, "open_memstream");
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++)
+    fprintf(f, "%s%s=%s", i ? "&" : "", params[i].name, params[i].value);
+  if (fclose(f) != 0) {
+    f = NULL;
+    set_error(errno, "query string");
+    free(out);
+    out = NULL;
+    goto out;
+  }
+  f = NULL;
+out:
+  for (size_t i = 0; i < n; i++) {
+    free(params[i].name);
+    free(params[i].value);
+  }
+  free(params);
+  return out;
+}
+
+struct cheader {
+  char *name;   /* lower case */
+  char *value;  /* trimmed, spaces collapsed */
+  size_t order; /* keeps repeated names in the given order */
+};
+
+static int cheader_cmp(const void *a, const void *b)
+{
+  const struct cheader *x = a, *y = b;
+  int c = strcmp(x->name, y->name);
+  if (c)
+    return c;
+  return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static char *trim_collapse(const char *v)
+{
+  char *out = malloc(strlen(v) + 1);
+  if (!out)
+    return NULL;
+  size_t o = 0;
+  int space = 0;
+  while (*v == ' ' || *v == '\t')
+    v++;
+  for (; *v; v++) {
+    if (*v == ' ' || *v == '\t') {
+      space = 1;
+      continue;
+    }
+    if (space && o > 0)
+      out[o++] = ' ';
+    space = 0;
+    out[o++] = *v;
+  }
+  out[o] = 0;
+  return out;
+}
+
+static void hmac(const void *key, size_t keylen, const char *msg, unsigned char out[32])
+{
+  unsigned int len = 32;
+  HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, strlen(msg), out, &len);
+}
+
+void sigv4_signature_free(struct sigv4_signature *sig)
+{
+  if (!sig)
+    return;
+  free(sig->canonical_request);
+  free(sig->string_to_sign);
+  free(sig->signed_headers);
+  if (sig->authorization) {
+    explicit_bzero(sig->authorization, strlen(sig->authorization));
+    free(sig->authorization);
+  }
+  explicit_bzero(sig, sizeof *sig);
+}
+
+int sigv4_sign(const struct sigv4_request *req, struct sigv4_signature *out)
+{
+  struct cheader *hs = NULL;
+  char *path = NULL, *query = NULL;
+  FILE *f = NULL;
+  size_t len = 0;
+  char date[9];
+  char scope[256];
+  unsigned char k1[32], k2[32], k3[32], k4[32], sig[32];
+  char keybuf[256];
+  int ret = -1;
+
+  memset(out, 0, sizeof *out);
+  if (strlen(req->amz_date) != 16) {
+    set_error(EINVAL, "sigv4: bad x-amz-date '%s'", req->amz_date);
+    return -1;
+  }
+  memcpy(date, req->amz_date, 8);
+  date[8] = 0;
+  if (snprintf(scope, sizeof scope, "%s/%s/%s/aws4_request", date, req->region, req->service) >=
+      (int)sizeof scope) {
+    set_error(EINVAL, "sigv4: region or service name too long");
+    return -1;
+  }
+
+  path = sigv4_uri_encode(req->path, strlen(req->path), 1);
+  query = canonical_query(req->query);
+  hs = calloc(req->nheaders ? req->nheaders : 1, sizeof *hs);
+  if (!path || !query || !hs) {
+    set_error(ENOMEM, "sigv4");
+    goto out;
+  }
+  for (size_t i = 0; i < req->nheaders; i++) {
+    hs[i].name = strdup(req->headers[i].name);
+    hs[i].value = trim_collapse(req->headers[i].value);
+    hs[i].order = i;
+    if (!hs[i].name || !hs[i].value) {
+      set_error(ENOMEM, "sigv4");
+      goto out;
+    }
+    for (char *c = hs[i].name; *c; c++)
+      *c = (char)tolower((unsigned char)*c);
+  }
+  qsort(hs, req->nheaders, sizeof *hs, cheader_cmp);
+
+  /* Signed header list. */
+  f = open_memstream(&out->signed_headers, &len);
+  if (!f) {
+    set_error(errno, "open_memstream");
+    goto out;
+  }
+  for (size_t i = 0; i < req->nheaders; i++) {
+    if (i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0)
+      continue;
+    fprintf(f, "%s%s", i ? ";" : "", hs[i].name);
+  }
+  if (fclose(f) != 0) {
+    f = NULL;
+    set_error(errno, "sigv4");
+    goto out;
+  }
+
+  /* Canonical request. */
+  f = open_memstream(&out->canonical_request, &len);
+  if (!f) {
+    set_error(errno, "open_memstream");
+    goto out;
+  }
+  fprintf(f, "%s\n%s\n%s\n", req->method, path, query);
+  for (size_t i = 0; i < req->nheaders; i++) {
+    int same_as_prev = i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0;
+    if (same_as_prev)
+      fprintf(f, ",%s", hs[i].value);
+    else
+      fprintf(f, "%s%s:%s", i ? "\n" : "", hs[i].name, hs[i].value);
+  }
+  fprintf(f, "\n\n%s\n%s", out->signed_headers, req->payload_hash);
+  if (fclose(f) != 0) {
+    f = NULL;
+    set_error(errno, "sigv4");
+    goto out;
+  }
+
+  /* String to sign. */
+  char creq_hash[65];
+  sigv4_sha256_hex(out->canonical_request, strlen(out->canonical_request), creq_hash);
+  f = open_memstream(&out->string_to_sign, &len);
+  if (!f) {
+    set_error(errno, "open_memstream");
+    goto out;
+  }
+  fprintf(f, "AWS4-HMAC-SHA256\n%s\n%s\n%s", req->amz_date, scope, creq_hash);
+  if (fclose(f) != 0) {
+    f = NULL;
+    set_error(errno, "sigv4");
+    goto out;
+  }
+  f = NULL;
+
+  /* Signing key: HMAC chain over date, region, service, "aws4_request". */
+  size_t slen = strlen(req->secret_key);
+  if (slen + 5 > sizeof keybuf) {
+    set_error(EINVAL, "sigv4: secret key too long");
+    goto out;
+  }
+  memcpy(keybuf, "AWS4", 4);
+  memcpy(keybuf + 4, req->secret_key, slen);
+  hmac(keybuf, slen + 4, date, k1);
+  hmac(k1, 32, req->region, k2);
+  hmac(k2, 32, req->service, k3);
+  hmac(k3, 32, "aws4_request", k4);
+  hmac(k4, 32, out->string_to_sign, sig);
+  to_hex(sig, 32, out->signature);
+
+  f = open_memstream(&out->authorization, &len);
+  if (!f) {
+    set_error(errno, "open_memstream");
+    goto out;
+  }
+  fprintf(f, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+          req->access_key, scope, out->signed_headers, out->signature);
+  if (fclose(f) != 0) {
+    f = NULL;
+    set_error(errno, "sigv4");
+    goto out;
+  }
+  f = NULL;
+  ret = 0;
+out:
+  if (f)
+    fclose(f);
+  explicit_bzero(keybuf, sizeof keybuf);
+  explicit_bzero(k1, sizeof k1);
+  explicit_bzero(k2, sizeof k2);
+  explicit_bzero(k3, sizeof k3);
+  explicit_bzero(k4, sizeof k4);
+  if (hs) {
+    for (size_t i = 0; i < req->nheaders; i++) {
+      free(hs[i].name);
+      free(hs[i].value);
+    }
+    free(hs);
+  }
+  free(path);
+  free(query);
+  if (ret == -1)
+    sigv4_signature_free(out);
+  return ret;
+}
