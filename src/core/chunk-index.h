@@ -16,6 +16,7 @@ struct index_slot {
   uint32_t pack; /* ordinal into packs, or PACK_PENDING */
   uint32_t stored_len, raw_len;
   uint8_t type, comp, used, indexed; /* indexed: listed in a stored index object */
+  uint8_t damaged;                    /* set by verify */
   uint64_t offset;
 };
 

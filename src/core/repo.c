@@ -499,6 +499,7 @@ int repo_list_snapshots(struct repo *r, const char *disk, struct snapshot ***out
   *out = list.v;
   *n = list.len;
   list.v = NULL;
+  list.len = 0;
   ret = 0;
 out:
   for (size_t i = 0; i < list.len; i++)

@@ -106,6 +106,29 @@ struct backup_opts {
  * committed snapshot; caller frees. */
 int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **out);
 
+struct restore_opts {
+  const char *target; /* a new file (created sparse), or with force an existing file or device */
+  int force;
+  int progress;
+};
+
+/* Write snapshot s to a target: zero blocks become holes, every chunk is
+ * checked against its hash as it is written, and the target is fsynced. */
+int repo_restore(struct repo *r, const struct snapshot *s, const struct restore_opts *o);
+
+struct verify_report {
+  size_t snapshots, packs, chunks, damaged; /* damaged: objects reported as damaged or missing */
+};
+
+/* Check the repository's structure (every snapshot's pages and chunks are
+ * indexed, every indexed pack exists with a sane size and trailer); with
+ * read_data, read every pack whole and check every chunk. Each problem is
+ * passed to report (a one-line message naming the object and the snapshots
+ * it affects). Returns 0 when the check ran (look at rep->damaged), -1 if
+ * it could not run. */
+int repo_verify(struct repo *r, int read_data, void (*report)(void *opaque, const char *msg),
+                void *opaque, struct verify_report *rep);
+
 #define DEFAULT_BLOCK_SIZE (1u << 20)
 
 #endif

@@ -34,6 +34,12 @@ void prefix_error(const char *fmt, ...)
   snprintf(msg, sizeof msg, "%s: %s", pre, old);
 }
 
+void set_error_msg(int errnum, const char *m)
+{
+  snprintf(msg, sizeof msg, "%s", m);
+  msg_errno = errnum;
+}
+
 const char *get_error(void)
 {
   return msg[0] ? msg : "unknown error";

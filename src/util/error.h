@@ -11,6 +11,10 @@ void set_error(int errnum, const char *fmt, ...) __attribute__((format(printf, 2
  * that add context (a file name, a snapshot id) to a lower layer's failure. */
 void prefix_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Set this thread's message and errno verbatim, e.g. to carry a worker
+ * thread's failure to the thread that reports it. */
+void set_error_msg(int errnum, const char *msg);
+
 /* The last message set on this thread; borrowed until the next set_error. */
 const char *get_error(void);
 

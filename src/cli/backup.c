@@ -1,0 +1,139 @@
+/* pilotlight backup: read a disk and commit a snapshot. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "source/extent-list.h"
+#include "source/source.h"
+
+static void help(void)
+{
+  printf(
+    "usage: pilotlight -r REPO backup --disk NAME SOURCE [OPTIONS]\n"
+    "\n"
+    "Back up SOURCE (a raw image file or a block device) as disk NAME and commit a\n"
+    "snapshot. The first backup of a disk reads every allocated extent; later ones\n"
+    "read only the changed extents when given a list, or else read everything and\n"
+    "store only the blocks whose content is new (hash-compare).\n"
+    "\n"
+    "Options:\n"
+    "  --disk NAME                 disk name: letters, digits, '.', '_', '-' (required)\n"
+    "  --changed-extents FILE|-    changed-area list since the previous snapshot: one\n"
+    "                              \"offset length\" pair of decimal bytes per line (VMware\n"
+    "                              QueryChangedDiskAreas format)\n"
+    "  --full                      ignore the previous snapshot and read everything\n"
+    "  --block-size BYTES          block size for the disk's first backup (or with --full):\n"
+    "                              a power of two from 4K to 64M (default 1M)\n"
+    "  --threads N                 worker threads (default: the number of CPUs)\n"
+    "  --json                      print the committed snapshot as JSON\n");
+}
+
+int cmd_backup(struct cli *c, int argc, char **argv)
+{
+  enum { O_EXTENTS = 256, O_FULL, O_BS, O_JSON, O_THREADS, O_DISK };
+  static const struct option opts[] = {
+    {"repo", required_argument, NULL, 'r'},
+    {"help", no_argument, NULL, 'h'},
+    {"disk", required_argument, NULL, O_DISK},
+    {"changed-extents", required_argument, NULL, O_EXTENTS},
+    {"full", no_argument, NULL, O_FULL},
+    {"block-size", required_argument, NULL, O_BS},
+    {"threads", required_argument, NULL, O_THREADS},
+    {"json", no_argument, NULL, O_JSON},
+    {NULL, 0, NULL, 0},
+  };
+  struct backup_opts bo = {0};
+  const char *extents = NULL;
+  int json = 0, ch, ret = EXIT_FAIL;
+  uint64_t v, threads = 0;
+  struct repo *r = NULL;
+  struct source *src = NULL;
+  struct extent_list changed = {0};
+  struct snapshot *snap = NULL;
+  struct timespec t0, t1;
+
+  while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+    switch (ch) {
+    case 'r': c->repo = optarg; break;
+    case 'h': help(); return 0;
+    case O_DISK: bo.disk = optarg; break;
+    case O_EXTENTS: extents = optarg; break;
+    case O_FULL: bo.full = 1; break;
+    case O_JSON: json = 1; break;
+    case O_BS:
+      if (parse_size(optarg, &v) == -1 || v > UINT32_MAX)
+        return fail_usage(c, "--block-size: '%s' is not a size", optarg);
+      bo.block_size = (uint32_t)v;
+      break;
+    case O_THREADS:
+      if (parse_size(optarg, &threads) == -1 || threads == 0 || threads > 256)
+        return fail_usage(c, "--threads: '%s' is not a number from 1 to 256", optarg);
+      break;
+    default: return fail_usage(c, "unknown option");
+    }
+  }
+  if (!bo.disk)
+    return fail_usage(c, "--disk NAME is required");
+  if (optind + 1 != argc)
+    return fail_usage(c, optind >= argc ? "SOURCE is required" : "only one SOURCE is allowed");
+  if (extents && bo.full)
+    return fail_usage(c, "--changed-extents and --full exclude each other");
+  if (!cli_repo(c))
+    return EXIT_USAGE;
+
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  src = source_open(argv[optind]);
+  if (!src) {
+    fail_lib();
+    goto out;
+  }
+  if (extents) {
+    if (extent_list_load(&changed, extents, src->size) == -1) {
+      fail_lib();
+      goto out;
+    }
+    bo.changed = &changed;
+  }
+  r = cli_open_repo(c);
+  if (!r)
+    goto out;
+  if (threads)
+    repo_set_threads(r, (int)threads);
+  bo.src = src;
+  bo.progress = want_progress() && !json;
+  if (repo_backup(r, &bo, &snap) == -1) {
+    fail_lib();
+    goto out;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+  if (snap->note[0])
+    fprintf(stderr, "pilotlight: note: %s\n", snap->note);
+  if (json) {
+    printf("{\"id\":\"%s\",\"disk\":", snap->id);
+    json_string(stdout, snap->disk);
+    printf(",\"mode\":");
+    json_string(stdout, snap->mode);
+    printf(",\"size\":%llu,\"bytes_read\":%llu,\"bytes_new\":%llu,\"bytes_stored\":%llu,"
+           "\"seconds\":%.3f}\n",
+           (unsigned long long)snap->size, (unsigned long long)snap->bytes_read,
+           (unsigned long long)snap->bytes_new, (unsigned long long)snap->bytes_stored, secs);
+  } else {
+    char rd[32], nw[32], st[32];
+    format_bytes(snap->bytes_read, rd, sizeof rd);
+    format_bytes(snap->bytes_new, nw, sizeof nw);
+    format_bytes(snap->bytes_stored, st, sizeof st);
+    printf("snapshot %s of disk %s committed (%s): read %s, new %s, stored %s in %.2f s\n",
+           snap->id, snap->disk, snap->mode, rd, nw, st, secs);
+  }
+  ret = 0;
+out:
+  snapshot_free(snap);
+  extent_list_free(&changed);
+  repo_free(r);
+  source_close(src);
+  return ret;
+}

@@ -1,0 +1,53 @@
+/* Shared pieces of the command line: the command table, option helpers and
+ * output helpers. Only cli/ prints and exits. */
+#ifndef PL_CLI_H
+#define PL_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/repo.h"
+
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+/* Options every command accepts. */
+struct cli {
+  const char *repo; /* -r REPO or PILOTLIGHT_REPOSITORY */
+  const char *prog; /* the command name, for messages */
+};
+
+/* Commands: return the process exit status. argv[0] is the command name. */
+int cmd_init(struct cli *c, int argc, char **argv);
+int cmd_backup(struct cli *c, int argc, char **argv);
+int cmd_snapshots(struct cli *c, int argc, char **argv);
+int cmd_restore(struct cli *c, int argc, char **argv);
+int cmd_verify(struct cli *c, int argc, char **argv);
+
+/* Print "pilotlight: <message>" for the library's last error; returns 1. */
+int fail_lib(void);
+/* Print "pilotlight: <message>" and a hint to --help; returns 2. */
+int fail_usage(struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print "pilotlight: <message>"; returns 1. */
+int fail_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The repository location, or NULL after printing a usage error. */
+const char *cli_repo(struct cli *c);
+/* Open the repository; NULL after printing the error. */
+struct repo *cli_open_repo(struct cli *c);
+
+/* Parse a byte count with an optional K/M/G/T (binary) suffix. */
+int parse_size(const char *s, uint64_t *out);
+/* Split NAME[@SNAPSHOT]; *disk is a malloc'd copy (caller frees). */
+int split_disk_spec(const char *arg, char **disk, const char **snap);
+
+/* Write s as a JSON string (with quotes). */
+void json_string(FILE *f, const char *s);
+/* Format a time as ISO 8601 UTC into buf. */
+void format_time(int64_t t, char *buf, size_t n);
+/* Format bytes for humans ("1.5 GiB") into buf. */
+void format_bytes(uint64_t v, char *buf, size_t n);
+/* 1 if stderr is a terminal (progress is shown). */
+int want_progress(void);
+
+#endif

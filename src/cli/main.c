@@ -1,0 +1,79 @@
+/* pilotlight: entry point. Parses the global options, picks the command
+ * and hands it the rest of the arguments. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+struct command {
+  const char *name;
+  int (*run)(struct cli *c, int argc, char **argv);
+  const char *summary;
+};
+
+static const struct command commands[] = {
+  {"init", cmd_init, "create a new repository"},
+  {"backup", cmd_backup, "back up a disk image or block device"},
+  {"snapshots", cmd_snapshots, "list snapshots"},
+  {"restore", cmd_restore, "restore a snapshot to a file or block device"},
+  {"verify", cmd_verify, "check the repository's integrity"},
+};
+
+static void usage(FILE *f)
+{
+  fprintf(f,
+          "usage: pilotlight [-r REPO] COMMAND [OPTIONS] [ARGS]\n"
+          "\n"
+          "Keeps a pilot-light copy of disks in a repository and rebuilds them exactly.\n"
+          "\n"
+          "Commands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+    fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f,
+          "\n"
+          "Global options (also accepted after the command name):\n"
+          "  -r, --repo REPO   repository: a folder, s3://BUCKET/PREFIX or\n"
+          "                    s3:http(s)://HOST[:PORT]/BUCKET/PREFIX\n"
+          "                    (default: $PILOTLIGHT_REPOSITORY)\n"
+          "  -h, --help        show this help; 'pilotlight COMMAND --help' for a command\n"
+          "  -V, --version     show the version\n"
+          "\n"
+          "Exit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+int main(int argc, char **argv)
+{
+  static const struct option opts[] = {
+    {"repo", required_argument, NULL, 'r'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+  };
+  struct cli c = {0};
+  int ch;
+  while ((ch = getopt_long(argc, argv, "+r:hV", opts, NULL)) != -1) {
+    switch (ch) {
+    case 'r': c.repo = optarg; break;
+    case 'h': usage(stdout); return 0;
+    case 'V': printf("pilotlight %s\n", PL_VERSION); return 0;
+    default: usage(stderr); return EXIT_USAGE;
+    }
+  }
+  if (optind >= argc) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  const char *name = argv[optind];
+  for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+    if (strcmp(commands[i].name, name) == 0) {
+      int first = optind;
+      c.prog = name;
+      optind = 0; /* glibc: start a fresh scan for the command's own options */
+      return commands[i].run(&c, argc - first, argv + first);
+    }
+  }
+  fprintf(stderr, "pilotlight: unknown command '%s' (see pilotlight --help)\n", name);
+  return EXIT_USAGE;
+}

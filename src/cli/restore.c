@@ -1,0 +1,77 @@
+/* pilotlight restore: write a snapshot to a file or block device. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "cli.h"
+
+int cmd_restore(struct cli *c, int argc, char **argv)
+{
+  enum { O_FORCE = 256, O_THREADS };
+  static const struct option opts[] = {
+    {"repo", required_argument, NULL, 'r'},
+    {"help", no_argument, NULL, 'h'},
+    {"force", no_argument, NULL, O_FORCE},
+    {"threads", required_argument, NULL, O_THREADS},
+    {NULL, 0, NULL, 0},
+  };
+  struct restore_opts ro = {0};
+  uint64_t threads = 0;
+  int ch, ret = EXIT_FAIL;
+  char *disk = NULL;
+  const char *spec;
+  struct repo *r = NULL;
+  struct snapshot *s = NULL;
+  struct timespec t0, t1;
+  while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+    switch (ch) {
+    case 'r': c->repo = optarg; break;
+    case 'h':
+      printf("usage: pilotlight -r REPO restore NAME[@SNAPSHOT] TARGET [--force]\n\n"
+             "Restore disk NAME at SNAPSHOT (an id, a unique id prefix, or latest, the\n"
+             "default) to TARGET. A new TARGET file is created sparse; an existing file or\n"
+             "block device is overwritten only with --force. Every chunk is checked against\n"
+             "its hash as it is written.\n\n"
+             "Options:\n"
+             "  --force       overwrite an existing file or block device\n"
+             "  --threads N   reader threads (default: the number of CPUs)\n");
+      return 0;
+    case O_FORCE: ro.force = 1; break;
+    case O_THREADS:
+      if (parse_size(optarg, &threads) == -1 || threads == 0 || threads > 256)
+        return fail_usage(c, "--threads: '%s' is not a number from 1 to 256", optarg);
+      break;
+    default: return fail_usage(c, "unknown option");
+    }
+  }
+  if (optind + 2 != argc)
+    return fail_usage(c, "expected NAME[@SNAPSHOT] TARGET");
+  if (!cli_repo(c))
+    return EXIT_USAGE;
+  if (split_disk_spec(argv[optind], &disk, &spec) == -1)
+    return fail_msg("out of memory");
+  ro.target = argv[optind + 1];
+  ro.progress = want_progress();
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  r = cli_open_repo(c);
+  if (!r)
+    goto out;
+  if (threads)
+    repo_set_threads(r, (int)threads);
+  s = repo_find_snapshot(r, disk, spec);
+  if (!s || repo_restore(r, s, &ro) == -1) {
+    fail_lib();
+    goto out;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  printf("restored snapshot %.12s of disk %s to %s (%llu bytes) in %.2f s\n", s->id, s->disk,
+         ro.target, (unsigned long long)s->size,
+         (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+  ret = 0;
+out:
+  snapshot_free(s);
+  repo_free(r);
+  free(disk);
+  return ret;
+}

@@ -1,0 +1,148 @@
+/* Helpers shared by the commands: errors, option values and output. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "util/error.h"
+
+int fail_lib(void)
+{
+  fprintf(stderr, "pilotlight: %s\n", get_error());
+  return EXIT_FAIL;
+}
+
+int fail_msg(const char *fmt, ...)
+{
+  va_list ap;
+  fputs("pilotlight: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  return EXIT_FAIL;
+}
+
+int fail_usage(struct cli *c, const char *fmt, ...)
+{
+  va_list ap;
+  fputs("pilotlight: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, " (see pilotlight %s --help)\n", c->prog ? c->prog : "");
+  return EXIT_USAGE;
+}
+
+const char *cli_repo(struct cli *c)
+{
+  if (!c->repo || !*c->repo) {
+    const char *env = getenv("PILOTLIGHT_REPOSITORY");
+    if (env && *env)
+      c->repo = env;
+  }
+  if (!c->repo || !*c->repo) {
+    fail_usage(c, "no repository: give -r REPO or set PILOTLIGHT_REPOSITORY");
+    return NULL;
+  }
+  return c->repo;
+}
+
+struct repo *cli_open_repo(struct cli *c)
+{
+  const char *loc = cli_repo(c);
+  struct repo *r;
+  if (!loc)
+    return NULL;
+  r = repo_open(loc);
+  if (!r)
+    fail_lib();
+  return r;
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+  char *end;
+  errno = 0;
+  if (!s || !isdigit((unsigned char)*s))
+    return -1;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno == ERANGE)
+    return -1;
+  unsigned shift = 0;
+  switch (*end) {
+  case 0: break;
+  case 'k': case 'K': shift = 10; end++; break;
+  case 'm': case 'M': shift = 20; end++; break;
+  case 'g': case 'G': shift = 30; end++; break;
+  case 't': case 'T': shift = 40; end++; break;
+  default: return -1;
+  }
+  if (*end == 'i' && shift)
+    end++;
+  if ((*end == 'B' || *end == 'b') && shift)
+    end++;
+  if (*end || (shift && v > (UINT64_MAX >> shift)))
+    return -1;
+  *out = (uint64_t)v << shift;
+  return 0;
+}
+
+int split_disk_spec(const char *arg, char **disk, const char **snap)
+{
+  const char *at = strchr(arg, '@');
+  size_t n = at ? (size_t)(at - arg) : strlen(arg);
+  *disk = strndup(arg, n);
+  *snap = at ? at + 1 : "latest";
+  if (!*disk)
+    return -1;
+  if (!**snap)
+    *snap = "latest";
+  return 0;
+}
+
+void json_string(FILE *f, const char *s)
+{
+  fputc('"', f);
+  for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+    if (*p == '"' || *p == '\\')
+      fprintf(f, "\\%c", *p);
+    else if (*p < 0x20)
+      fprintf(f, "\\u%04x", *p);
+    else
+      fputc(*p, f);
+  }
+  fputc('"', f);
+}
+
+void format_time(int64_t t, char *buf, size_t n)
+{
+  time_t tt = (time_t)t;
+  struct tm tm;
+  gmtime_r(&tt, &tm);
+  strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void format_bytes(uint64_t v, char *buf, size_t n)
+{
+  static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double d = (double)v;
+  int u = 0;
+  while (d >= 1024 && u < 5) {
+    d /= 1024;
+    u++;
+  }
+  if (u == 0)
+    snprintf(buf, n, "%llu B", (unsigned long long)v);
+  else
+    snprintf(buf, n, "%.1f %s", d, units[u]);
+}
+
+int want_progress(void)
+{
+  return isatty(STDERR_FILENO);
+}
