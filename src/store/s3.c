@@ -44,6 +44,7 @@ struct s3_store {
   long backoff_ms;   /* first retry delay; doubles each time, capped at 20 s */
   uint64_t multipart_threshold;
   uint64_t part_size;
+  unsigned list_max_keys; /* 0: the server's default page size */
   pthread_mutex_t lock; /* guards idle */
   CURL *idle[POOL_MAX];
   size_t nidle;
@@ -1078,9 +1079,14 @@ static int s3_list(struct store *st, const char *prefix, store_list_cb cb, void 
   for (;;) {
     free(query);
     query = NULL;
-    /* Parameters in canonical order: continuation-token < list-type < prefix. */
-    int r = asprintf(&query, "%s%s%slist-type=2&prefix=%s", enc_token ? "continuation-token=" : "",
-                     enc_token ? enc_token : "", enc_token ? "&" : "", enc_prefix);
+    /* Parameters in canonical order: continuation-token < list-type <
+     * max-keys < prefix. */
+    char maxkeys[32] = "";
+    if (s->list_max_keys)
+      snprintf(maxkeys, sizeof maxkeys, "max-keys=%u&", s->list_max_keys);
+    int r = asprintf(&query, "%s%s%slist-type=2&%sprefix=%s",
+                     enc_token ? "continuation-token=" : "", enc_token ? enc_token : "",
+                     enc_token ? "&" : "", maxkeys, enc_prefix);
     if (r == -1) {
       query = NULL;
       set_error(ENOMEM, "asprintf");
@@ -1338,6 +1344,10 @@ struct store *s3_store_open(const char *location, int create)
   if (parse_u64_env("PILOTLIGHT_S3_MULTIPART_THRESHOLD", 64ull << 20, MIN_PART_SIZE,
                     &s->multipart_threshold) == -1)
     goto fail;
+
+  if (parse_u64_env("PILOTLIGHT_S3_LIST_MAX_KEYS", 0, 0, &v) == -1)
+    goto fail;
+  s->list_max_keys = v > 1000 ? 1000 : (unsigned)v;
 
   if (create && check_bucket(s) == -1)
     goto fail;
