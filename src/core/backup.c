@@ -431,7 +431,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
   char host[256] = "";
 
   if (!valid_disk_name(o->disk)) {
-    set_error(EINVAL, "disk name \"%s\" is not valid: use letters, digits, '.', '_' and '-'",
+    set_error_code(EINVAL, "disk name \"%s\" is not valid: use letters, digits, '.', '_' and '-'",
               o->disk ? o->disk : "");
     return -1;
   }
@@ -448,7 +448,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
     goto out;
   b.bs = parent ? parent->block_size : (o->block_size ? o->block_size : DEFAULT_BLOCK_SIZE);
   if (parent && o->block_size && o->block_size != parent->block_size && !o->full) {
-    set_error(EINVAL, "disk %s uses a block size of %u bytes, fixed at its first backup: drop "
+    set_error_code(EINVAL, "disk %s uses a block size of %u bytes, fixed at its first backup: drop "
               "--block-size, or add --full to start over with a new one", o->disk,
               parent->block_size);
     goto out;
@@ -456,7 +456,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
   if (o->full && o->block_size)
     b.bs = o->block_size;
   if (b.bs < MIN_BLOCK_SIZE || b.bs > MAX_BLOCK_SIZE || (b.bs & (b.bs - 1))) {
-    set_error(EINVAL, "block size %u is not a power of two between %u and %u", b.bs,
+    set_error_code(EINVAL, "block size %u is not a power of two between %u and %u", b.bs,
               MIN_BLOCK_SIZE, MAX_BLOCK_SIZE);
     goto out;
   }

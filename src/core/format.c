@@ -167,12 +167,12 @@ int config_decode(const char *buf, size_t len, struct repo_config *c)
   r = next_line(&l, &k, &kl, &v, &vl);
   if (r != 1 || !key_is(k, kl, "pilotlight-repository") || parse_u64(v, vl, &x) == -1 ||
       x == 0 || x > 1000000) {
-    set_error(EINVAL, "not a pilotlight repository config");
+    set_error_code(EINVAL, "not a pilotlight repository config");
     return -1;
   }
   c->version = (unsigned)x;
   if (c->version > REPO_FORMAT_VERSION) {
-    set_error(ENOTSUP,
+    set_error_code(ENOTSUP,
               "repository format version %u is newer than this pilotlight supports (%u): "
               "upgrade pilotlight",
               c->version, REPO_FORMAT_VERSION);
@@ -207,11 +207,11 @@ int config_decode(const char *buf, size_t len, struct repo_config *c)
     goto bad;
   return 0;
 unsupported:
-  set_error(ENOTSUP, "repository config line %lu: \"%.*s=%.*s\" is not supported by this "
+  set_error_code(ENOTSUP, "repository config line %lu: \"%.*s=%.*s\" is not supported by this "
             "pilotlight: upgrade pilotlight", l.lineno, (int)kl, k, (int)(vl > 40 ? 40 : vl), v);
   return -1;
 bad:
-  set_error(EINVAL, "repository config is malformed (line %lu)", l.lineno);
+  set_error_code(EINVAL, "repository config is malformed (line %lu)", l.lineno);
   return -1;
 }
 
@@ -264,7 +264,7 @@ int snapshot_decode(const char *buf, size_t len, struct snapshot *s)
   memset(s, 0, sizeof *s);
   if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "pilotlight-snapshot") ||
       vl != 1 || v[0] != '1') {
-    set_error(EINVAL, "not a pilotlight snapshot (or a newer snapshot version: upgrade pilotlight)");
+    set_error_code(EINVAL, "not a pilotlight snapshot (or a newer snapshot version: upgrade pilotlight)");
     return -1;
   }
   for (int f = 0; f < F_COUNT; f++) {
@@ -350,7 +350,7 @@ int snapshot_decode(const char *buf, size_t len, struct snapshot *s)
     goto bad;
   return 0;
 bad:
-  set_error(EINVAL, "snapshot object is malformed at line %lu", l.lineno);
+  set_error_code(EINVAL, "snapshot object is malformed at line %lu", l.lineno);
   snapshot_clear(s);
   return -1;
 }
@@ -409,7 +409,7 @@ static int entry_get(const uint8_t *p, struct chunk_entry *e)
 int pack_trailer_encode(const struct chunk_entry *e, size_t n, uint8_t **out, size_t *outlen)
 {
   if (n > UINT32_MAX / PACK_ENTRY_LEN) {
-    set_error(EFBIG, "too many chunks in one pack");
+    set_error_code(EFBIG, "too many chunks in one pack");
     return -1;
   }
   size_t len = n * PACK_ENTRY_LEN + PACK_FOOTER_LEN;
@@ -432,12 +432,12 @@ int pack_trailer_encode(const struct chunk_entry *e, size_t n, uint8_t **out, si
 int pack_footer_decode(const uint8_t *footer, uint32_t *count, uint8_t hash[HASH_LEN])
 {
   if (memcmp(footer + 36, "PLTRAIL1", 8) != 0) {
-    set_error(EINVAL, "pack trailer magic is missing (truncated or not a pack)");
+    set_error_code(EINVAL, "pack trailer magic is missing (truncated or not a pack)");
     return -1;
   }
   *count = get_u32(footer);
   if (*count > UINT32_MAX / PACK_ENTRY_LEN) {
-    set_error(EINVAL, "pack trailer count is implausible");
+    set_error_code(EINVAL, "pack trailer count is implausible");
     return -1;
   }
   memcpy(hash, footer + 4, HASH_LEN);
@@ -452,7 +452,7 @@ int pack_entries_decode(const uint8_t *buf, uint32_t count, const uint8_t hash[H
   uint64_t next = PACK_HEADER_LEN;
   sha256(buf, (size_t)count * PACK_ENTRY_LEN, h);
   if (memcmp(h, hash, HASH_LEN) != 0) {
-    set_error(EINVAL, "pack trailer checksum mismatch");
+    set_error_code(EINVAL, "pack trailer checksum mismatch");
     return -1;
   }
   e = calloc(count ? count : 1, sizeof *e);
@@ -463,14 +463,14 @@ int pack_entries_decode(const uint8_t *buf, uint32_t count, const uint8_t hash[H
   for (uint32_t i = 0; i < count; i++) {
     if (entry_get(buf + (size_t)i * PACK_ENTRY_LEN, &e[i]) == -1 || e[i].offset != next ||
         e[i].stored_len > data_end - next) {
-      set_error(EINVAL, "pack trailer entry %u is invalid", i);
+      set_error_code(EINVAL, "pack trailer entry %u is invalid", i);
       free(e);
       return -1;
     }
     next += e[i].stored_len;
   }
   if (next != data_end) {
-    set_error(EINVAL, "pack trailer does not cover the pack's data");
+    set_error_code(EINVAL, "pack trailer does not cover the pack's data");
     free(e);
     return -1;
   }
@@ -484,7 +484,7 @@ int index_encode(const uint8_t (*packs)[HASH_LEN], uint32_t npacks, const struct
                  const uint32_t *pack_of, size_t n, uint8_t **out, size_t *outlen)
 {
   if (n > UINT32_MAX || npacks > UINT32_MAX / HASH_LEN) {
-    set_error(EFBIG, "index too large");
+    set_error_code(EFBIG, "index too large");
     return -1;
   }
   size_t len = 8 + 4 + (size_t)npacks * HASH_LEN + 4 + n * INDEX_ENTRY_LEN;
@@ -535,6 +535,6 @@ int index_decode(const uint8_t *buf, size_t len, const struct index_visitor *v)
   }
   return 0;
 bad:
-  set_error(EINVAL, "index object is malformed");
+  set_error_code(EINVAL, "index object is malformed");
   return -1;
 }

@@ -80,14 +80,14 @@ struct repo *repo_create(const char *location)
   if (!r->store)
     goto fail;
   if (store_head(r->store, "config", &size) == 0) {
-    set_error(EEXIST, "%s already holds a pilotlight repository: use it, or choose another "
+    set_error_code(EEXIST, "%s already holds a pilotlight repository: use it, or choose another "
               "location", location);
     goto fail;
   }
   if (get_errno() != ENOENT)
     goto fail;
   if (RAND_bytes(idraw, sizeof idraw) != 1) {
-    set_error(EIO, "no random bytes for the repository id");
+    set_error_code(EIO, "no random bytes for the repository id");
     goto fail;
   }
   r->cfg.version = REPO_FORMAT_VERSION;
@@ -96,7 +96,7 @@ struct repo *repo_create(const char *location)
   text = config_encode(&r->cfg);
   if (!text || store_put(r->store, "config", text, strlen(text), STORE_PUT_EXCL) == -1) {
     if (get_errno() == EEXIST)
-      set_error(EEXIST, "%s already holds a pilotlight repository", location);
+      set_error_code(EEXIST, "%s already holds a pilotlight repository", location);
     goto fail;
   }
   free(text);
@@ -138,7 +138,7 @@ int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t
 {
   uint8_t want[HASH_LEN], got[HASH_LEN];
   if (strlen(hexname) != 2 * HASH_LEN || hex_decode(hexname, want, HASH_LEN) == -1) {
-    set_error(EINVAL, "%s: object name is not a SHA-256", key);
+    set_error_code(EINVAL, "%s: object name is not a SHA-256", key);
     return -1;
   }
   if (r->cache && store_get(r->cache, key, max, buf, len) == 0) {
@@ -152,7 +152,7 @@ int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t
     return -1;
   sha256(*buf, *len, got);
   if (memcmp(got, want, HASH_LEN) != 0) {
-    set_error(EIO, "%s: content does not match its name (damaged object): run pilotlight verify",
+    set_error_code(EIO, "%s: content does not match its name (damaged object): run pilotlight verify",
               key);
     free(*buf);
     return -1;
@@ -269,7 +269,7 @@ struct repo *repo_open(const char *location)
     goto fail;
   if (store_get(r->store, "config", MAX_CONFIG_BYTES, &buf, &len) == -1) {
     if (get_errno() == ENOENT)
-      set_error(ENOENT, "%s is not a pilotlight repository (it has no config object): check -r, "
+      set_error_code(ENOENT, "%s is not a pilotlight repository (it has no config object): check -r, "
                 "or create one with pilotlight init", location);
     goto fail;
   }
@@ -303,7 +303,7 @@ int repo_read_trailer(struct repo *r, const uint8_t pack[HASH_LEN], struct chunk
   if (store_head(r->store, key, &size) == -1)
     return -1;
   if (size < PACK_HEADER_LEN + PACK_FOOTER_LEN) {
-    set_error(EIO, "%s: truncated pack (%llu bytes)", key, (unsigned long long)size);
+    set_error_code(EIO, "%s: truncated pack (%llu bytes)", key, (unsigned long long)size);
     return -1;
   }
   if (store_get_range(r->store, key, size - PACK_FOOTER_LEN, PACK_FOOTER_LEN, footer) == -1)
@@ -312,7 +312,7 @@ int repo_read_trailer(struct repo *r, const uint8_t pack[HASH_LEN], struct chunk
     goto bad;
   uint64_t tlen = (uint64_t)*n * PACK_ENTRY_LEN;
   if (tlen > size - PACK_HEADER_LEN - PACK_FOOTER_LEN) {
-    set_error(EIO, "pack trailer larger than the pack (truncated pack?)");
+    set_error_code(EIO, "pack trailer larger than the pack (truncated pack?)");
     goto bad;
   }
   buf = malloc(tlen ? tlen : 1);
@@ -402,7 +402,7 @@ int chunk_decode(const struct index_slot *s, const uint8_t *src, uint8_t *dst, c
     size_t n = ZSTD_decompress(dst, s->raw_len, src, s->stored_len);
     if (ZSTD_isError(n) || n != s->raw_len) {
       hex_encode(s->hash, HASH_LEN, hex);
-      set_error(EIO, "chunk %.16s in %s: cannot decompress (damaged pack): run pilotlight verify "
+      set_error_code(EIO, "chunk %.16s in %s: cannot decompress (damaged pack): run pilotlight verify "
                 "--read-data", hex, pack);
       return -1;
     }
@@ -412,7 +412,7 @@ int chunk_decode(const struct index_slot *s, const uint8_t *src, uint8_t *dst, c
   sha256(dst, s->raw_len, h);
   if (memcmp(h, s->hash, HASH_LEN) != 0) {
     hex_encode(s->hash, HASH_LEN, hex);
-    set_error(EIO, "chunk %.16s in %s: content does not match its hash (damaged pack): run "
+    set_error_code(EIO, "chunk %.16s in %s: content does not match its hash (damaged pack): run "
               "pilotlight verify --read-data", hex, pack);
     return -1;
   }
@@ -426,7 +426,7 @@ int repo_read_chunk(struct repo *r, const uint8_t hash[HASH_LEN], void **data, s
   uint8_t *src = NULL, *dst = NULL;
   if (!s || s->pack == PACK_PENDING) {
     hex_encode(hash, HASH_LEN, hex);
-    set_error(ENOENT, "chunk %s is missing from the index: run pilotlight verify", hex);
+    set_error_code(ENOENT, "chunk %s is missing from the index: run pilotlight verify", hex);
     return -1;
   }
   pack_key(r->ix->packs.v[s->pack], key);
@@ -519,7 +519,7 @@ struct snapshot *repo_find_snapshot(struct repo *r, const char *disk, const char
     if (n)
       found = all[n - 1];
     else
-      set_error(ENOENT, "disk %s has no snapshots in this repository: list them with pilotlight "
+      set_error_code(ENOENT, "disk %s has no snapshots in this repository: list them with pilotlight "
                 "snapshots", disk);
   } else {
     size_t sl = strlen(spec);
@@ -527,11 +527,11 @@ struct snapshot *repo_find_snapshot(struct repo *r, const char *disk, const char
       if (strncmp(all[i]->id, spec, sl) == 0 && (matches++, 1))
         found = all[i];
     if (matches == 0) {
-      set_error(ENOENT, "disk %s has no snapshot %s: list them with pilotlight snapshots --disk "
+      set_error_code(ENOENT, "disk %s has no snapshot %s: list them with pilotlight snapshots --disk "
                 "%s", disk, spec, disk);
       found = NULL;
     } else if (matches > 1) {
-      set_error(EINVAL, "snapshot prefix %s matches %zu snapshots of %s: give more digits", spec,
+      set_error_code(EINVAL, "snapshot prefix %s matches %zu snapshots of %s: give more digits", spec,
                 matches, disk);
       found = NULL;
     }
@@ -590,7 +590,7 @@ int repo_load_blockmap(struct repo *r, const struct snapshot *s, struct blockmap
     }
     if (len != count * HASH_LEN) {
       free(data);
-      set_error(EIO, "snapshot %.12s block map page %zu has the wrong length", s->id, p);
+      set_error_code(EIO, "snapshot %.12s block map page %zu has the wrong length", s->id, p);
       goto fail;
     }
     memcpy(out->h[first], data, len);

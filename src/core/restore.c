@@ -12,17 +12,19 @@
 #include <unistd.h>
 
 #include "../util/error.h"
+#include "../util/hash.h"
 
 struct restore_ctx {
   int fd;
   const char *target;
   const struct blockmap *m;
+  int sparse; /* the target reads as zeros: zero runs inside a block need no write */
 };
 
-static int write_block(void *opaque, uint64_t block, const void *data, size_t len)
+#define SPARSE_UNIT 65536
+
+static int write_range(struct restore_ctx *c, const void *data, size_t len, uint64_t off)
 {
-  struct restore_ctx *c = opaque;
-  uint64_t off = block * c->m->block_size;
   size_t done = 0;
   while (done < len) {
     ssize_t w = pwrite(c->fd, (const char *)data + done, len - done, (off_t)(off + done));
@@ -33,6 +35,34 @@ static int write_block(void *opaque, uint64_t block, const void *data, size_t le
       return -1;
     }
     done += (size_t)w;
+  }
+  return 0;
+}
+
+static int write_block(void *opaque, uint64_t block, const void *data, size_t len)
+{
+  struct restore_ctx *c = opaque;
+  uint64_t off = block * c->m->block_size;
+  const char *p = data;
+  if (!c->sparse)
+    return write_range(c, data, len, off);
+  /* Write only the non-zero 64 KiB pieces, so holes inside a block stay holes. */
+  for (size_t i = 0; i < len;) {
+    size_t n = len - i < SPARSE_UNIT ? len - i : SPARSE_UNIT;
+    if (is_zero(p + i, n)) {
+      i += n;
+      continue;
+    }
+    size_t j = i + n;
+    while (j < len) {
+      size_t m = len - j < SPARSE_UNIT ? len - j : SPARSE_UNIT;
+      if (is_zero(p + j, m))
+        break;
+      j += m;
+    }
+    if (write_range(c, p + i, j - i, off + i) == -1)
+      return -1;
+    i = j;
   }
   return 0;
 }
@@ -64,22 +94,23 @@ int repo_restore(struct repo *r, const struct snapshot *s, const struct restore_
   struct restore_ctx c = {.fd = -1, .target = o->target, .m = &m};
   uint64_t *blocks = NULL;
   size_t n = 0;
-  int ret = -1, is_dev = 0;
+  int ret = -1, is_dev = 0, created = 0;
   struct stat st;
 
   if (stat(o->target, &st) == 0) {
     if (!o->force) {
-      set_error(EEXIST, "%s exists: add --force to overwrite it", o->target);
+      set_error_code(EEXIST, "%s exists: add --force to overwrite it", o->target);
       return -1;
     }
     is_dev = S_ISBLK(st.st_mode);
     if (!is_dev && !S_ISREG(st.st_mode)) {
-      set_error(EINVAL, "%s is not a regular file or block device", o->target);
+      set_error_code(EINVAL, "%s is not a regular file or block device", o->target);
       return -1;
     }
     c.fd = open(o->target, O_WRONLY | O_CLOEXEC | (is_dev ? O_EXCL : 0));
   } else if (errno == ENOENT) {
     c.fd = open(o->target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    created = c.fd != -1;
   } else {
     set_error(errno, "%s", o->target);
     return -1;
@@ -95,7 +126,7 @@ int repo_restore(struct repo *r, const struct snapshot *s, const struct restore_
       goto out;
     }
     if (size < s->size) {
-      set_error(ENOSPC, "%s holds %llu bytes; disk %s needs at least %llu", o->target,
+      set_error_code(ENOSPC, "%s holds %llu bytes; disk %s needs at least %llu", o->target,
                 (unsigned long long)size, s->disk, (unsigned long long)s->size);
       goto out;
     }
@@ -105,6 +136,7 @@ int repo_restore(struct repo *r, const struct snapshot *s, const struct restore_
               (unsigned long long)s->size);
     goto out;
   }
+  c.sparse = !is_dev;
   if (repo_load_blockmap(r, s, &m) == -1)
     goto out;
   blocks = malloc((m.nblocks ? m.nblocks : 1) * sizeof *blocks);
@@ -138,6 +170,8 @@ out:
     set_error(errno, "%s: close", o->target);
     ret = -1;
   }
+  if (ret == -1 && created)
+    unlink(o->target); /* a half-written new file must not pass for a restore */
   free(blocks);
   blockmap_free(&m);
   return ret;

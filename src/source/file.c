@@ -33,7 +33,7 @@ static int file_pread(struct source *s, void *buf, size_t len, uint64_t off)
       return -1;
     }
     if (r == 0) {
-      set_error(EIO, "%s: unexpected end of file at offset %llu (did it shrink during the backup?)",
+      set_error_code(EIO, "%s: unexpected end of file at offset %llu (did it shrink during the backup?)",
                 s->name, (unsigned long long)(off + got));
       return -1;
     }
@@ -120,7 +120,7 @@ struct source *file_source_open(const char *path)
   } else if (S_ISREG(st.st_mode)) {
     fs->base.size = (uint64_t)st.st_size;
   } else {
-    set_error(EINVAL, "%s: not a regular file or block device", path);
+    set_error_code(EINVAL, "%s: not a regular file or block device", path);
     goto fail;
   }
   posix_fadvise(fs->fd, 0, 0, POSIX_FADV_SEQUENTIAL);

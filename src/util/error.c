@@ -22,6 +22,17 @@ void set_error(int errnum, const char *fmt, ...)
   errno = saved;
 }
 
+void set_error_code(int errnum, const char *fmt, ...)
+{
+  int saved = errno;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  msg_errno = errnum;
+  errno = saved;
+}
+
 void prefix_error(const char *fmt, ...)
 {
   char old[sizeof msg];

@@ -7,6 +7,10 @@
  * errnum is non-zero, ": strerror(errnum)" is appended. Preserves errno. */
 void set_error(int errnum, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Like set_error, but the message says it all: errnum is recorded for
+ * callers that test get_errno() and no strerror text is appended. */
+void set_error_code(int errnum, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Prepend "prefix: " to this thread's message, keeping its errno. For callers
  * that add context (a file name, a snapshot id) to a lower layer's failure. */
 void prefix_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -30,13 +30,11 @@ fail() {
   exit 1
 }
 
-_repo_n=0
 new_repo() {
-  _repo_n=$((_repo_n + 1))
   if [ -n "${PL_TEST_S3_ENDPOINT:-}" ]; then
-    echo "s3:$PL_TEST_S3_ENDPOINT/${PL_TEST_S3_BUCKET}/$(basename "$TMP")-r$_repo_n"
+    echo "s3:$PL_TEST_S3_ENDPOINT/${PL_TEST_S3_BUCKET}/$(basename "$(mktemp -u "$TMP/rXXXXXX")")"
   else
-    echo "$TMP/repo$_repo_n"
+    mktemp -u "$TMP/repo.XXXXXX"
   fi
 }
 
@@ -49,3 +47,33 @@ expect_fail() {
   grep -q '^pilotlight: ' "$TMP/err" || fail "no 'pilotlight:' message from: $* ($(cat "$TMP/err"))"
   echo "$rc" >"$TMP/rc"
 }
+
+# make_disk FILE MIB: a sparse disk image of MIB MiB with, spread over it,
+# random (incompressible) runs, text (compressible) runs, allocated zero runs
+# and holes. Deterministic for a given FILE name's seed is not needed.
+make_disk() {
+  local f=$1 mib=$2 i
+  rm -f "$f"
+  truncate -s "${mib}M" "$f"
+  for ((i = 1; i + 3 < mib; i += 11)); do
+    dd if=/dev/urandom of="$f" bs=64K count=$((16 + i % 7)) seek=$((i * 16)) conv=notrunc status=none
+    { yes "pilotlight test line $i $(date +%N)" || true; } | head -c $((700000 + i * 1000)) |
+      dd of="$f" bs=64K seek=$(((i + 3) * 16 + 1)) conv=notrunc status=none
+    dd if=/dev/zero of="$f" bs=64K count=8 seek=$(((i + 6) * 16)) conv=notrunc status=none
+  done
+}
+
+# scribble FILE OFFSET LEN: overwrite LEN random bytes at OFFSET and print
+# the extent as "OFFSET LEN" (a changed-area list line).
+scribble() {
+  head -c "$3" /dev/urandom | dd of="$1" bs=4096 seek="$2" oflag=seek_bytes conv=notrunc status=none
+  echo "$2 $3"
+}
+
+# json_field KEY: read one JSON object on stdin and print KEY's number or string.
+json_field() {
+  grep -o "\"$1\":\(\"[^\"]*\"\|[0-9]*\)" | head -n1 | sed 's/^[^:]*://; s/"//g'
+}
+
+# is_local REPO: true for a folder repository (tests that corrupt files use it).
+is_local() { [[ $1 != s3:* ]]; }
