@@ -26,6 +26,7 @@ struct nbd_conn {
 
 struct nbd_source {
   struct source base;
+  char *uri; /* owned; base.name may be renamed by the caller */
   pthread_mutex_t lock;
   pthread_cond_t cond;
   struct nbd_conn *idle; /* connections not in use; owned */
@@ -166,7 +167,7 @@ static struct nbd_conn *conn_get(struct nbd_source *ns)
   if (!c)
     set_error(errno, "calloc");
   else
-    c->h = nbd_source_connect(ns->base.name, alloc_contexts);
+    c->h = nbd_source_connect(ns->uri, alloc_contexts);
   if (!c || !c->h) {
     free(c);
     pthread_mutex_lock(&ns->lock);
@@ -277,6 +278,7 @@ static void nbd_src_close(struct source *s)
   }
   pthread_mutex_destroy(&ns->lock);
   pthread_cond_destroy(&ns->cond);
+  free(ns->uri);
   free(s->name);
   free(ns);
 }
@@ -301,8 +303,9 @@ struct source *nbd_source_open(const char *uri)
   pthread_mutex_init(&ns->lock, NULL);
   pthread_cond_init(&ns->cond, NULL);
   ns->base.name = strdup(uri);
+  ns->uri = strdup(uri);
   c = calloc(1, sizeof *c);
-  if (!ns->base.name || !c) {
+  if (!ns->base.name || !ns->uri || !c) {
     set_error(errno, "calloc");
     goto fail;
   }

@@ -1,0 +1,385 @@
+/* The live changed-block tracking workflow: a running qemu-storage-daemon
+ * or QEMU, driven over QMP. One transaction disables the old bitmap, adds
+ * the new one and starts a copy-before-write fleece (blockdev-backup
+ * sync:none into a temporary overlay backed by the live node); the fleece
+ * is exported over NBD with the old bitmap, read, then torn down. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../util/error.h"
+#include "cbt-internal.h"
+#include "cbt-run.h"
+#include "qmp.h"
+
+struct node_bitmap {
+  int found, recording, busy, inconsistent;
+};
+
+static struct json_object *obj(void)
+{
+  return json_object_new_object();
+}
+
+static void put_str(struct json_object *o, const char *k, const char *v)
+{
+  json_object_object_add(o, k, json_object_new_string(v));
+}
+
+/* The node's size and the state of one of its bitmaps. */
+static int query_node(struct qmp *q, const char *node, const char *bitmap, uint64_t *size,
+                      struct node_bitmap *bm)
+{
+  struct json_object *args = obj(), *ret = NULL;
+  int rc = -1;
+  memset(bm, 0, sizeof *bm);
+  json_object_object_add(args, "flat", json_object_new_boolean(1));
+  if (qmp_execute(q, "query-named-block-nodes", args, &ret) == -1)
+    return -1;
+  for (size_t i = 0; json_object_is_type(ret, json_type_array) &&
+                     i < json_object_array_length(ret); i++) {
+    struct json_object *n = json_object_array_get_idx(ret, i), *o, *img, *bms;
+    if (!json_object_object_get_ex(n, "node-name", &o) ||
+        strcmp(json_object_get_string(o), node) != 0)
+      continue;
+    if (!json_object_object_get_ex(n, "image", &img) ||
+        !json_object_object_get_ex(img, "virtual-size", &o) ||
+        json_object_get_int64(o) < 0) {
+      set_error(EPROTO, "QMP: node %s reports no virtual-size", node);
+      goto out;
+    }
+    *size = (uint64_t)json_object_get_int64(o);
+    if (bitmap && json_object_object_get_ex(n, "dirty-bitmaps", &bms) &&
+        json_object_is_type(bms, json_type_array)) {
+      for (size_t j = 0; j < json_object_array_length(bms); j++) {
+        struct json_object *b = json_object_array_get_idx(bms, j), *v;
+        if (!json_object_object_get_ex(b, "name", &v) ||
+            strcmp(json_object_get_string(v), bitmap) != 0)
+          continue;
+        bm->found = 1;
+        bm->recording = json_object_object_get_ex(b, "recording", &v) && json_object_get_boolean(v);
+        bm->busy = json_object_object_get_ex(b, "busy", &v) && json_object_get_boolean(v);
+        bm->inconsistent =
+            json_object_object_get_ex(b, "inconsistent", &v) && json_object_get_boolean(v);
+      }
+    }
+    rc = 0;
+    goto out;
+  }
+  set_error(ENOENT, "QMP: no block node named %s (see query-named-block-nodes)", node);
+out:
+  json_object_put(ret);
+  return rc;
+}
+
+static struct json_object *bitmap_args(const char *node, const char *name)
+{
+  struct json_object *a = obj();
+  put_str(a, "node", node);
+  put_str(a, "name", name);
+  return a;
+}
+
+static struct json_object *action(const char *type, struct json_object *data)
+{
+  struct json_object *a = obj();
+  put_str(a, "type", type);
+  json_object_object_add(a, "data", data);
+  return a;
+}
+
+/* Wait until a list query no longer shows an item whose key is value. */
+static int wait_gone(struct qmp *q, const char *query, const char *key, const char *value)
+{
+  struct timespec ts = {0, 20 * 1000 * 1000};
+  for (int i = 0; i < 1500; i++) {
+    struct json_object *ret = NULL;
+    int present = 0;
+    if (qmp_execute(q, query, NULL, &ret) == -1)
+      return -1;
+    for (size_t j = 0; json_object_is_type(ret, json_type_array) &&
+                       j < json_object_array_length(ret); j++) {
+      struct json_object *v;
+      if (json_object_object_get_ex(json_object_array_get_idx(ret, j), key, &v) &&
+          strcmp(json_object_get_string(v), value) == 0)
+        present = 1;
+    }
+    json_object_put(ret);
+    if (!present)
+      return 0;
+    nanosleep(&ts, NULL);
+  }
+  set_error(ETIMEDOUT, "QMP: %s %s did not go away", key, value);
+  return -1;
+}
+
+static int run_hook(void)
+{
+  const char *hook = getenv("PILOTLIGHT_TEST_FLEECE_HOOK");
+  if (!hook || !hook[0])
+    return 0;
+  char *argv[] = {"/bin/sh", "-c", (char *)hook, NULL};
+  int rc = cbt_run(argv, NULL, NULL);
+  if (rc != 0) {
+    if (rc > 0)
+      set_error(0, "PILOTLIGHT_TEST_FLEECE_HOOK exited with status %d", rc);
+    return -1;
+  }
+  return 0;
+}
+
+int cbt_live_start(struct cbt_session *s, const struct cbt_plan *p)
+{
+  const char *oldname = NULL;
+  size_t plen = strlen(CBT_COOKIE_PREFIX);
+  struct node_bitmap bm;
+  uint64_t size = 0;
+  char newname[64], why[512], fleece[4200], sock[4200], uri[4400], sizearg[32];
+  int usable = 0;
+  const char *base = p->tmpdir ? p->tmpdir : getenv("TMPDIR");
+
+  if (p->has_parent && p->parent_cbt && strncmp(p->parent_cbt, CBT_COOKIE_PREFIX, plen) == 0 &&
+      p->parent_cbt[plen])
+    oldname = p->parent_cbt + plen;
+  s->qmp = qmp_connect(p->qmp);
+  if (!s->qmp)
+    return -1;
+  if (query_node(s->qmp, p->node, oldname, &size, &bm) == -1)
+    return -1;
+  if (oldname && bm.found && !(s->old_bitmap = strdup(oldname))) {
+    set_error(errno, "strdup");
+    return -1;
+  }
+  if (p->has_parent && !p->full) {
+    const char *r = cbt_parent_mismatch(p->parent_cbt, p->parent_size, oldname ? oldname : "",
+                                        size, why, sizeof why);
+    if (r)
+      cbt_fall_back(s, "%s", r);
+    else if (!bm.found)
+      cbt_fall_back(s, "bitmap %s named by the parent snapshot is not on node %s (renamed or "
+                    "removed)", oldname, p->node);
+    else if (bm.inconsistent)
+      cbt_fall_back(s, "bitmap %s on node %s is inconsistent: the process writing the image did "
+                    "not close it cleanly (crash or kill -9)", oldname, p->node);
+    else if (!bm.recording)
+      cbt_fall_back(s, "bitmap %s on node %s is disabled, so it stopped recording (an earlier "
+                    "run was interrupted after rotating it)", oldname, p->node);
+    else if (bm.busy)
+      cbt_fall_back(s, "bitmap %s on node %s is busy (used by another job or export)", oldname,
+                    p->node);
+    else
+      usable = 1;
+  }
+
+  /* The private folder holds the fleece overlay, which receives the old
+   * content of every block the writer changes while we read. */
+  s->tmpdir = cbt_make_tmpdir(base && base[0] ? base : "/var/tmp");
+  if (!s->tmpdir)
+    return -1;
+  snprintf(fleece, sizeof fleece, "%s/fleece.qcow2", s->tmpdir);
+  snprintf(sizearg, sizeof sizearg, "%llu", (unsigned long long)size);
+  {
+    char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", fleece, sizearg, NULL};
+    char *err = NULL, line[512];
+    int rc = cbt_run(argv, NULL, &err);
+    if (rc > 0)
+      set_error(0, "qemu-img create %s failed: %s", fleece, cbt_first_line(err, line, sizeof line));
+    free(err);
+    if (rc != 0)
+      return -1;
+  }
+  if (cbt_new_bitmap_name(newname, sizeof newname) == -1)
+    return -1;
+  if (asprintf(&s->fleece_node, "%s-fleece", newname) == -1 ||
+      asprintf(&s->job_id, "%s-job", newname) == -1 ||
+      asprintf(&s->export_id, "%s-export", newname) == -1) {
+    set_error(ENOMEM, "names");
+    return -1;
+  }
+  {
+    struct json_object *a = obj(), *file = obj();
+    put_str(file, "driver", "file");
+    put_str(file, "filename", fleece);
+    put_str(a, "driver", "qcow2");
+    put_str(a, "node-name", s->fleece_node);
+    json_object_object_add(a, "file", file);
+    put_str(a, "backing", p->node);
+    if (qmp_execute(s->qmp, "blockdev-add", a, NULL) == -1) {
+      free(s->fleece_node);
+      s->fleece_node = NULL;
+      return -1;
+    }
+  }
+
+  /* The point in time: all three at once. */
+  {
+    struct json_object *acts = json_object_new_array(), *a = obj(), *bk = obj(), *nb;
+    if (usable)
+      json_object_array_add(acts, action("block-dirty-bitmap-disable",
+                                         bitmap_args(p->node, oldname)));
+    nb = bitmap_args(p->node, newname);
+    json_object_object_add(nb, "persistent", json_object_new_boolean(1));
+    json_object_array_add(acts, action("block-dirty-bitmap-add", nb));
+    put_str(bk, "device", p->node);
+    put_str(bk, "target", s->fleece_node);
+    put_str(bk, "sync", "none");
+    put_str(bk, "job-id", s->job_id);
+    json_object_array_add(acts, action("blockdev-backup", bk));
+    json_object_object_add(a, "actions", acts);
+    if (qmp_execute(s->qmp, "transaction", a, NULL) == -1) {
+      free(s->job_id);
+      s->job_id = NULL;
+      return -1;
+    }
+    s->new_bitmap = strdup(newname);
+    s->old_disabled = usable;
+    if (!s->new_bitmap) {
+      set_error(errno, "strdup");
+      return -1;
+    }
+  }
+
+  if (p->nbd_socket) {
+    snprintf(sock, sizeof sock, "%s", p->nbd_socket);
+  } else {
+    struct json_object *a = obj(), *addr = obj(), *data = obj();
+    snprintf(sock, sizeof sock, "%s/nbd.sock", s->tmpdir);
+    put_str(data, "path", sock);
+    put_str(addr, "type", "unix");
+    json_object_object_add(addr, "data", data);
+    json_object_object_add(a, "addr", addr);
+    if (qmp_execute(s->qmp, "nbd-server-start", a, NULL) == -1) {
+      prefix_error("(if the daemon already runs an NBD server, name its socket with --nbd-socket)");
+      return -1;
+    }
+    s->nbd_server_started = 1;
+  }
+  {
+    struct json_object *a = obj();
+    put_str(a, "type", "nbd");
+    put_str(a, "id", s->export_id);
+    put_str(a, "node-name", s->fleece_node);
+    put_str(a, "name", s->export_id);
+    json_object_object_add(a, "writable", json_object_new_boolean(0));
+    if (usable) {
+      struct json_object *list = json_object_new_array();
+      json_object_array_add(list, bitmap_args(p->node, oldname));
+      json_object_object_add(a, "bitmaps", list);
+    }
+    if (qmp_execute(s->qmp, "block-export-add", a, NULL) == -1) {
+      free(s->export_id);
+      s->export_id = NULL;
+      return -1;
+    }
+  }
+  if (run_hook() == -1)
+    return -1;
+
+  snprintf(uri, sizeof uri, "nbd+unix:///%s?socket=%s", s->export_id, sock);
+  s->src = nbd_source_open(uri);
+  if (!s->src)
+    return -1;
+  if (s->src->size != size) {
+    set_error(0, "the fleece export has %llu bytes, node %s %llu",
+              (unsigned long long)s->src->size, p->node, (unsigned long long)size);
+    return -1;
+  }
+  {
+    char *nm = NULL;
+    if (asprintf(&nm, "qmp:%s?node=%s", p->qmp, p->node) == -1) {
+      set_error(ENOMEM, "name");
+      return -1;
+    }
+    free(s->src->name);
+    s->src->name = nm;
+  }
+  if (usable) {
+    int r = cbt_read_bitmap(uri, oldname, size, &s->changes, why, sizeof why);
+    if (r == 1)
+      cbt_fall_back(s, "%s", why);
+    else if (r == -1)
+      cbt_fall_back(s, "reading bitmap %s failed: %s", oldname, get_error());
+    else {
+      s->changed = &s->changes;
+      s->mode = "cbt";
+    }
+  }
+  if (asprintf(&s->cookie, "%s%s", CBT_COOKIE_PREFIX, newname) == -1) {
+    s->cookie = NULL;
+    set_error(ENOMEM, "cookie");
+    return -1;
+  }
+  return 0;
+}
+
+/* Keep the first error of a teardown, but go on tearing down. */
+static void keep_first(int *ret, char *msg, size_t n)
+{
+  if (*ret == 0)
+    snprintf(msg, n, "%s", get_error());
+  *ret = -1;
+}
+
+int cbt_live_finish(struct cbt_session *s, int committed)
+{
+  struct qmp *q = s->qmp;
+  const char *node = s->image;
+  char msg[1024] = "";
+  int ret = 0;
+  if (!q)
+    goto out;
+  if (s->export_id) {
+    struct json_object *a = obj();
+    put_str(a, "id", s->export_id);
+    if (qmp_execute(q, "block-export-del", a, NULL) == -1 ||
+        wait_gone(q, "query-block-exports", "id", s->export_id) == -1)
+      keep_first(&ret, msg, sizeof msg);
+  }
+  if (s->nbd_server_started && qmp_execute(q, "nbd-server-stop", NULL, NULL) == -1)
+    keep_first(&ret, msg, sizeof msg);
+  if (s->job_id) {
+    struct json_object *a = obj();
+    put_str(a, "device", s->job_id);
+    json_object_object_add(a, "force", json_object_new_boolean(1));
+    if (qmp_execute(q, "block-job-cancel", a, NULL) == -1 ||
+        wait_gone(q, "query-block-jobs", "device", s->job_id) == -1)
+      keep_first(&ret, msg, sizeof msg);
+  }
+  if (s->fleece_node) {
+    struct json_object *a = obj();
+    put_str(a, "node-name", s->fleece_node);
+    if (qmp_execute(q, "blockdev-del", a, NULL) == -1)
+      keep_first(&ret, msg, sizeof msg);
+  }
+  if (committed) {
+    if (s->old_bitmap &&
+        qmp_execute(q, "block-dirty-bitmap-remove", bitmap_args(node, s->old_bitmap), NULL) == -1)
+      keep_first(&ret, msg, sizeof msg);
+  } else if (s->new_bitmap) {
+    /* Undo the rotation: the old bitmap takes back what the new one saw. */
+    if (s->old_disabled) {
+      struct json_object *a = obj(), *list = json_object_new_array();
+      put_str(a, "node", node);
+      put_str(a, "target", s->old_bitmap);
+      json_object_array_add(list, json_object_new_string(s->new_bitmap));
+      json_object_object_add(a, "bitmaps", list);
+      if (qmp_execute(q, "block-dirty-bitmap-merge", a, NULL) == -1 ||
+          qmp_execute(q, "block-dirty-bitmap-enable", bitmap_args(node, s->old_bitmap), NULL) ==
+              -1)
+        keep_first(&ret, msg, sizeof msg);
+    }
+    if (qmp_execute(q, "block-dirty-bitmap-remove", bitmap_args(node, s->new_bitmap), NULL) == -1)
+      keep_first(&ret, msg, sizeof msg);
+  }
+out:
+  cbt_remove_tmpdir(s->tmpdir);
+  qmp_free(q);
+  s->qmp = NULL;
+  if (ret == -1)
+    set_error(0, "%s", msg);
+  return ret;
+}
