@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backup-cbt.h"
 #include "cli.h"
 #include "source/extent-list.h"
 #include "source/source.h"
@@ -28,12 +29,26 @@ static void help(void)
     "  --block-size BYTES          block size for the disk's first backup (or with --full):\n"
     "                              a power of two from 4K to 64M (default 1M)\n"
     "  --threads N                 worker threads (default: the number of CPUs)\n"
-    "  --json                      print the committed snapshot as JSON\n");
+    "  --json                      print the committed snapshot as JSON\n"
+    "\n"
+    "Changed-block tracking with QEMU dirty bitmaps (see docs/CBT.md):\n"
+    "  --cbt qemu-bitmap:BITMAP    SOURCE is an NBD URI offering qemu:dirty-bitmap:BITMAP,\n"
+    "                              the changes since the previous snapshot\n"
+    "  --cbt-next BITMAP           with --cbt: the bitmap recording from now on, named in\n"
+    "                              the snapshot for the next run (default: BITMAP)\n"
+    "  --qcow2 IMAGE               back up an offline qcow2 image (no SOURCE); pilotlight\n"
+    "                              rotates its bitmaps and serves it with qemu-nbd\n"
+    "  --qmp SOCKET --node NODE    back up node NODE of a running qemu-storage-daemon or\n"
+    "                              QEMU (no SOURCE) at one point in time, via a fleece\n"
+    "  --nbd-socket PATH           with --qmp: the daemon's running NBD server, if any\n"
+    "  --fleece-dir DIR            with --qmp: where the fleece overlay goes (/var/tmp)\n"
+    "  --verify-cbt                read everything and check the snapshot equals the disk\n");
 }
 
 int cmd_backup(struct cli *c, int argc, char **argv)
 {
-  enum { O_EXTENTS = 256, O_FULL, O_BS, O_JSON, O_THREADS, O_DISK };
+  enum { O_EXTENTS = 256, O_FULL, O_BS, O_JSON, O_THREADS, O_DISK, O_CBT, O_CBT_NEXT, O_QCOW2,
+         O_QMP, O_NODE, O_NBD_SOCKET, O_FLEECE_DIR, O_VERIFY_CBT };
   static const struct option opts[] = {
     {"repo", required_argument, NULL, 'r'},
     {"help", no_argument, NULL, 'h'},
@@ -43,6 +58,14 @@ int cmd_backup(struct cli *c, int argc, char **argv)
     {"block-size", required_argument, NULL, O_BS},
     {"threads", required_argument, NULL, O_THREADS},
     {"json", no_argument, NULL, O_JSON},
+    {"cbt", required_argument, NULL, O_CBT},
+    {"cbt-next", required_argument, NULL, O_CBT_NEXT},
+    {"qcow2", required_argument, NULL, O_QCOW2},
+    {"qmp", required_argument, NULL, O_QMP},
+    {"node", required_argument, NULL, O_NODE},
+    {"nbd-socket", required_argument, NULL, O_NBD_SOCKET},
+    {"fleece-dir", required_argument, NULL, O_FLEECE_DIR},
+    {"verify-cbt", no_argument, NULL, O_VERIFY_CBT},
     {NULL, 0, NULL, 0},
   };
   struct backup_opts bo = {0};
@@ -54,6 +77,9 @@ int cmd_backup(struct cli *c, int argc, char **argv)
   struct extent_list changed = {0};
   struct snapshot *snap = NULL;
   struct timespec t0, t1;
+  struct cbt_cli cbo = {0};
+  struct cbt_session *cbt = NULL;
+  const char *msg;
 
   while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
     switch (ch) {
@@ -63,6 +89,14 @@ int cmd_backup(struct cli *c, int argc, char **argv)
     case O_EXTENTS: extents = optarg; break;
     case O_FULL: bo.full = 1; break;
     case O_JSON: json = 1; break;
+    case O_CBT: cbo.cbt = optarg; break;
+    case O_CBT_NEXT: cbo.cbt_next = optarg; break;
+    case O_QCOW2: cbo.qcow2 = optarg; break;
+    case O_QMP: cbo.qmp = optarg; break;
+    case O_NODE: cbo.node = optarg; break;
+    case O_NBD_SOCKET: cbo.nbd_socket = optarg; break;
+    case O_FLEECE_DIR: cbo.tmpdir = optarg; break;
+    case O_VERIFY_CBT: cbo.verify = 1; break;
     case O_BS:
       if (parse_size(optarg, &v) == -1 || v > UINT32_MAX)
         return fail_usage(c, "--block-size: '%s' is not a size", optarg);
@@ -77,7 +111,10 @@ int cmd_backup(struct cli *c, int argc, char **argv)
   }
   if (!bo.disk)
     return fail_usage(c, "--disk NAME is required");
-  if (optind + 1 != argc)
+  msg = cbt_cli_check(&cbo, argc - optind, extents != NULL);
+  if (msg)
+    return fail_usage(c, "%s", msg);
+  if (optind + 1 != argc && !cbo.qcow2 && !cbo.qmp)
     return fail_usage(c, optind >= argc ? "SOURCE is required" : "only one SOURCE is allowed");
   if (extents && bo.full)
     return fail_usage(c, "--changed-extents and --full exclude each other");
@@ -85,8 +122,17 @@ int cmd_backup(struct cli *c, int argc, char **argv)
     return EXIT_USAGE;
 
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  src = source_open(argv[optind]);
-  if (!src) {
+  if (cbt_cli_wanted(&cbo)) {
+    r = cli_open_repo(c);
+    if (!r)
+      goto out;
+    cbt = cbt_cli_start(r, &cbo, optind < argc ? argv[optind] : NULL, &bo);
+    if (!cbt)
+      goto out;
+  } else {
+    src = source_open(argv[optind]);
+  }
+  if (!src && !cbt) {
     fail_lib();
     goto out;
   }
@@ -97,16 +143,24 @@ int cmd_backup(struct cli *c, int argc, char **argv)
     }
     bo.changed = &changed;
   }
-  r = cli_open_repo(c);
+  if (!r)
+    r = cli_open_repo(c);
   if (!r)
     goto out;
   if (threads)
     repo_set_threads(r, (int)threads);
-  bo.src = src;
+  if (src)
+    bo.src = src;
   bo.progress = want_progress() && !json;
   if (repo_backup(r, &bo, &snap) == -1) {
     fail_lib();
     goto out;
+  }
+  if (cbt) {
+    int vrc = cbt_cli_end(r, cbt, &cbo, snap, (int)threads);
+    cbt = NULL;
+    if (vrc != 0)
+      goto out;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -131,6 +185,7 @@ int cmd_backup(struct cli *c, int argc, char **argv)
   }
   ret = 0;
 out:
+  cbt_cli_end(r, cbt, &cbo, NULL, 0);
   snapshot_free(snap);
   extent_list_free(&changed);
   repo_free(r);

@@ -359,6 +359,9 @@ int cbt_live_finish(struct cbt_session *s, int committed)
     if (s->old_bitmap &&
         qmp_execute(q, "block-dirty-bitmap-remove", bitmap_args(node, s->old_bitmap), NULL) == -1)
       keep_first(&ret, msg, sizeof msg);
+    if (committed == 2 && s->new_bitmap &&
+        qmp_execute(q, "block-dirty-bitmap-remove", bitmap_args(node, s->new_bitmap), NULL) == -1)
+      keep_first(&ret, msg, sizeof msg);
   } else if (s->new_bitmap) {
     /* Undo the rotation: the old bitmap takes back what the new one saw. */
     if (s->old_disabled) {

@@ -453,6 +453,9 @@ static int offline_finish(struct cbt_session *s, int committed)
     /* The consumed bitmap (or a broken one the parent named) has served. */
     if (s->old_bitmap && qemu_img_bitmap(s->image, "--remove", NULL, s->old_bitmap) == -1)
       ret = -1;
+    if (committed == 2 && s->new_bitmap &&
+        qemu_img_bitmap(s->image, "--remove", NULL, s->new_bitmap) == -1)
+      ret = -1;
     return ret;
   }
   /* Not committed: undo the rotation, so that the parent's bitmap again

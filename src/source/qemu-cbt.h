@@ -65,7 +65,9 @@ struct cbt_session *cbt_session_start(const struct cbt_plan *p);
 /* End a session: close the source, stop what was started, and settle the
  * bitmaps. committed says whether the snapshot was committed: if so, the
  * consumed bitmap is removed; if not, the rotation is undone so that the
- * next run continues from the same parent. Frees s (NULL is a no-op).
+ * next run continues from the same parent; 2 means committed but found
+ * wrong by cbt_verify: the new bitmap is dropped too, so that the next run
+ * cannot trust it and reads everything. Frees s (NULL is a no-op).
  * Returns 0, or -1 with the error set when cleanup failed. */
 int cbt_session_finish(struct cbt_session *s, int committed);
 
