@@ -169,6 +169,22 @@ rgw_start() {
   . "$dir/env"
 }
 
+# rgw_ensure: for tests that sourced lib.sh. Reuse the gateway the runner
+# exported in PL_TEST_S3_ENDPOINT, or start a private one under $TMP/rgw and
+# stop it at exit. Skips the test (exit 77) when Ceph is not installed.
+rgw_ensure() {
+  if [ -n "${PL_TEST_S3_ENDPOINT:-}" ]; then
+    : "${PL_TEST_S3_BUCKET:?PL_TEST_S3_ENDPOINT is set but PL_TEST_S3_BUCKET is not}"
+    return 0
+  fi
+  local t
+  for t in ceph ceph-mon ceph-osd radosgw radosgw-admin monmaptool aws curl; do
+    requires "$t"
+  done
+  cleanup_add rgw_stop "$TMP/rgw"
+  rgw_start "$TMP/rgw" || fail "could not start Ceph RGW (logs above)"
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -uo pipefail
   case ${1:-} in
