@@ -23,6 +23,7 @@ int cmd_backup(struct cli *c, int argc, char **argv);
 int cmd_snapshots(struct cli *c, int argc, char **argv);
 int cmd_restore(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
+int cmd_export(struct cli *c, int argc, char **argv);
 
 /* Print "pilotlight: <message>" for the library's last error; returns 1. */
 int fail_lib(void);

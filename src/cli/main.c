@@ -19,6 +19,7 @@ static const struct command commands[] = {
   {"snapshots", cmd_snapshots, "list snapshots"},
   {"restore", cmd_restore, "restore a snapshot to a file or block device"},
   {"verify", cmd_verify, "check the repository's integrity"},
+  {"export", cmd_export, "write a snapshot as a raw, VMDK or VHD image file"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,123 @@
+/* pilotlight export: write a snapshot as an image file for cloud import or
+ * another hypervisor (raw, stream-optimized VMDK, dynamic or fixed VHD). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "target/image-export.h"
+
+/* The format a file name's extension suggests, or -1. */
+static int format_from_name(const char *path, enum image_format *f)
+{
+  const char *dot = strrchr(path, '.');
+  if (dot == NULL || strchr(dot, '/') != NULL)
+    return -1;
+  if (strcmp(dot, ".vmdk") == 0)
+    *f = IMAGE_VMDK;
+  else if (strcmp(dot, ".vhd") == 0)
+    *f = IMAGE_VHD;
+  else if (strcmp(dot, ".raw") == 0 || strcmp(dot, ".img") == 0)
+    *f = IMAGE_RAW;
+  else
+    return -1;
+  return 0;
+}
+
+int cmd_export(struct cli *c, int argc, char **argv)
+{
+  enum { O_FORMAT = 256, O_THREADS, O_JSON };
+  static const struct option opts[] = {
+    {"repo", required_argument, NULL, 'r'},
+    {"help", no_argument, NULL, 'h'},
+    {"format", required_argument, NULL, O_FORMAT},
+    {"threads", required_argument, NULL, O_THREADS},
+    {"json", no_argument, NULL, O_JSON},
+    {NULL, 0, NULL, 0},
+  };
+  enum image_format fmt = IMAGE_RAW;
+  int have_fmt = 0, json = 0, ch, ret = EXIT_FAIL;
+  uint64_t threads = 0;
+  char *disk = NULL;
+  const char *spec;
+  struct repo *r = NULL;
+  struct snapshot *s = NULL;
+  struct image_export_stats st = {0};
+  struct timespec t0, t1;
+  while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+    switch (ch) {
+    case 'r': c->repo = optarg; break;
+    case 'h':
+      printf("usage: pilotlight -r REPO export NAME[@SNAPSHOT] OUT [--format FORMAT]\n\n"
+             "Write disk NAME at SNAPSHOT (an id, a unique id prefix, or latest, the default)\n"
+             "to the image file OUT. OUT appears only once it is complete. Formats:\n"
+             "  raw        a sparse raw image\n"
+             "  vmdk       stream-optimized VMDK (compressed, only allocated data): what\n"
+             "             AWS import-image / import-snapshot and VMware accept\n"
+             "  vhd        dynamic VHD (Hyper-V, AWS)\n"
+             "  vhd-fixed  fixed VHD (Azure)\n"
+             "Without --format, the extension of OUT decides (.vmdk, .vhd, .raw, .img).\n\n"
+             "Options:\n"
+             "  --format FORMAT  raw, vmdk, vhd or vhd-fixed\n"
+             "  --threads N      compression threads (default: the number of CPUs)\n"
+             "  --json           print the result as JSON\n");
+      return 0;
+    case O_FORMAT:
+      if (image_format_parse(optarg, &fmt) == -1)
+        return fail_usage(c, "--format: '%s' is not raw, vmdk, vhd or vhd-fixed", optarg);
+      have_fmt = 1;
+      break;
+    case O_THREADS:
+      if (parse_size(optarg, &threads) == -1 || threads == 0 || threads > 256)
+        return fail_usage(c, "--threads: '%s' is not a number from 1 to 256", optarg);
+      break;
+    case O_JSON: json = 1; break;
+    default: return fail_usage(c, "unknown option");
+    }
+  }
+  if (optind + 2 != argc)
+    return fail_usage(c, "expected NAME[@SNAPSHOT] OUT");
+  const char *out_path = argv[optind + 1];
+  if (!have_fmt && format_from_name(out_path, &fmt) == -1)
+    return fail_usage(c, "cannot tell the format from '%s': add --format raw|vmdk|vhd|vhd-fixed",
+                      out_path);
+  if (!cli_repo(c))
+    return EXIT_USAGE;
+  if (split_disk_spec(argv[optind], &disk, &spec) == -1)
+    return fail_msg("out of memory");
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  r = cli_open_repo(c);
+  if (!r)
+    goto out;
+  if (threads)
+    repo_set_threads(r, (int)threads);
+  s = repo_find_snapshot(r, disk, spec);
+  if (!s || image_export(r, s, fmt, out_path, (int)threads, &st) == -1) {
+    fail_lib();
+    goto out;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+  if (json) {
+    printf("{\"snapshot\":\"%s\",\"disk\":", s->id);
+    json_string(stdout, s->disk);
+    printf(",\"format\":\"%s\",\"output\":", image_format_name(fmt));
+    json_string(stdout, out_path);
+    printf(",\"size\":%llu,\"bytes_read\":%llu,\"file_size\":%llu,\"seconds\":%.3f}\n",
+           (unsigned long long)s->size, (unsigned long long)st.bytes_read,
+           (unsigned long long)st.file_size, secs);
+  } else {
+    char fs[32];
+    format_bytes(st.file_size, fs, sizeof fs);
+    printf("exported snapshot %.12s of disk %s to %s (%s, %s) in %.2f s\n", s->id, s->disk,
+           out_path, image_format_name(fmt), fs, secs);
+  }
+  ret = 0;
+out:
+  snapshot_free(s);
+  repo_free(r);
+  free(disk);
+  return ret;
+}
