@@ -265,8 +265,12 @@ struct repo *repo_open(const char *location)
   if (!r)
     return NULL;
   r->store = store_open(location, 0);
-  if (!r->store)
+  if (!r->store) {
+    if (get_errno() == ENOENT)
+      set_error_code(ENOENT, "%s is not a pilotlight repository (no such folder): check -r, or "
+                     "create one with pilotlight init", location);
     goto fail;
+  }
   if (store_get(r->store, "config", MAX_CONFIG_BYTES, &buf, &len) == -1) {
     if (get_errno() == ENOENT)
       set_error_code(ENOENT, "%s is not a pilotlight repository (it has no config object): check -r, "

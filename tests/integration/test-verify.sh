@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# verify finds a flipped byte and a truncated or missing pack, names them and
+# the snapshots they affect, and restores refuse damaged data.
+source "$(dirname "$0")/lib.sh"
+
+repo=$(new_repo)
+is_local "$repo" || { echo "SKIP: corrupts files in a local repository"; exit 77; }
+$PL -r "$repo" init >/dev/null
+head -c $((40 << 20)) /dev/urandom >"$TMP/a"   # incompressible: several packs
+make_disk "$TMP/b" 16
+$PL -r "$repo" backup --disk a "$TMP/a" >/dev/null
+$PL -r "$repo" backup --disk b "$TMP/b" >/dev/null
+$PL -r "$repo" verify --read-data >/dev/null || fail "fresh repository does not verify"
+
+# The packs that hold disk a's data and none of disk b's.
+packs_b=$(mktemp)
+repo_b=$(new_repo)
+$PL -r "$repo_b" init >/dev/null
+mapfile -t packs < <(find "$repo/packs" -type f -size +1M | sort)
+[ "${#packs[@]}" -ge 2 ] || fail "expected at least two large packs"
+victim=${packs[0]}
+cp "$victim" "$TMP/victim.orig"
+
+# Flip one byte in the middle of the pack's data.
+off=$((5 << 20))
+byte=$(dd if="$victim" bs=1 skip=$off count=1 status=none | od -An -tu1 | tr -d ' ')
+printf "\\$(printf %03o $(((byte + 1) % 256)))" | dd of="$victim" bs=1 seek=$off conv=notrunc status=none
+cmp -s "$victim" "$TMP/victim.orig" && fail "byte not flipped"
+$PL -r "$repo" verify >/dev/null || fail "structure check should not read data"
+expect_fail $PL -r "$repo" verify --read-data
+grep -q "$(basename "$victim")" "$TMP/out" || fail "damaged pack not named: $(cat "$TMP/out")"
+grep -q "disk a is damaged" "$TMP/out" || fail "affected snapshot not named: $(cat "$TMP/out")"
+grep -q "disk b" "$TMP/out" && fail "disk b wrongly reported"
+expect_fail $PL -r "$repo" restore a "$TMP/ra"
+grep -q "damaged pack" "$TMP/err" || fail "restore of damaged data: $(cat "$TMP/err")"
+[ ! -e "$TMP/ra" ] || fail "failed restore left a file"
+$PL -r "$repo" restore b "$TMP/rb"
+cmp "$TMP/b" "$TMP/rb"
+
+# Truncate it: the structure check alone finds it.
+cp "$TMP/victim.orig" "$victim"
+$PL -r "$repo" verify --read-data >/dev/null || fail "repaired pack does not verify"
+truncate -s $(($(stat -c %s "$victim") - 1000)) "$victim"
+expect_fail $PL -r "$repo" verify
+grep -q "$(basename "$victim")" "$TMP/out" || fail "truncated pack not named: $(cat "$TMP/out")"
+grep -q "disk a is damaged" "$TMP/out" || fail "affected snapshot not named"
+expect_fail $PL -r "$repo" restore a "$TMP/ra"
+
+# Remove it: reported as missing.
+rm "$victim"
+expect_fail $PL -r "$repo" verify --json
+grep -q '"damaged":[1-9]' "$TMP/out" || fail "json report: $(cat "$TMP/out")"
+cp "$TMP/victim.orig" "$victim"
+$PL -r "$repo" verify --read-data >/dev/null || fail "restored pack does not verify"
+
+# A damaged snapshot object is named.
+snap=$(find "$repo/snapshots" -type f | head -n1)
+sed -i 's/^size=/size=1/' "$snap"
+expect_fail $PL -r "$repo" verify
+grep -q "$(basename "$snap")" "$TMP/out" || fail "damaged snapshot not named: $(cat "$TMP/out")"
+rm -f "$packs_b"
+echo OK
