@@ -194,9 +194,11 @@ int cbt_live_start(struct cbt_session *s, const struct cbt_plan *p)
   }
   if (cbt_new_bitmap_name(newname, sizeof newname) == -1)
     return -1;
-  if (asprintf(&s->fleece_node, "%s-fleece", newname) == -1 ||
-      asprintf(&s->job_id, "%s-job", newname) == -1 ||
-      asprintf(&s->export_id, "%s-export", newname) == -1) {
+  /* Node names are limited to 31 characters: reuse the random part. */
+  const char *token = newname + strlen("pilotlight-");
+  if (asprintf(&s->fleece_node, "plfleece-%s", token) == -1 ||
+      asprintf(&s->job_id, "pljob-%s", token) == -1 ||
+      asprintf(&s->export_id, "plexport-%s", token) == -1) {
     set_error(ENOMEM, "names");
     return -1;
   }
