@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every unit test, fuzz-corpus replay and integration test against one
 # build folder and prints "N passed, N failed" last. Usage:
-#   tests/run-tests.sh BUILD_DIR [integration-test-name-filter]
+#   tests/run-tests.sh BUILD_DIR [REGEX]
+# With REGEX, only the integration tests whose names match it run.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build}
@@ -22,14 +23,14 @@ record() { # name rc log
 
 if [ -z "$filter" ]; then
   for t in "$build"/tests/unit/test-*; do
-    [ -x "$t" ] || continue
+    [ -f "$t" ] && [ -x "$t" ] || continue
     name=unit/$(basename "$t")
     log=$logdir/$(basename "$t").log
     "$t" >"$log" 2>&1; rc=$?
     record "$name" "$rc" "$log"
   done
   for t in "$build"/fuzz/replay-*; do
-    [ -x "$t" ] || continue
+    [ -f "$t" ] && [ -x "$t" ] || continue
     name=fuzz/$(basename "$t")
     corpus=$top/fuzz/corpus/${name#fuzz/replay-}
     log=$logdir/$(basename "$t").log
@@ -40,7 +41,7 @@ fi
 
 for t in "$top"/tests/integration/test-*.sh; do
   name=$(basename "$t" .sh)
-  [ -n "$filter" ] && [[ $name != *$filter* ]] && continue
+  [ -n "$filter" ] && ! [[ $name =~ $filter ]] && continue
   log=$logdir/$name.log
   timeout 900 bash "$t" >"$log" 2>&1; rc=$?
   record "integration/$name" "$rc" "$log"

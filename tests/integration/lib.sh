@@ -3,7 +3,8 @@
 #   $TMP        a private temporary folder, removed at exit
 #   requires    skip (exit 77) when a command is missing
 #   new_repo    prints a fresh repository location: a local folder, or an s3:
-#               URL when the runner exports PL_TEST_S3_ENDPOINT (see rgw.sh)
+#               URL on the gateway in PL_TEST_S3_ENDPOINT (see rgw.sh) when
+#               PL_TEST_REPO_KIND=s3
 #   cleanup_add register a command to run at exit (kill only what we started)
 #   fail        print a message and exit 1
 #   expect_fail run a command that must exit non-zero; its stderr is in $TMP/err
@@ -31,7 +32,7 @@ fail() {
 }
 
 new_repo() {
-  if [ -n "${PL_TEST_S3_ENDPOINT:-}" ]; then
+  if [ "${PL_TEST_REPO_KIND:-local}" = s3 ]; then
     echo "s3:$PL_TEST_S3_ENDPOINT/${PL_TEST_S3_BUCKET}/$(basename "$(mktemp -u "$TMP/rXXXXXX")")"
   else
     mktemp -u "$TMP/repo.XXXXXX"

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine (as root):
+#   1. installs the Debian packages (scripts/deps.sh);
+#   2. builds build/ with warnings as errors, and build-asan/ with ASan+UBSan;
+#   3. starts a private Ceph RADOS Gateway;
+#   4. runs every unit test, fuzz-corpus replay and integration test against
+#      a local folder, the round-trip suite again against S3, and everything
+#      again under the sanitizers;
+#   5. stops the gateway and prints one line "N passed, N failed".
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+bash scripts/deps.sh || exit 1
+
+build() { # DIR MESON-ARGS...
+  local dir=$1
+  shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@" >/dev/null || return 1
+  fi
+  ninja -C "$dir" >/dev/null || ninja -C "$dir"
+}
+build build --werror || exit 1
+build build-asan --werror -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+
+total_pass=0 total_fail=0 total_skip=0
+tally() { # LOG: add the runner's closing counts
+  local line
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -n1)
+  if [ -z "$line" ]; then
+    total_fail=$((total_fail + 1))
+    return
+  fi
+  total_pass=$((total_pass + $(echo "$line" | awk '{print $1}')))
+  total_fail=$((total_fail + $(echo "$line" | awk '{print $3}' | tr -d ,)))
+  total_skip=$((total_skip + $(echo "$line" | awk '{print $5}')))
+}
+run() { # LABEL KIND ARGS...: run tests/run-tests.sh with repositories of KIND and tally
+  local label=$1 kind=$2 log
+  shift 2
+  log=$(mktemp /tmp/pl-suite.XXXXXX)
+  echo "== $label"
+  PL_TEST_REPO_KIND=$kind bash tests/run-tests.sh "$@" 2>&1 | tee "$log" | sed 's/^/  /'
+  tally "$log"
+  rm -f "$log"
+}
+
+# One gateway for the whole run; the S3 tests reuse it.
+rgwdir=$(mktemp -d /tmp/pl-rgw.XXXXXX)
+stop_rgw() { bash tests/integration/rgw.sh stop "$rgwdir" >/dev/null 2>&1 || true; rm -rf "$rgwdir"; }
+trap stop_rgw EXIT
+rgw_env=$(bash tests/integration/rgw.sh start "$rgwdir") || { echo "could not start Ceph RGW"; exit 1; }
+eval "$rgw_env"
+export PL_TEST_S3_ENDPOINT PL_TEST_S3_BUCKET AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
+
+# Folder repositories (the S3-specific tests find the gateway in the environment).
+run "folder repositories" local build
+run "the round-trip suite against S3" s3 build '^test-(roundtrip|extents|dedup|errors)$'
+run "ASan+UBSan" local build-asan
+
+echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+[ "$total_fail" -eq 0 ]

@@ -1,0 +1,163 @@
+/* Unit tests for repository object encoding and decoding. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/format.h"
+#include "util/error.h"
+#include "util/hash.h"
+
+static void test_config(void)
+{
+  struct repo_config c = {.version = 1, .page_entries = 1024}, d;
+  memcpy(c.id, "0123456789abcdef0123456789abcdef", 33);
+  char *t = config_encode(&c);
+  check(t != NULL);
+  check_int(config_decode(t, strlen(t), &d), ==, 0);
+  check_str(d.id, c.id);
+  check_int(d.page_entries, ==, 1024);
+  free(t);
+  const char *newer = "pilotlight-repository=2\nid=0123456789abcdef0123456789abcdef\n"
+                      "page-entries=1\n";
+  check_int(config_decode(newer, strlen(newer), &d), ==, -1);
+  check(strstr(get_error(), "newer") != NULL);
+  const char *enc = "pilotlight-repository=1\nid=0123456789abcdef0123456789abcdef\n"
+                    "encryption=aes\npage-entries=1\n";
+  check_int(config_decode(enc, strlen(enc), &d), ==, -1);
+  check_int(config_decode("hello\n", 6, &d), ==, -1);
+}
+
+static void test_snapshot(void)
+{
+  struct snapshot s = {0}, d;
+  uint8_t *p1 = calloc(1, HASH_LEN), *p2 = malloc(HASH_LEN);
+  memset(p2, 0xab, HASH_LEN);
+  s.disk = "dc02";
+  s.size = 3000000;
+  s.block_size = 1 << 20;
+  s.time = 1700000000;
+  s.time_ns = 5;
+  s.source = "/dev/with space%and\nnewline";
+  s.cbt = "";
+  s.host = "h";
+  s.mode = "full";
+  s.note = "";
+  s.bytes_read = 7;
+  s.used_end = 2999999;
+  s.page_entries = 2;
+  vec_push(&s.pages, p1);
+  vec_push(&s.pages, p2);
+  char *t = snapshot_encode(&s);
+  check(t != NULL);
+  check_int(snapshot_decode(t, strlen(t), &d), ==, 0);
+  check_str(d.disk, "dc02");
+  check_str(d.source, s.source);
+  check_str(d.cbt, "");
+  check_int(d.size, ==, 3000000);
+  check_int(d.time_ns, ==, 5);
+  check_int(d.bytes_read, ==, 7);
+  check_int(d.pages.len, ==, 2);
+  check(memcmp(d.pages.v[1], p2, HASH_LEN) == 0);
+  check_str(d.parent, "");
+  snapshot_clear(&d);
+  /* Every strict prefix of a valid object is rejected. */
+  size_t len = strlen(t);
+  int bad = 0;
+  for (size_t i = 0; i < len; i++)
+    if (snapshot_decode(t, i, &d) == 0) {
+      bad++;
+      snapshot_clear(&d);
+    }
+  check_int(bad, ==, 0);
+  /* A page count that does not match the size is rejected. */
+  s.size = 5000000;
+  char *t2 = snapshot_encode(&s);
+  check_int(snapshot_decode(t2, strlen(t2), &d), ==, -1);
+  free(t2);
+  free(t);
+  free(p1);
+  free(p2);
+  vec_free(&s.pages);
+}
+
+static int seen_packs, seen_entries;
+static int on_pack(void *o, uint32_t ord, const uint8_t h[HASH_LEN])
+{
+  seen_packs++;
+  return 0;
+}
+static int on_entry(void *o, uint32_t ord, const struct chunk_entry *e)
+{
+  seen_entries += e->raw_len == 100 && ord == 1;
+  return 0;
+}
+
+static void test_pack_and_index(void)
+{
+  struct chunk_entry e[3];
+  memset(e, 0, sizeof e);
+  for (int i = 0; i < 3; i++) {
+    e[i].hash[0] = (uint8_t)i;
+    e[i].type = CHUNK_DATA;
+    e[i].comp = COMP_ZSTD;
+    e[i].stored_len = 10;
+    e[i].raw_len = 100;
+    e[i].offset = PACK_HEADER_LEN + 10u * i;
+  }
+  uint8_t *t, th[HASH_LEN];
+  size_t tlen;
+  uint32_t count;
+  struct chunk_entry *out;
+  check_int(pack_trailer_encode(e, 3, &t, &tlen), ==, 0);
+  check_int(tlen, ==, 3 * PACK_ENTRY_LEN + PACK_FOOTER_LEN);
+  check_int(pack_footer_decode(t + tlen - PACK_FOOTER_LEN, &count, th), ==, 0);
+  check_int(count, ==, 3);
+  check_int(pack_entries_decode(t, count, th, PACK_HEADER_LEN + 30, &out), ==, 0);
+  check_int(out[2].offset, ==, PACK_HEADER_LEN + 20);
+  free(out);
+  /* Wrong data end, damaged entries */
+  check_int(pack_entries_decode(t, count, th, PACK_HEADER_LEN + 31, &out), ==, -1);
+  t[5] ^= 1;
+  check_int(pack_entries_decode(t, count, th, PACK_HEADER_LEN + 30, &out), ==, -1);
+  free(t);
+
+  uint8_t packs[2][HASH_LEN] = {{1}, {2}};
+  uint32_t pack_of[3] = {0, 1, 1};
+  uint8_t *ix;
+  size_t ixlen;
+  check_int(index_encode((const uint8_t(*)[HASH_LEN])packs, 2, e, pack_of, 3, &ix, &ixlen), ==, 0);
+  struct index_visitor v = {on_pack, on_entry, NULL};
+  check_int(index_decode(ix, ixlen, &v), ==, 0);
+  check_int(seen_packs, ==, 2);
+  check_int(seen_entries, ==, 2);
+  check_int(index_decode(ix, ixlen - 1, &v), ==, -1);
+  ix[ixlen - 1] = 9; /* pack ordinal out of range */
+  check_int(index_decode(ix, ixlen, &v), ==, -1);
+  free(ix);
+}
+
+static void test_hash(void)
+{
+  uint8_t h[SHA256_LEN], back[SHA256_LEN];
+  char hex[2 * SHA256_LEN + 1];
+  sha256("abc", 3, h);
+  hex_encode(h, SHA256_LEN, hex);
+  check_str(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  check_int(hex_decode(hex, back, SHA256_LEN), ==, 0);
+  check(memcmp(h, back, SHA256_LEN) == 0);
+  check_int(hex_decode("zz", back, 1), ==, -1);
+  static uint8_t z[100000];
+  check(is_zero(z, sizeof z));
+  z[99999] = 1;
+  check(!is_zero(z, sizeof z));
+  check(is_zero(z, 5));
+}
+
+int main(void)
+{
+  test_config();
+  test_snapshot();
+  test_pack_and_index();
+  test_hash();
+  return check_summary();
+}
