@@ -20,6 +20,7 @@ static const struct command commands[] = {
   {"restore", cmd_restore, "restore a snapshot to a file or block device"},
   {"verify", cmd_verify, "check the repository's integrity"},
   {"export", cmd_export, "write a snapshot as a raw, VMDK or VHD image file"},
+  {"replica", cmd_replica, "replica sync: keep a warm replica at the latest snapshot"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,827 @@
+/* Warm replica sync. The state file beside the target (or in a state
+ * folder) says which snapshot the target holds and carries a fingerprint of
+ * the target taken right after our last fsync. A sync:
+ *   1. checks the fingerprint (a mismatch means someone wrote to the target);
+ *   2. replaces the state with "syncing from A to B" (write, fsync, rename,
+ *      fsync the folder) before touching any data;
+ *   3. writes the blocks whose hashes differ between A and B, punches holes
+ *      for the ones that became zero, and fsyncs the target;
+ *   4. replaces the state with "holds B" and the new fingerprint.
+ * A run that finds "syncing from A to T" rewrites every block that differs
+ * between A and T or between A and the new snapshot, which makes the target
+ * exact whatever the killed run had written. */
+#define _GNU_SOURCE
+#include "replica.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "../util/error.h"
+#include "../util/hash.h"
+
+#define STATE_MAGIC "pilotlight-replica-state 1"
+#define STATE_MAX 4096
+#define DEVICE_STATE_DIR "/var/lib/pilotlight/replicas"
+#define SAMPLE_BYTES (1u << 20)
+#define PIECE 65536u
+
+struct target {
+  int fd;
+  const char *path;
+  int is_dev;
+  int created;
+  uint64_t size; /* current size (device: its capacity) */
+};
+
+/* ---- the state file ---- */
+
+void replica_state_clear(struct replica_state *st)
+{
+  free(st->disk);
+  memset(st, 0, sizeof *st);
+}
+
+static int is_hex_id(const char *s)
+{
+  size_t n = strlen(s);
+  if (n != 2 * HASH_LEN)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+      return 0;
+  }
+  return 1;
+}
+
+/* Copy a snapshot id or "-" (none) into out. */
+static int parse_id(const char *v, char out[2 * HASH_LEN + 1])
+{
+  if (strcmp(v, "-") == 0) {
+    out[0] = '\0';
+    return 0;
+  }
+  if (!is_hex_id(v))
+    return -1;
+  memcpy(out, v, 2 * HASH_LEN + 1);
+  return 0;
+}
+
+int replica_state_parse(const char *buf, size_t len, struct replica_state *st)
+{
+  char line[512];
+  size_t pos = 0;
+  int n = 0, have = 0;
+  memset(st, 0, sizeof *st);
+  if (len > STATE_MAX) {
+    set_error(EINVAL, "replica state: too large");
+    return -1;
+  }
+  while (pos < len) {
+    const char *nl = memchr(buf + pos, '\n', len - pos);
+    size_t l = nl ? (size_t)(nl - (buf + pos)) : len - pos;
+    if (l >= sizeof line || memchr(buf + pos, '\0', l) != NULL)
+      goto bad;
+    memcpy(line, buf + pos, l);
+    line[l] = '\0';
+    pos += l + 1;
+    if (n++ == 0) {
+      if (strcmp(line, STATE_MAGIC) != 0)
+        goto bad;
+      continue;
+    }
+    if (l == 0)
+      continue;
+    char *sp = strchr(line, ' ');
+    if (sp == NULL)
+      goto bad;
+    *sp = '\0';
+    const char *k = line, *v = sp + 1;
+    if (strcmp(k, "repository") == 0) {
+      if (strlen(v) >= sizeof st->repo_id || !*v)
+        goto bad;
+      memcpy(st->repo_id, v, strlen(v) + 1);
+      have |= 1;
+    } else if (strcmp(k, "disk") == 0) {
+      free(st->disk);
+      st->disk = strdup(v);
+      if (st->disk == NULL) {
+        set_error(ENOMEM, "out of memory");
+        replica_state_clear(st);
+        return -1;
+      }
+      have |= 2;
+    } else if (strcmp(k, "status") == 0) {
+      if (strcmp(v, "clean") == 0)
+        st->syncing = 0;
+      else if (strcmp(v, "syncing") == 0)
+        st->syncing = 1;
+      else
+        goto bad;
+      have |= 4;
+    } else if (strcmp(k, "applied") == 0) {
+      if (parse_id(v, st->applied) == -1)
+        goto bad;
+    } else if (strcmp(k, "applying") == 0) {
+      if (parse_id(v, st->applying) == -1)
+        goto bad;
+    } else if (strcmp(k, "size") == 0) {
+      char *end;
+      errno = 0;
+      unsigned long long x = strtoull(v, &end, 10);
+      if (errno != 0 || end == v || *end != '\0' || *v == '-')
+        goto bad;
+      st->size = x;
+    } else if (strcmp(k, "fingerprint") == 0) {
+      if (strlen(v) >= sizeof st->fingerprint)
+        goto bad;
+      memcpy(st->fingerprint, v, strlen(v) + 1);
+    }
+    /* Unknown keys are ignored, so later versions can add some. */
+  }
+  if (have != 7)
+    goto bad;
+  return 0;
+bad:
+  replica_state_clear(st);
+  set_error(EINVAL, "replica state: malformed (line %d)", n);
+  return -1;
+}
+
+/* The state file's path: beside a file target, or in the state folder. */
+static char *state_path(const struct replica_opts *o, int is_dev)
+{
+  const char *dir = o->state_dir ? o->state_dir : is_dev ? DEVICE_STATE_DIR : NULL;
+  char *p = NULL;
+  if (dir == NULL) {
+    if (asprintf(&p, "%s.pilotlight-state", o->target) == -1)
+      p = NULL;
+  } else {
+    char abs[PATH_MAX], name[PATH_MAX];
+    const char *t = realpath(o->target, abs) ? abs : o->target;
+    size_t j = 0;
+    for (size_t i = 0; t[i] && j + 1 < sizeof name; i++) {
+      if (i == 0 && t[i] == '/')
+        continue;
+      name[j++] = t[i] == '/' ? '_' : t[i];
+    }
+    name[j] = '\0';
+    if (asprintf(&p, "%s/%s.pilotlight-state", dir, name) == -1)
+      p = NULL;
+  }
+  if (p == NULL)
+    set_error(ENOMEM, "out of memory");
+  return p;
+}
+
+/* Create the state folder (and its parents) when one is used. */
+static int make_state_dir(const struct replica_opts *o, int is_dev)
+{
+  const char *dir = o->state_dir ? o->state_dir : is_dev ? DEVICE_STATE_DIR : NULL;
+  char buf[PATH_MAX];
+  if (dir == NULL)
+    return 0;
+  int n = snprintf(buf, sizeof buf, "%s/", dir);
+  if (n < 0 || (size_t)n >= sizeof buf) {
+    set_error(ENAMETOOLONG, "%s", dir);
+    return -1;
+  }
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(buf, 0755) == -1 && errno != EEXIST) {
+      set_error(errno, "cannot create the state folder %s", buf);
+      return -1;
+    }
+    *p = '/';
+  }
+  return 0;
+}
+
+/* Read the state; *found is 0 when there is none. */
+static int state_read(const char *path, struct replica_state *st, int *found)
+{
+  char buf[STATE_MAX + 1];
+  size_t len = 0;
+  *found = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd == -1) {
+    if (errno == ENOENT)
+      return 0;
+    set_error(errno, "%s", path);
+    return -1;
+  }
+  for (;;) {
+    ssize_t r = read(fd, buf + len, sizeof buf - len);
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1) {
+      set_error(errno, "%s: read", path);
+      close(fd);
+      return -1;
+    }
+    if (r == 0 || (len += (size_t)r) == sizeof buf)
+      break;
+  }
+  close(fd);
+  if (replica_state_parse(buf, len, st) == -1) {
+    prefix_error("%s", path);
+    return -1;
+  }
+  *found = 1;
+  return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+  char *copy = strdup(path);
+  if (copy == NULL) {
+    set_error(ENOMEM, "out of memory");
+    return -1;
+  }
+  char *slash = strrchr(copy, '/');
+  const char *dir = ".";
+  if (slash == copy)
+    dir = "/";
+  else if (slash != NULL) {
+    *slash = '\0';
+    dir = copy;
+  }
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int ret = fd == -1 || fsync(fd) == -1 ? -1 : 0;
+  if (ret == -1)
+    set_error(errno, "%s: fsync", dir);
+  if (fd != -1)
+    close(fd);
+  free(copy);
+  return ret;
+}
+
+/* Replace the state atomically: write a temporary file, fsync it, rename it
+ * over the old one, fsync the folder. */
+static int state_write(const char *path, const struct replica_state *st)
+{
+  char buf[STATE_MAX];
+  char *tmp = NULL;
+  int fd = -1, ret = -1;
+  int n = snprintf(buf, sizeof buf,
+                   STATE_MAGIC "\n"
+                   "repository %s\n"
+                   "disk %s\n"
+                   "status %s\n"
+                   "applied %s\n"
+                   "applying %s\n"
+                   "size %" PRIu64 "\n"
+                   "fingerprint %s\n",
+                   st->repo_id, st->disk, st->syncing ? "syncing" : "clean",
+                   st->applied[0] ? st->applied : "-", st->applying[0] ? st->applying : "-",
+                   st->size, st->fingerprint[0] ? st->fingerprint : "-");
+  if (n < 0 || (size_t)n >= sizeof buf) {
+    set_error(EOVERFLOW, "%s: state too long", path);
+    return -1;
+  }
+  if (asprintf(&tmp, "%s.tmp", path) == -1) {
+    set_error(ENOMEM, "out of memory");
+    return -1;
+  }
+  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd == -1) {
+    set_error(errno, "%s: cannot write the replica state", tmp);
+    goto out;
+  }
+  for (size_t done = 0; done < (size_t)n;) {
+    ssize_t w = write(fd, buf + done, (size_t)n - done);
+    if (w == -1 && errno == EINTR)
+      continue;
+    if (w == -1) {
+      set_error(errno, "%s: write", tmp);
+      goto out;
+    }
+    done += (size_t)w;
+  }
+  if (fsync(fd) == -1) {
+    set_error(errno, "%s: fsync", tmp);
+    goto out;
+  }
+  if (rename(tmp, path) == -1) {
+    set_error(errno, "rename %s to %s", tmp, path);
+    goto out;
+  }
+  if (fsync_dir_of(path) == -1)
+    goto out;
+  ret = 0;
+out:
+  if (fd != -1)
+    close(fd);
+  if (ret == -1)
+    unlink(tmp);
+  free(tmp);
+  return ret;
+}
+
+/* ---- the fingerprint ---- */
+
+/* Files: inode, size, mtime and ctime after our fsync. Any write through
+ * the file system (a booted VM, dd, an editor) moves mtime and ctime, and
+ * nobody can set ctime back. Block devices have no such clock: we record
+ * the kernel's count of sectors written to the device with the boot id
+ * (any write on this host since our sync, including by a VM, moves it),
+ * plus a SHA-256 of the first and last MiB (partition tables, boot
+ * sectors, GPT backup) for writes from elsewhere or before a reboot. */
+static int fingerprint(struct target *t, char *out, size_t n)
+{
+  struct stat st;
+  if (fstat(t->fd, &st) == -1) {
+    set_error(errno, "%s: stat", t->path);
+    return -1;
+  }
+  if (!t->is_dev) {
+    snprintf(out, n, "file:%llu:%llu:%lld.%09ld:%lld.%09ld", (unsigned long long)st.st_ino,
+             (unsigned long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+             (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+    return 0;
+  }
+  char boot[64] = "-", path[96], line[512];
+  unsigned long long written = 0;
+  FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+  if (f != NULL) {
+    if (fgets(boot, sizeof boot, f) != NULL)
+      boot[strcspn(boot, "\n")] = '\0';
+    fclose(f);
+  }
+  snprintf(path, sizeof path, "/sys/dev/block/%u:%u/stat", major(st.st_rdev), minor(st.st_rdev));
+  f = fopen(path, "re");
+  if (f != NULL) {
+    unsigned long long x[7];
+    if (fgets(line, sizeof line, f) != NULL &&
+        sscanf(line, "%llu %llu %llu %llu %llu %llu %llu", &x[0], &x[1], &x[2], &x[3], &x[4],
+               &x[5], &x[6]) == 7)
+      written = x[6];
+    fclose(f);
+  }
+  uint8_t *buf = malloc(2 * SAMPLE_BYTES);
+  uint8_t h[SHA256_LEN];
+  char hex[2 * SHA256_LEN + 1];
+  if (buf == NULL) {
+    set_error(ENOMEM, "out of memory");
+    return -1;
+  }
+  size_t a = t->size < SAMPLE_BYTES ? (size_t)t->size : SAMPLE_BYTES;
+  uint64_t tail = t->size - a;
+  ssize_t r1 = pread(t->fd, buf, a, 0);
+  ssize_t r2 = pread(t->fd, buf + a, a, (off_t)tail);
+  if (r1 != (ssize_t)a || r2 != (ssize_t)a) {
+    set_error(r1 == -1 || r2 == -1 ? errno : EIO, "%s: read", t->path);
+    free(buf);
+    return -1;
+  }
+  sha256(buf, 2 * a, h);
+  free(buf);
+  hex_encode(h, SHA256_LEN, hex);
+  snprintf(out, n, "blockdev:%s:%llu:%s", boot, written, hex);
+  return 0;
+}
+
+/* 1 if the target still matches the recorded fingerprint. */
+static int fingerprint_matches(struct target *t, const char *recorded, const char *now)
+{
+  if (!t->is_dev)
+    return strcmp(recorded, now) == 0;
+  /* blockdev:BOOT:WRITTEN:SAMPLE. After a reboot the counter restarts, so
+   * only the sample is compared then. */
+  const char *r1 = strchr(recorded + 9, ':'), *n1 = strchr(now + 9, ':');
+  if (strncmp(recorded, "blockdev:", 9) != 0 || r1 == NULL || n1 == NULL)
+    return 0;
+  const char *rs = strrchr(recorded, ':'), *ns = strrchr(now, ':');
+  if (strcmp(rs, ns) != 0)
+    return 0;
+  int same_boot = r1 - recorded == n1 - now && strncmp(recorded, now, (size_t)(r1 - recorded)) == 0;
+  return !same_boot || strcmp(recorded, now) == 0;
+}
+
+/* ---- writing ---- */
+
+static int write_all(struct target *t, const void *buf, size_t len, uint64_t off)
+{
+  for (size_t done = 0; done < len;) {
+    ssize_t w = pwrite(t->fd, (const char *)buf + done, len - done, (off_t)(off + done));
+    if (w == -1 && errno == EINTR)
+      continue;
+    if (w == -1) {
+      set_error(errno, "%s: write at offset %llu", t->path, (unsigned long long)(off + done));
+      return -1;
+    }
+    done += (size_t)w;
+  }
+  return 0;
+}
+
+/* Make [off, off+len) read as zeros: a hole in a file, zeroed (unmapped
+ * where the device can) on a block device, written zeros as a fallback. */
+static int zero_range(struct target *t, uint64_t off, uint64_t len)
+{
+  static const char zeros[PIECE];
+  if (len == 0)
+    return 0;
+  if (!t->is_dev) {
+    if (fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+      return 0;
+  } else {
+    uint64_t range[2] = {off, len};
+    if (ioctl(t->fd, BLKZEROOUT, range) == 0)
+      return 0;
+  }
+  for (uint64_t done = 0; done < len;) {
+    size_t n = len - done < sizeof zeros ? (size_t)(len - done) : sizeof zeros;
+    if (write_all(t, zeros, n, off + done) == -1)
+      return -1;
+    done += n;
+  }
+  return 0;
+}
+
+struct apply {
+  struct target *t;
+  const struct blockmap *m;
+  int fresh;              /* the target reads as zeros where we do not write */
+  pthread_mutex_t mu;
+  uint64_t written;
+  uint64_t blocks_done;
+  uint64_t kill_after;    /* test hook: SIGKILL ourselves after this many blocks (0: never) */
+};
+
+static int apply_block(void *opaque, uint64_t block, const void *data, size_t len)
+{
+  struct apply *a = opaque;
+  uint64_t off = block * a->m->block_size;
+  const uint8_t *p = data;
+  uint64_t wrote = 0;
+  if (a->t->is_dev) {
+    if (write_all(a->t, data, len, off) == -1)
+      return -1;
+    wrote = len;
+  } else {
+    /* Zero pieces become holes (or stay holes), the rest is written. */
+    for (size_t i = 0; i < len;) {
+      size_t n = len - i < PIECE ? len - i : PIECE;
+      size_t j = i + n;
+      int zero = is_zero(p + i, n);
+      while (j < len) {
+        size_t k = len - j < PIECE ? len - j : PIECE;
+        if (is_zero(p + j, k) != zero)
+          break;
+        j += k;
+      }
+      if (zero) {
+        if (!a->fresh && zero_range(a->t, off + i, j - i) == -1)
+          return -1;
+      } else {
+        if (write_all(a->t, p + i, j - i, off + i) == -1)
+          return -1;
+        wrote += j - i;
+      }
+      i = j;
+    }
+  }
+  pthread_mutex_lock(&a->mu);
+  a->written += wrote;
+  a->blocks_done++;
+  int die = a->kill_after && a->blocks_done >= a->kill_after;
+  pthread_mutex_unlock(&a->mu);
+  if (die)
+    raise(SIGKILL);
+  return 0;
+}
+
+/* ---- the sync ---- */
+
+static int open_target(const struct replica_opts *o, struct target *t)
+{
+  struct stat st;
+  t->fd = -1;
+  t->path = o->target;
+  if (stat(o->target, &st) == -1) {
+    if (errno != ENOENT) {
+      set_error(errno, "%s", o->target);
+      return -1;
+    }
+    t->fd = open(o->target, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (t->fd == -1) {
+      set_error(errno, "%s: cannot create the replica", o->target);
+      return -1;
+    }
+    t->created = 1;
+  } else {
+    t->is_dev = S_ISBLK(st.st_mode);
+    if (!t->is_dev && !S_ISREG(st.st_mode)) {
+      set_error_code(EINVAL, "%s is not a regular file or block device", o->target);
+      return -1;
+    }
+    /* O_EXCL on a block device fails with EBUSY while it is mounted or held
+     * by another exclusive opener. */
+    t->fd = open(o->target, O_RDWR | O_CLOEXEC | (t->is_dev ? O_EXCL : 0));
+    if (t->fd == -1) {
+      int e = errno;
+      if (e == EBUSY)
+        set_error_code(EBUSY, "%s is in use (mounted or held by another program)", o->target);
+      else
+        set_error(e, "%s: cannot open the replica for writing", o->target);
+      return -1;
+    }
+  }
+  /* An open file description lock on the whole target: QEMU locks its
+   * images the same way, so a running VM (or another sync) makes this fail. */
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+  if (fcntl(t->fd, F_OFD_SETLK, &fl) == -1) {
+    int e = errno;
+    if (e == EAGAIN || e == EACCES) {
+      set_error_code(EBUSY, "%s is in use (locked by another process, such as a running VM or "
+                            "another sync)",
+                     o->target);
+      return -1;
+    }
+  }
+  if (t->is_dev) {
+    if (ioctl(t->fd, BLKGETSIZE64, &t->size) == -1) {
+      set_error(errno, "%s: BLKGETSIZE64", o->target);
+      return -1;
+    }
+  } else if (fstat(t->fd, &st) == -1) {
+    set_error(errno, "%s: stat", o->target);
+    return -1;
+  } else {
+    t->size = (uint64_t)st.st_size;
+  }
+  return 0;
+}
+
+/* Load the map of snapshot id (of disk) into m; 0 when it is gone (*gone set). */
+static int load_map(struct repo *r, const char *disk, const char *id, struct blockmap *m,
+                    int *gone)
+{
+  *gone = 0;
+  struct snapshot *s = repo_find_snapshot(r, disk, id);
+  if (s == NULL) {
+    *gone = 1;
+    return 0;
+  }
+  int ret = repo_load_blockmap(r, s, m);
+  snapshot_free(s);
+  return ret;
+}
+
+static const uint8_t zero_hash[HASH_LEN];
+
+/* The hash of block b in m, or the zero hash past its end. */
+static const uint8_t *hash_at(const struct blockmap *m, uint64_t b)
+{
+  return m != NULL && b < m->nblocks ? m->h[b] : zero_hash;
+}
+
+int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_result *res)
+{
+  struct replica_result dummy;
+  struct target t = {.fd = -1};
+  struct replica_state old = {0}, st = {0};
+  struct blockmap mnew = {0}, mfrom = {0}, mtmp = {0};
+  struct snapshot *s = NULL;
+  struct apply ap = {0};
+  char *spath = NULL;
+  uint64_t *list = NULL;
+  int ret = -1, found = 0, full = 0, have_from = 0, have_tmp = 0, gone;
+  char fp[256];
+
+  if (res == NULL)
+    res = &dummy;
+  memset(res, 0, sizeof *res);
+  s = repo_find_snapshot(r, o->disk, o->snapshot ? o->snapshot : "latest");
+  if (s == NULL)
+    goto out;
+  memcpy(res->to, s->id, sizeof res->to);
+  if (open_target(o, &t) == -1)
+    goto out;
+  if (t.is_dev && t.size < s->size && s->used_end > t.size) {
+    set_error_code(ENOSPC, "%s holds %llu bytes, too small for snapshot %.12s of disk %s: its "
+                           "highest used offset is %llu",
+                   o->target, (unsigned long long)t.size, s->id, s->disk,
+                   (unsigned long long)s->used_end);
+    goto out;
+  }
+  spath = state_path(o, t.is_dev);
+  if (spath == NULL || make_state_dir(o, t.is_dev) == -1)
+    goto out;
+  if (!t.created && state_read(spath, &old, &found) == -1) {
+    if (!o->force)
+      goto out;
+    found = 0; /* a damaged state is as good as none with --force */
+  }
+
+  /* Decide what the target holds. */
+  if (t.created) {
+    full = 1;
+    snprintf(res->note, sizeof res->note, "new replica");
+  } else if (!found) {
+    if (!o->force) {
+      set_error_code(EEXIST, "%s exists but has no replica state (%s): add --force to overwrite "
+                             "it with a full sync",
+                     o->target, spath);
+      goto out;
+    }
+    full = 1;
+    snprintf(res->note, sizeof res->note, "no replica state: full sync (--force)");
+  } else if (strcmp(old.repo_id, repo_id(r)) != 0 || strcmp(old.disk, o->disk) != 0) {
+    if (!o->force) {
+      set_error_code(EINVAL, "%s holds disk %s of repository %s, not disk %s of this repository: "
+                             "add --force to overwrite it with a full sync",
+                     o->target, old.disk, old.repo_id, o->disk);
+      goto out;
+    }
+    full = 1;
+    snprintf(res->note, sizeof res->note, "another disk or repository: full sync (--force)");
+  } else if (old.syncing) {
+    res->resumed = 1;
+    snprintf(res->note, sizeof res->note, "finishing an interrupted sync");
+  } else {
+    if (fingerprint(&t, fp, sizeof fp) == -1)
+      goto out;
+    if (!fingerprint_matches(&t, old.fingerprint, fp)) {
+      if (!o->force) {
+        set_error_code(EBUSY, "%s was modified since pilotlight synced it to snapshot %.12s (was "
+                              "it booted?); refusing to mix states: add --force for a full resync",
+                       o->target, old.applied);
+        goto out;
+      }
+      full = 1;
+      snprintf(res->note, sizeof res->note, "target modified behind our back: full resync "
+                                            "(--force)");
+    } else if (strcmp(old.applied, s->id) == 0) {
+      res->up_to_date = 1;
+    }
+  }
+  if (found && !full && old.applied[0])
+    memcpy(res->from, old.applied, sizeof res->from);
+  if (res->up_to_date) {
+    ret = o->verify ? target_verify(r, s, o->target) : 0;
+    goto out;
+  }
+
+  if (repo_load_blockmap(r, s, &mnew) == -1)
+    goto out;
+  if (!full) {
+    if (old.applied[0] == '\0') {
+      full = 1;
+    } else {
+      if (load_map(r, o->disk, old.applied, &mfrom, &gone) == -1)
+        goto out;
+      have_from = !gone;
+      if (gone) {
+        full = 1;
+        snprintf(res->note, sizeof res->note, "snapshot %.12s is no longer in the repository: "
+                                              "full sync", old.applied);
+      }
+    }
+    if (!full && old.syncing && old.applying[0]) {
+      if (load_map(r, o->disk, old.applying, &mtmp, &gone) == -1)
+        goto out;
+      have_tmp = !gone;
+      if (gone) {
+        full = 1;
+        snprintf(res->note, sizeof res->note, "snapshot %.12s is no longer in the repository: "
+                                              "full sync", old.applying);
+      }
+    }
+    if (!full && (mfrom.block_size != mnew.block_size ||
+                  (have_tmp && mtmp.block_size != mnew.block_size))) {
+      full = 1;
+      snprintf(res->note, sizeof res->note, "block size changed: full sync");
+    }
+  }
+  res->full = full;
+  if (full)
+    res->from[0] = '\0';
+
+  /* 2. Say what we are about to do, durably, before touching data. */
+  memcpy(st.repo_id, repo_id(r), strlen(repo_id(r)) + 1);
+  st.disk = (char *)o->disk;
+  st.syncing = 1;
+  /* When finishing an interrupted sync towards another snapshot than the
+   * one it was applying, the target will hold neither A nor the new
+   * snapshot if we are killed again: record it as unknown (a full sync). */
+  int known = !full && !(have_tmp && strcmp(old.applying, s->id) != 0);
+  memcpy(st.applied, known ? old.applied : "", known ? sizeof st.applied : 1);
+  memcpy(st.applying, s->id, sizeof st.applying);
+  st.size = s->size;
+  if (state_write(spath, &st) == -1)
+    goto out;
+
+  /* 3. The data. A full sync of a file starts from all holes. */
+  ap.t = &t;
+  ap.m = &mnew;
+  ap.fresh = 0;
+  if (!t.is_dev) {
+    if (full && (ftruncate(t.fd, 0) == -1 || ftruncate(t.fd, (off_t)s->size) == -1)) {
+      set_error(errno, "%s: cannot size the replica to %llu bytes", o->target,
+                (unsigned long long)s->size);
+      goto out;
+    }
+    if (!full && t.size != s->size && ftruncate(t.fd, (off_t)s->size) == -1) {
+      set_error(errno, "%s: cannot resize the replica to %llu bytes", o->target,
+                (unsigned long long)s->size);
+      goto out;
+    }
+    ap.fresh = full;
+  }
+  list = malloc((mnew.nblocks ? mnew.nblocks : 1) * sizeof *list);
+  if (list == NULL) {
+    set_error(ENOMEM, "out of memory");
+    goto out;
+  }
+  size_t n = 0;
+  uint64_t dev_end = t.is_dev ? t.size : UINT64_MAX;
+  for (uint64_t b = 0; b < mnew.nblocks; b++) {
+    const uint8_t *hn = mnew.h[b];
+    int changed = full || memcmp(hash_at(have_from ? &mfrom : NULL, b), hn, HASH_LEN) != 0 ||
+                  (have_tmp && memcmp(hash_at(&mfrom, b), hash_at(&mtmp, b), HASH_LEN) != 0);
+    if (!changed)
+      continue;
+    res->blocks_changed++;
+    if (!blockmap_is_zero(&mnew, b)) {
+      list[n++] = b;
+      continue;
+    }
+    if (ap.fresh)
+      continue; /* already a hole */
+    /* A run of blocks that became zero: one hole, clipped to a shrunk device. */
+    uint64_t e = b;
+    while (e + 1 < mnew.nblocks && blockmap_is_zero(&mnew, e + 1) &&
+           (full || memcmp(hash_at(have_from ? &mfrom : NULL, e + 1), zero_hash, HASH_LEN) != 0 ||
+            (have_tmp && memcmp(hash_at(&mfrom, e + 1), hash_at(&mtmp, e + 1), HASH_LEN) != 0))) {
+      e++;
+      res->blocks_changed++;
+    }
+    uint64_t off = b * mnew.block_size;
+    uint64_t end = e * mnew.block_size + blockmap_block_len(&mnew, e);
+    if (end > dev_end)
+      end = dev_end;
+    if (off < end) {
+      if (zero_range(&t, off, end - off) == -1)
+        goto out;
+      res->bytes_zeroed += end - off;
+    }
+    b = e;
+  }
+  const char *k = getenv("PILOTLIGHT_TEST_KILL_AFTER_BLOCKS");
+  if (k != NULL)
+    ap.kill_after = strtoull(k, NULL, 10);
+  pthread_mutex_init(&ap.mu, NULL);
+  int rr = repo_read_blocks(r, &mnew, list, n, apply_block, &ap);
+  pthread_mutex_destroy(&ap.mu);
+  if (rr == -1)
+    goto out;
+  res->bytes_written = ap.written;
+  if (fsync(t.fd) == -1) {
+    set_error(errno, "%s: fsync", o->target);
+    goto out;
+  }
+  if (o->verify && target_verify(r, s, o->target) == -1)
+    goto out;
+
+  /* 4. Record what the target now holds. */
+  if (!t.is_dev)
+    t.size = s->size;
+  if (fingerprint(&t, st.fingerprint, sizeof st.fingerprint) == -1)
+    goto out;
+  st.syncing = 0;
+  memcpy(st.applied, s->id, sizeof st.applied);
+  st.applying[0] = '\0';
+  if (state_write(spath, &st) == -1)
+    goto out;
+  ret = 0;
+out:
+  if (t.fd != -1)
+    close(t.fd);
+  if (ret == -1 && t.created && !st.syncing) {
+    unlink(o->target); /* nothing was promised about it yet */
+  }
+  free(list);
+  free(spath);
+  blockmap_free(&mnew);
+  blockmap_free(&mfrom);
+  blockmap_free(&mtmp);
+  replica_state_clear(&old);
+  snapshot_free(s);
+  return ret;
+}
