@@ -143,6 +143,28 @@ const char *cbt_first_line(const char *text, char *buf, size_t n)
   return buf;
 }
 
+/* Gone, or a zombie waiting for init to reap it: either way it has closed
+ * its files, so the image lock is free. */
+static int pid_gone(pid_t pid)
+{
+  char path[64], buf[512];
+  ssize_t n;
+  int fd;
+  if (kill(pid, 0) == -1 && errno == ESRCH)
+    return 1;
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd == -1)
+    return errno == ENOENT;
+  n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')');
+  return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
 int cbt_stop_pid(pid_t pid, int timeout_ms)
 {
   struct timespec ts = {0, 10 * 1000 * 1000};
@@ -153,13 +175,13 @@ int cbt_stop_pid(pid_t pid, int timeout_ms)
   if (kill(pid, SIGTERM) == -1)
     return errno == ESRCH ? 0 : (set_error(errno, "kill %d", (int)pid), -1);
   for (int waited = 0; waited < timeout_ms; waited += 10) {
-    if (kill(pid, 0) == -1 && errno == ESRCH)
+    if (pid_gone(pid))
       return 0;
     nanosleep(&ts, NULL);
   }
   kill(pid, SIGKILL);
   for (int waited = 0; waited < 5000; waited += 10) {
-    if (kill(pid, 0) == -1 && errno == ESRCH)
+    if (pid_gone(pid))
       return 0;
     nanosleep(&ts, NULL);
   }

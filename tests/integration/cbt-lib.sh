@@ -8,9 +8,14 @@
 #   snap_field REPO DISK FIELD   a field of the disk's latest snapshot
 #   bitmaps IMG              the bitmap names and flags of a closed qcow2 image
 
+# A daemon that forked is reaped by init, maybe late: a zombie counts as gone.
 wait_gone() { # PID
   local i
-  for ((i = 0; i < 500; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.02; done
+  for ((i = 0; i < 1500; i++)); do
+    kill -0 "$1" 2>/dev/null || return 0
+    [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ] || return 0
+    sleep 0.02
+  done
   return 1
 }
 
