@@ -12,6 +12,7 @@ A RULE is WHICH=ACTION.
           all       every request
           every:K   every K-th request
           ~TEXT     requests whose path or query contains TEXT (add *K to limit)
+          METHOD~TEXT  both
   ACTION: drop      close the connection without an answer
           reset     close with a TCP reset
           500       answer 500 InternalError
@@ -19,6 +20,7 @@ A RULE is WHICH=ACTION.
           429       answer 429 SlowDown
           delay:S   wait S seconds, then forward
           truncate  forward, but send only half of the response body and close
+          lose      forward, then close without passing the answer on
 The first matching rule wins. Each request is logged to the log file as
 "N METHOD PATH -> ACTION STATUS". Stop it with SIGTERM.
 """
@@ -42,12 +44,12 @@ upstream = None
 
 
 def parse_rule(text):
-    which, _, action = text.partition("=")
+    which, _, action = text.rpartition("=")
     if not action:
         raise ValueError("rule %r: expected WHICH=ACTION" % text)
     limit = None
     if "*" in which:
-        which, _, k = which.partition("*")
+        which, _, k = which.rpartition("*")
         limit = int(k)
     return {"which": which, "limit": limit, "hits": 0, "action": action}
 
@@ -62,8 +64,9 @@ def choose(n, method, target):
             match = True
         elif w.startswith("every:"):
             match = n % int(w[6:]) == 0
-        elif w.startswith("~"):
-            match = w[1:] in target
+        elif "~" in w:
+            m, _, text = w.partition("~")
+            match = (not m or m == method) and text in target
         else:
             match = w == method
         if match and (r["limit"] is None or r["hits"] < r["limit"]):
@@ -177,6 +180,10 @@ class Handler(socketserver.StreamRequestHandler):
                 conn.close()
             except OSError as e:
                 log("%d %s %s -> upstream error %s" % (n, method, target, e))
+                self.connection.close()
+                return
+            if action == "lose":
+                log("%d %s %s -> lose %d" % (n, method, target, resp.status))
                 self.connection.close()
                 return
             if method == "HEAD":
