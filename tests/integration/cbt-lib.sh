@@ -4,6 +4,7 @@
 #   qsd_start IMG NAME       start qemu-storage-daemon on qcow2 IMG: node disk0,
 #                            QMP at $TMP/NAME.qmp, writable NBD export "w" at
 #                            $TMP/NAME.nbd; killed at exit
+#   qsd_stop NAME [SIG]      stop it (SIGTERM: bitmaps are stored cleanly)
 #   qmp SOCK CMD [JSON]      run one QMP command, print its JSON reply
 #   snap_field REPO DISK FIELD   a field of the disk's latest snapshot
 #   bitmaps IMG              the bitmap names and flags of a closed qcow2 image
@@ -34,17 +35,25 @@ nbd_stop() { # SOCK
   wait_gone "$pid" || fail "qemu-nbd $pid did not exit"
 }
 
-qsd_start() { # IMG NAME
-  local img=$1 name=$2
+qsd_start() { # IMG NAME [noexport]
+  local img=$1 name=$2 export=()
   rm -f "$TMP/$name.qmp" "$TMP/$name.nbd"
+  [ "${3:-}" = noexport ] || export=(
+    --nbd-server "addr.type=unix,addr.path=$TMP/$name.nbd"
+    --export type=nbd,id=w,node-name=disk0,name=w,writable=on)
   qemu-storage-daemon \
     --blockdev "driver=file,node-name=file0,filename=$img" \
-    --blockdev driver=qcow2,node-name=disk0,file=file0 \
-    --nbd-server "addr.type=unix,addr.path=$TMP/$name.nbd" \
-    --export type=nbd,id=w,node-name=disk0,name=w,writable=on \
+    --blockdev driver=qcow2,node-name=disk0,file=file0 "${export[@]}" \
     --chardev "socket,id=qmp0,path=$TMP/$name.qmp,server=on,wait=off" \
     --monitor chardev=qmp0 --pidfile "$TMP/$name.pid" --daemonize
   cleanup_add "kill $(cat "$TMP/$name.pid") 2>/dev/null"
+}
+
+qsd_stop() { # NAME [signal]
+  local pid
+  pid=$(cat "$TMP/$1.pid")
+  kill "-${2:-TERM}" "$pid"
+  wait_gone "$pid" || fail "qemu-storage-daemon $pid did not exit"
 }
 
 qmp() { # SOCK CMD [ARGS-JSON]
