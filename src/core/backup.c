@@ -20,6 +20,7 @@
 
 #define PACK_TARGET (16u << 20)
 #define QUEUE_MAX 1
+#define MAX_UPLOADERS 16
 
 struct pack_buf {
   VEC(uint8_t) data;
@@ -423,7 +424,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
   struct snapshot *parent = NULL, snap = {0};
   struct blockmap pmap = {0};
   struct timespec now;
-  pthread_t *workers = NULL, up, prog;
+  pthread_t *workers = NULL, up[MAX_UPLOADERS], prog;
   int nworkers = 0, up_started = 0, prog_started = 0, ret = -1;
   const char *mode = "full";
   char note[512] = "";
@@ -511,11 +512,14 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
   if (repo_adopt_packs(r) == -1)
     goto out;
 
-  if (pthread_create(&up, NULL, uploader, &b) != 0) {
-    set_error(errno, "pthread_create");
-    goto out;
-  }
-  up_started = 1;
+  for (int nup = repo_io_threads(r, 1); up_started < nup; up_started++)
+    if (pthread_create(&up[up_started], NULL, uploader, &b) != 0) {
+      set_error(errno, "pthread_create");
+      fail(&b);
+      break;
+    }
+  if (b.failed)
+    goto stop_uploader;
   if (o->progress && pthread_create(&prog, NULL, progress, &b) == 0)
     prog_started = 1;
   workers = calloc((size_t)r->threads, sizeof *workers);
@@ -576,12 +580,13 @@ join:
     fail(&b);
 
 stop_uploader:
-  if (up_started) {
+  {
     pthread_mutex_lock(&b.q_lock);
     b.q_closed = 1;
     pthread_cond_broadcast(&b.q_cond);
     pthread_mutex_unlock(&b.q_lock);
-    pthread_join(up, NULL);
+    for (int i = 0; i < up_started; i++)
+      pthread_join(up[i], NULL);
   }
   if (b.failed) {
     set_error_msg(b.err_errno, b.err);

@@ -159,12 +159,15 @@ int repo_read_blocks(struct repo *r, const struct blockmap *m, const uint64_t *b
   }
   qsort(rd.w, rd.n, sizeof *rd.w, cmp_want);
   pthread_mutex_init(&rd.lock, NULL);
-  t = calloc((size_t)r->threads, sizeof *t);
+  int want = repo_io_threads(r, r->threads);
+  if (want < r->threads)
+    want = r->threads;
+  t = calloc((size_t)want, sizeof *t);
   if (!t) {
     set_error(errno, "calloc");
     goto destroy;
   }
-  for (; nt < r->threads; nt++)
+  for (; nt < want; nt++)
     if (pthread_create(&t[nt], NULL, read_worker, &rd) != 0) {
       set_error(errno, "pthread_create");
       reader_fail(&rd);

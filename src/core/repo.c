@@ -38,6 +38,18 @@ void repo_set_threads(struct repo *r, int n)
   r->threads = n > 0 ? n : 1;
 }
 
+int repo_io_threads(const struct repo *r, int local_default)
+{
+  const char *env = getenv("PILOTLIGHT_IO_THREADS");
+  if (env && *env) {
+    char *end;
+    long v = strtol(env, &end, 10);
+    if (*end == 0 && v >= 1 && v <= 16)
+      return (int)v;
+  }
+  return r->store->is_remote ? 4 : local_default;
+}
+
 void repo_free(struct repo *r)
 {
   if (!r)

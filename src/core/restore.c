@@ -95,6 +95,7 @@ int repo_restore(struct repo *r, const struct snapshot *s, const struct restore_
   uint64_t *blocks = NULL;
   size_t n = 0;
   int ret = -1, is_dev = 0, created = 0;
+  uint64_t dev_size = UINT64_MAX;
   struct stat st;
 
   if (stat(o->target, &st) == 0) {
@@ -125,11 +126,14 @@ int repo_restore(struct repo *r, const struct snapshot *s, const struct restore_
       set_error(errno, "%s: BLKGETSIZE64", o->target);
       goto out;
     }
-    if (size < s->size) {
-      set_error_code(ENOSPC, "%s holds %llu bytes; disk %s needs at least %llu", o->target,
-                (unsigned long long)size, s->disk, (unsigned long long)s->size);
+    /* A smaller device will do when every non-zero block fits. */
+    if (size < s->size && s->used_end > size) {
+      set_error_code(ENOSPC, "%s holds %llu bytes, too small for disk %s: its highest used "
+                     "offset is %llu", o->target, (unsigned long long)size, s->disk,
+                     (unsigned long long)s->used_end);
       goto out;
     }
+    dev_size = size;
   } else if (ftruncate(c.fd, 0) == -1 || ftruncate(c.fd, (off_t)s->size) == -1) {
     /* Truncating to zero first turns every old byte into a hole. */
     set_error(errno, "%s: cannot size the target to %llu bytes", o->target,
@@ -153,7 +157,9 @@ int repo_restore(struct repo *r, const struct snapshot *s, const struct restore_
         j++;
       uint64_t off = i * m.block_size;
       uint64_t end = (j + 1) * m.block_size < m.size ? (j + 1) * m.block_size : m.size;
-      if (zero_device_range(c.fd, o->target, off, end - off) == -1)
+      if (end > dev_size)
+        end = dev_size;
+      if (off < end && zero_device_range(c.fd, o->target, off, end - off) == -1)
         goto out;
       i = j;
     }
