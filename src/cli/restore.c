@@ -5,20 +5,22 @@
 #include <time.h>
 
 #include "cli.h"
+#include "target/replica.h"
 
 int cmd_restore(struct cli *c, int argc, char **argv)
 {
-  enum { O_FORCE = 256, O_THREADS };
+  enum { O_FORCE = 256, O_THREADS, O_VERIFY };
   static const struct option opts[] = {
     {"repo", required_argument, NULL, 'r'},
     {"help", no_argument, NULL, 'h'},
     {"force", no_argument, NULL, O_FORCE},
     {"threads", required_argument, NULL, O_THREADS},
+    {"verify", no_argument, NULL, O_VERIFY},
     {NULL, 0, NULL, 0},
   };
   struct restore_opts ro = {0};
   uint64_t threads = 0;
-  int ch, ret = EXIT_FAIL;
+  int ch, ret = EXIT_FAIL, verify = 0;
   char *disk = NULL;
   const char *spec;
   struct repo *r = NULL;
@@ -35,9 +37,11 @@ int cmd_restore(struct cli *c, int argc, char **argv)
              "its hash as it is written.\n\n"
              "Options:\n"
              "  --force       overwrite an existing file or block device\n"
-             "  --threads N   reader threads (default: the number of CPUs)\n");
+             "  --threads N   reader threads (default: the number of CPUs)\n"
+             "  --verify      re-read the whole target afterwards and compare it\n");
       return 0;
     case O_FORCE: ro.force = 1; break;
+    case O_VERIFY: verify = 1; break;
     case O_THREADS:
       if (parse_size(optarg, &threads) == -1 || threads == 0 || threads > 256)
         return fail_usage(c, "--threads: '%s' is not a number from 1 to 256", optarg);
@@ -60,13 +64,13 @@ int cmd_restore(struct cli *c, int argc, char **argv)
   if (threads)
     repo_set_threads(r, (int)threads);
   s = repo_find_snapshot(r, disk, spec);
-  if (!s || repo_restore(r, s, &ro) == -1) {
+  if (!s || repo_restore(r, s, &ro) == -1 || (verify && target_verify(r, s, ro.target) == -1)) {
     fail_lib();
     goto out;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  printf("restored snapshot %.12s of disk %s to %s (%llu bytes) in %.2f s\n", s->id, s->disk,
-         ro.target, (unsigned long long)s->size,
+  printf("restored snapshot %.12s of disk %s to %s (%llu bytes%s) in %.2f s\n", s->id, s->disk,
+         ro.target, (unsigned long long)s->size, verify ? ", verified" : "",
          (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
   ret = 0;
 out:
