@@ -626,7 +626,9 @@ static int s3_fail(struct s3_store *s, const char *method, const char *key,
   where(s, key, w, sizeof w);
 
   if (strcmp(code, "NoSuchBucket") == 0) {
-    set_error(ENOENT, "bucket %s does not exist: create it first (%s %s: HTTP %ld NoSuchBucket%s)",
+    /* ENXIO, not ENOENT: callers must not take a missing bucket for a
+     * missing object (say, "not a repository"). */
+    set_error(ENXIO, "bucket %s does not exist: create it first (%s %s: HTTP %ld NoSuchBucket%s)",
               s->bucket, method, w, r->status, rid);
   } else if (r->status == 403 || r->status == 401) {
     const char *hint = strcmp(code, "RequestTimeTooSkewed") == 0
@@ -1214,7 +1216,7 @@ static int check_bucket(struct s3_store *s)
   if (resp.status == 200) {
     ret = 0;
   } else if (resp.status == 404) {
-    set_error(ENOENT, "bucket %s does not exist: create it first (HEAD at %s: HTTP 404)",
+    set_error(ENXIO, "bucket %s does not exist: create it first (HEAD at %s: HTTP 404)",
               s->bucket, s->endpoint);
   } else {
     if (resp.status == 301 || (resp.status == 400 && resp.bucket_region[0]))

@@ -41,12 +41,12 @@ expect_rc 3 "$TOOL" "$LOC" get q # the refused PUT wrote nothing
 grep -q "no S3 credentials" "$TMP/err" || fail "no-credentials message: $(cat "$TMP/err")"
 
 # Missing bucket: init says to create it; other operations say so too.
-expect_rc 3 "$TOOL" "s3:$PL_TEST_S3_ENDPOINT/no-such-bucket-$$/x" init
+expect_rc 1 "$TOOL" "s3:$PL_TEST_S3_ENDPOINT/no-such-bucket-$$/x" init
 grep -q "bucket no-such-bucket-$$ does not exist: create it first" "$TMP/err" ||
   fail "missing bucket message: $(cat "$TMP/err")"
-expect_rc 3 "$TOOL" "s3:$PL_TEST_S3_ENDPOINT/no-such-bucket-$$/x" get config
+expect_rc 1 "$TOOL" "s3:$PL_TEST_S3_ENDPOINT/no-such-bucket-$$/x" get config
 grep -q "does not exist: create it first" "$TMP/err" || fail "missing bucket on GET: $(cat "$TMP/err")"
-expect_rc 3 "$TOOL" "s3:$PL_TEST_S3_ENDPOINT/no-such-bucket-$$/x" list
+expect_rc 1 "$TOOL" "s3:$PL_TEST_S3_ENDPOINT/no-such-bucket-$$/x" list
 grep -q "does not exist: create it first" "$TMP/err" || fail "missing bucket on LIST: $(cat "$TMP/err")"
 
 # Unreachable endpoint: a port nothing listens on; the message names it.
