@@ -555,6 +555,11 @@ static int open_target(const struct replica_opts *o, struct target *t)
     }
   }
   if (t->is_dev) {
+    int ro = 0;
+    if (ioctl(t->fd, BLKROGET, &ro) == 0 && ro) {
+      set_error_code(EROFS, "%s is a read-only device", o->target);
+      return -1;
+    }
     if (ioctl(t->fd, BLKGETSIZE64, &t->size) == -1) {
       set_error(errno, "%s: BLKGETSIZE64", o->target);
       return -1;
