@@ -256,10 +256,15 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *opaque)
   struct s3_response *r = t->resp;
   const struct s3_request *req = t->req;
   size_t n = size * nmemb;
-  if (r->status < 200 || r->status >= 300)
-    return body_append(r, data, n < ERROR_BODY_MAX ? n : ERROR_BODY_MAX, ERROR_BODY_MAX) == -1
-               ? (r->too_big ? n : 0) /* an overlong error body is cut, not fatal */
-               : n;
+  if (r->status < 200 || r->status >= 300) {
+    /* Keep the start of an error body for its Code; drop the rest. */
+    size_t keep = r->len < ERROR_BODY_MAX ? ERROR_BODY_MAX - r->len : 0;
+    if (keep > n)
+      keep = n;
+    if (keep && body_append(r, data, keep, ERROR_BODY_MAX) == -1)
+      return 0;
+    return n;
+  }
   if (req->dst) {
     size_t off = 0;
     if (r->skipped < req->skip) {
@@ -330,6 +335,13 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *opaque)
     if (!errno && end != tmp && !*end) {
       r->content_length = cl;
       r->have_content_length = 1;
+      /* Refuse an oversized object before its body arrives. */
+      const struct s3_request *req = t->req;
+      if (strcmp(req->method, "GET") == 0 && !req->dst && r->status >= 200 && r->status < 300 &&
+          cl > req->max) {
+        r->too_big = 1;
+        return 0;
+      }
     }
   } else if (nlen == 16 && strncasecmp(data, "x-amz-request-id", 16) == 0) {
     header_copy(r->request_id, sizeof r->request_id, v, vlen);
