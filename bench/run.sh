@@ -90,7 +90,16 @@ NOTES=()
 
 meta() { printf '%s=%s\n' "$1" "$2" >>"$WORK/meta.txt"; }
 
-warm() { cat "$@" >/dev/null; }
+# warm FILE...: flush dirty pages left by the preparation (so their writeback does not land in
+# the timed step), then read the files so the page cache holds them.
+warm() {
+  sync
+  cat "$@" >/dev/null
+}
+warm_dir() {
+  sync
+  find "$@" -type f -exec cat {} + >/dev/null
+}
 
 # timed TOOL STEP REP CMD...: one timed run; output goes to log/, figures to results.tsv.
 timed() {
@@ -181,39 +190,30 @@ meta block_sizes "$(IFS=,; echo "${BSS[*]}")"
 
 pl_bs_args() { [[ $1 == default ]] || echo "--block-size $1"; }
 
-# ---- phase 1: full backups of the base image ----
-echo "== full backups"
-if [[ $PL_OK == 1 ]]; then
-  for bs in "${BSS[@]}"; do
-    t=pl-$bs
-    for ((r = 1; r <= REPS; r++)); do
-      rm -rf "$t"
-      mkdir -p "$t"
-      "$PL" -r "$t/repo" init >log/$t-init.log 2>&1 || die "pilotlight init failed"
-      warm "$IMG"
-      # shellcheck disable=SC2046
-      timed "$t" full "$r" "$PL" -r "$t/repo" backup --disk bench $(pl_bs_args "$bs") "$IMG"
-    done
-    stored "$t" full "$t/repo"
-    mv "$t/repo" "$t/repo-full"
+# The naive method: each extent copied to a file named by its offset, the folder synced with
+# rclone, and (for increments) each file written into a sparse replica with dd.
+cat >"$WORK/naive-extract.sh" <<'EOS'
+# naive-extract.sh IMAGE LIST STAGE DEST: split IMAGE's extents into STAGE, then rclone sync.
+set -euo pipefail
+mkdir -p "$3"
+while read -r off len; do
+  dd if="$1" of="$3/$off" bs=1M iflag=skip_bytes,count_bytes skip="$off" count="$len" status=none
+done <"$2"
+rclone sync "$3" "$4"
+EOS
+cat >"$WORK/naive-apply.sh" <<'EOS'
+# naive-apply.sh REPLICA DIR...: write every object (named by offset) into REPLICA with dd.
+set -euo pipefail
+r=$1
+shift
+for d in "$@"; do
+  for f in "$d"/*; do
+    dd if="$f" of="$r" bs=1M seek="${f##*/}" oflag=seek_bytes conv=notrunc status=none
   done
-fi
+done
+EOS
 
 export RESTIC_PASSWORD=bench
-if has_tool restic; then
-  for ((r = 1; r <= REPS; r++)); do
-    rm -rf restic
-    mkdir -p restic
-    export RESTIC_CACHE_DIR=$WORK/restic/repo.cache
-    restic -r restic/repo init >log/restic-init.log 2>&1
-    warm "$IMG"
-    timed restic full "$r" restic -r restic/repo backup --host bench "$IMG"
-  done
-  stored restic full restic/repo
-  mv restic/repo restic/repo-full
-  if [[ -d restic/repo.cache ]]; then mv restic/repo.cache restic/repo-full.cache; fi
-fi
-
 borg_env() {
   export BORG_BASE_DIR=$WORK/$1/repo.home
   export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
@@ -225,186 +225,175 @@ borg_args() {
     echo "--compression zstd,3"
   fi
 }
-for t in borg borg-fixed; do
-  has_tool "$t" || continue
-  for ((r = 1; r <= REPS; r++)); do
-    rm -rf "$t"
-    mkdir -p "$t"
+
+# The tools in run order; pilotlight once per block size.
+RUN=()
+if [[ $PL_OK == 1 ]]; then
+  for bs in "${BSS[@]}"; do RUN+=("pl-$bs"); done
+fi
+for t in restic borg borg-fixed naive; do
+  if has_tool "$t"; then RUN+=("$t"); fi
+done
+
+# full_step TOOL REP: a full backup of the base image into a new repository $TOOL/repo.
+full_step() {
+  local t=$1 r=$2
+  rm -rf "$t"
+  mkdir -p "$t"
+  case $t in
+  pl-*)
+    "$PL" -r "$t/repo" init >"log/$t-init.log" 2>&1 || die "pilotlight init failed"
+    warm "$IMG"
+    # shellcheck disable=SC2046
+    timed "$t" full "$r" "$PL" -r "$t/repo" backup --disk bench $(pl_bs_args "${t#pl-}") "$IMG"
+    ;;
+  restic)
+    export RESTIC_CACHE_DIR=$WORK/restic/repo.cache
+    restic -r restic/repo init >log/restic-init.log 2>&1
+    warm "$IMG"
+    timed restic full "$r" restic -r restic/repo backup --host bench "$IMG"
+    ;;
+  borg | borg-fixed)
     borg_env "$t"
-    borg init --encryption=none "$t/repo" >log/$t-init.log 2>&1
+    borg init --encryption=none "$t/repo" >"log/$t-init.log" 2>&1
     warm "$IMG"
     # shellcheck disable=SC2046
     timed "$t" full "$r" borg create $(borg_args "$t") "$t/repo::full" "$IMG"
-  done
-  stored "$t" full "$t/repo"
-  mv "$t/repo" "$t/repo-full"
-  mv "$t/repo.home" "$t/repo-full.home"
-done
-
-# The naive method: each extent copied to a file named by its offset, the folder synced with
-# rclone, and (for increments) each file written into a sparse replica with dd.
-cat >"$WORK/naive-extract.sh" <<'EOF'
-# naive-extract.sh IMAGE LIST STAGE DEST: split IMAGE's extents into STAGE, then rclone sync.
-set -euo pipefail
-mkdir -p "$3"
-while read -r off len; do
-  dd if="$1" of="$3/$off" bs=1M iflag=skip_bytes,count_bytes skip="$off" count="$len" status=none
-done <"$2"
-rclone sync "$3" "$4"
-EOF
-cat >"$WORK/naive-apply.sh" <<'EOF'
-# naive-apply.sh REPLICA DIR...: write every object (named by offset) into REPLICA with dd.
-set -euo pipefail
-r=$1
-shift
-for d in "$@"; do
-  for f in "$d"/*; do
-    dd if="$f" of="$r" bs=1M seek="${f##*/}" oflag=seek_bytes conv=notrunc status=none
-  done
-done
-EOF
-if has_tool naive; then
-  for ((r = 1; r <= REPS; r++)); do
-    rm -rf naive
-    mkdir -p naive
+    ;;
+  naive)
     warm "$IMG"
-    timed naive full "$r" bash "$WORK/naive-extract.sh" "$IMG" base.map naive/stage-full naive/dest/full
-  done
-  stored naive full naive/dest
-  rm -rf naive/stage-full
-fi
+    timed naive full "$r" bash "$WORK/naive-extract.sh" "$IMG" base.map naive/stage naive/repo/full
+    rm -rf naive/stage
+    ;;
+  esac
+}
 
-# ---- the change, in place: same path, new content ----
-echo "== applying the change to $IMG"
-"$GEN" --scale "$SCALE" change "$IMG" changes.again >/dev/null
-cmp -s "$LIST" changes.again || die "the change is not deterministic"
-rm -f changes.again
-
-# ---- phase 2: incremental backups ----
-echo "== incremental backups"
-if [[ $PL_OK == 1 ]]; then
-  for bs in "${BSS[@]}"; do
-    t=pl-$bs
-    for ((r = 1; r <= REPS; r++)); do
-      fresh "$t/repo" "$t/repo-full"
-      warm "$IMG" "$LIST"
-      # shellcheck disable=SC2046
-      timed "$t" inc "$r" "$PL" -r "$t/repo" backup --disk bench --changed-extents "$LIST" "$IMG"
-    done
-    stored "$t" inc "$t/repo"
-    mv "$t/repo" "$t/repo-inc"
-    for ((r = 1; r <= REPS; r++)); do
-      fresh "$t/repo" "$t/repo-full"
-      warm "$IMG"
-      # shellcheck disable=SC2046
-      timed "$t" hash "$r" "$PL" -r "$t/repo" backup --disk bench "$IMG"
-    done
-    stored "$t" hash "$t/repo"
-    # The hash-compare result must restore to the image too (checked, not timed).
-    rm -f out.raw
-    "$PL" -r "$t/repo" restore bench@latest out.raw >log/$t-hash-restore.log 2>&1 ||
-      die "pilotlight restore of the hash-compare backup failed"
-    check out.raw
-    rm -rf "$t/repo" out.raw
-  done
-fi
-
-if has_tool restic; then
-  for ((r = 1; r <= REPS; r++)); do
-    fresh restic/repo restic/repo-full
+# inc_step TOOL REP: incremental backups of the changed image, each from a fresh copy of the
+# state after the full backup ($TOOL/repo-full and its sidecars), into $TOOL/repo.
+inc_step() {
+  local t=$1 r=$2
+  fresh "$t/repo" "$t/repo-full"
+  case $t in
+  pl-*)
+    warm "$IMG" "$LIST"
+    timed "$t" inc "$r" "$PL" -r "$t/repo" backup --disk bench --changed-extents "$LIST" "$IMG"
+    if [[ $r == "$REPS" ]]; then
+      stored "$t" inc "$t/repo"
+      rm -rf "$t/repo-inc"
+      mv "$t/repo" "$t/repo-inc"
+    fi
+    fresh "$t/repo" "$t/repo-full"
+    warm "$IMG"
+    timed "$t" hash "$r" "$PL" -r "$t/repo" backup --disk bench "$IMG"
+    if [[ $r == "$REPS" ]]; then
+      stored "$t" hash "$t/repo"
+      # The hash-compare result must restore to the image too (checked, not timed).
+      rm -f out.raw
+      "$PL" -r "$t/repo" restore bench@latest out.raw >"log/$t-hash-restore.log" 2>&1 ||
+        die "pilotlight restore of the hash-compare backup failed"
+      check out.raw
+      rm -f out.raw
+    fi
+    rm -rf "$t/repo"
+    ;;
+  restic)
     export RESTIC_CACHE_DIR=$WORK/restic/repo.cache
     warm "$IMG"
     timed restic inc "$r" restic -r restic/repo backup --host bench "$IMG"
-  done
-  grep -q "parent snapshot" log/restic-inc-1.log || NOTES+=("restic did not report a parent snapshot")
-  stored restic inc restic/repo
-fi
-
-for t in borg borg-fixed; do
-  has_tool "$t" || continue
-  for ((r = 1; r <= REPS; r++)); do
-    fresh "$t/repo" "$t/repo-full"
+    grep -q "using parent snapshot" "log/restic-inc-$r.log" || die "restic found no parent snapshot"
+    ;;
+  borg | borg-fixed)
     borg_env "$t"
     warm "$IMG"
     # shellcheck disable=SC2046
     timed "$t" inc "$r" borg create $(borg_args "$t") "$t/repo::inc" "$IMG"
-  done
-  stored "$t" inc "$t/repo"
-done
-
-if has_tool naive; then
-  for ((r = 1; r <= REPS; r++)); do
-    rm -rf naive/stage-inc naive/dest/inc naive/replica.raw
+    ;;
+  naive)
+    rm -f naive/replica.raw
     "$GEN" copy base.raw naive/replica.raw
     warm "$IMG" "$LIST"
-    timed naive inc "$r" bash -c 'bash "$1" "$2" "$3" naive/stage-inc naive/dest/inc &&
-      bash "$4" naive/replica.raw naive/stage-inc' _ \
+    timed naive inc "$r" bash -c 'bash "$1" "$2" "$3" naive/stage naive/repo/inc &&
+      bash "$4" naive/replica.raw naive/stage' _ \
       "$WORK/naive-extract.sh" "$IMG" "$LIST" "$WORK/naive-apply.sh"
     check naive/replica.raw
-  done
-  stored naive inc naive/dest
-  rm -rf naive/stage-inc naive/replica.raw
-fi
+    rm -rf naive/stage naive/replica.raw
+    ;;
+  esac
+  if [[ $t != pl-* && $r == "$REPS" ]]; then stored "$t" inc "$t/repo"; fi
+  return 0
+}
 
-# ---- phase 3: restores of the latest backup ----
-echo "== restores"
-if [[ $PL_OK == 1 ]]; then
-  for bs in "${BSS[@]}"; do
-    t=pl-$bs
-    for ((r = 1; r <= REPS; r++)); do
-      rm -f out.raw
-      find "$t/repo-inc" -type f -exec cat {} + >/dev/null
-      timed "$t" restore "$r" "$PL" -r "$t/repo-inc" restore bench@latest "$WORK/out.raw"
-      check out.raw
-    done
-    rm -f out.raw
-  done
-fi
-
-if has_tool restic; then
-  export RESTIC_CACHE_DIR=$WORK/restic/repo.cache
-  for ((r = 1; r <= REPS; r++)); do
-    rm -rf out
-    find restic/repo -type f -exec cat {} + >/dev/null
+# restore_step TOOL REP: restore the incremental into a new file and compare it with the image.
+restore_step() {
+  local t=$1 r=$2 repo=$1/repo
+  [[ $t == pl-* ]] && repo=$t/repo-inc
+  rm -rf out out.raw
+  warm_dir "$repo"
+  case $t in
+  pl-*)
+    timed "$t" restore "$r" "$PL" -r "$repo" restore bench@latest "$WORK/out.raw"
+    check out.raw
+    ;;
+  restic)
+    export RESTIC_CACHE_DIR=$WORK/restic/repo.cache
     timed restic restore "$r" restic -r restic/repo restore latest --target "$WORK/out"
     check "out$IMG"
-  done
-  rm -rf out
-  for ((r = 1; r <= REPS; r++)); do
-    rm -f out.raw
-    find restic/repo -type f -exec cat {} + >/dev/null
+    rm -rf out
+    warm_dir "$repo"
     timed restic-dump restore "$r" bash -c 'restic -r restic/repo dump latest "$1" |
       dd of=out.raw bs=1M iflag=fullblock conv=sparse status=none' _ "$IMG"
-    # dd conv=sparse leaves a trailing hole short; the image size is part of the data.
+    # dd conv=sparse may leave a trailing hole out; the image size is part of the data.
     truncate -s "$(stat -c %s "$IMG")" out.raw
     check out.raw
-  done
-  rm -f out.raw
-fi
-
-for t in borg borg-fixed; do
-  has_tool "$t" || continue
-  borg_env "$t"
-  for ((r = 1; r <= REPS; r++)); do
-    rm -rf out
+    ;;
+  borg | borg-fixed)
+    borg_env "$t"
     mkdir out
-    find "$t/repo" -type f -exec cat {} + >/dev/null
     timed "$t" restore "$r" bash -c 'cd out && borg extract --sparse "$1::inc"' _ "$WORK/$t/repo"
     check "out$IMG"
+    ;;
+  naive)
+    timed naive restore "$r" bash -c 'truncate -s "$1" out.raw &&
+      bash "$2" out.raw naive/repo/full naive/repo/inc' _ "$(stat -c %s "$IMG")" \
+      "$WORK/naive-apply.sh"
+    check out.raw
+    ;;
+  esac
+  rm -rf out out.raw
+}
+
+# Repetitions are the outer loop, so that a busy moment on a shared machine hits every tool
+# rather than one.
+echo "== full backups"
+for ((r = 1; r <= REPS; r++)); do
+  for t in "${RUN[@]}"; do full_step "$t" "$r"; done
+done
+for t in "${RUN[@]}"; do
+  stored "$t" full "$t/repo"
+  mv "$t/repo" "$t/repo-full"
+  for side in "$t"/repo.*; do
+    if [[ -e $side ]]; then mv "$side" "$t/repo-full${side#"$t/repo"}"; fi
   done
-  rm -rf out
+done
+if has_tool restic; then
+  NOTES+=("restic repository format version $(restic -r restic/repo-full cat config --no-cache |
+    sed -n 's/.*"version": *\([0-9]*\).*/\1/p') (2 stores compressed data)")
+fi
+
+echo "== applying the change to $IMG (in place)"
+"$GEN" --scale "$SCALE" change "$IMG" changes.again >/dev/null
+cmp -s "$LIST" changes.again || die "the change is not deterministic"
+rm -f changes.again
+
+echo "== incremental backups"
+for ((r = 1; r <= REPS; r++)); do
+  for t in "${RUN[@]}"; do inc_step "$t" "$r"; done
 done
 
-if has_tool naive; then
-  for ((r = 1; r <= REPS; r++)); do
-    rm -f out.raw
-    find naive/dest -type f -exec cat {} + >/dev/null
-    timed naive restore "$r" bash -c 'truncate -s "$1" out.raw && bash "$2" out.raw naive/dest/full naive/dest/inc' \
-      _ "$(stat -c %s "$IMG")" "$WORK/naive-apply.sh"
-    check out.raw
-  done
-  rm -f out.raw
-fi
+echo "== restores"
+for ((r = 1; r <= REPS; r++)); do
+  for t in "${RUN[@]}"; do restore_step "$t" "$r"; done
+done
 
 meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta elapsed "$(($(date +%s) - START))"
