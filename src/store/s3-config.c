@@ -93,10 +93,12 @@ static char *ini_get(const char *path, const char *profile, int is_config, const
         continue;
       *close = 0;
       char *name = trim(s + 1);
-      if (is_config && strcmp(profile, "default") != 0) {
+      /* The config file names profiles "[profile NAME]"; only the default
+       * one may also be written "[default]". */
+      if (is_config) {
         if (strncmp(name, "profile", 7) == 0 && (name[7] == ' ' || name[7] == '\t'))
           name = trim(name + 8);
-        else
+        else if (strcmp(name, "default") != 0)
           name = "";
       }
       in_section = strcmp(name, profile) == 0;

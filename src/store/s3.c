@@ -58,6 +58,7 @@ struct s3_request {
   const void *body;
   size_t body_len;
   const char *content_md5; /* base64, or NULL */
+  int checksum_sha256;     /* send x-amz-checksum-sha256 (the payload hash, base64) */
   const char *range;       /* "bytes=A-B", or NULL */
   int if_none_match;       /* send If-None-Match: * */
   /* Where a success body goes: into dst (at most dst_cap bytes, the first
@@ -141,6 +142,11 @@ static void md5_base64(const void *buf, size_t len, char out[32])
   unsigned int mdlen = 0;
   EVP_Digest(buf, len, md, &mdlen, EVP_md5(), NULL);
   base64(md, 16, out);
+}
+
+static int hexval(char c)
+{
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 0;
 }
 
 static void md5_hex(const void *buf, size_t len, char out[33])
@@ -443,15 +449,23 @@ static int exchange(struct s3_store *s, CURL *h, const struct s3_request *req,
   }
   sigv4_amz_date(time(NULL), amz_date);
 
-  struct sigv4_header sh[8];
+  struct sigv4_header sh[9];
   size_t n = 0;
   sh[n++] = (struct sigv4_header){"host", s->host};
   sh[n++] = (struct sigv4_header){"x-amz-content-sha256", payload_hash};
   sh[n++] = (struct sigv4_header){"x-amz-date", amz_date};
   if (s->cfg.session_token)
     sh[n++] = (struct sigv4_header){"x-amz-security-token", s->cfg.session_token};
+  char checksum[48];
   if (req->content_md5)
     sh[n++] = (struct sigv4_header){"content-md5", req->content_md5};
+  if (req->checksum_sha256) {
+    unsigned char raw[32];
+    for (int i = 0; i < 32; i++)
+      raw[i] = (unsigned char)(hexval(payload_hash[2 * i]) << 4 | hexval(payload_hash[2 * i + 1]));
+    base64(raw, 32, checksum);
+    sh[n++] = (struct sigv4_header){"x-amz-checksum-sha256", checksum};
+  }
   if (req->range)
     sh[n++] = (struct sigv4_header){"range", req->range};
   if (req->if_none_match)
@@ -738,25 +752,34 @@ static int is_our_object(struct s3_store *s, const char *fkey, const void *buf, 
     return 0;
   md5_hex(buf, len, hex);
   snprintf(quoted, sizeof quoted, "\"%s\"", hex);
-  int ours = resp.status == 200 && resp.have_content_length && resp.content_length == len &&
-             (strcmp(resp.etag, quoted) == 0 || strcmp(resp.etag, hex) == 0);
+  int same_size = resp.status == 200 && resp.have_content_length && resp.content_length == len;
+  int ours = same_size && (strcmp(resp.etag, quoted) == 0 || strcmp(resp.etag, hex) == 0);
   response_reset(&resp);
+  if (same_size && !ours) {
+    /* The ETag is not always the MD5 (server-side encryption): compare bytes. */
+    struct s3_request get = {.method = "GET", .key = fkey, .max = len};
+    if (s3_perform(s, &get, &resp) == -1)
+      return 0;
+    ours = resp.status == 200 && !resp.too_big && resp.len == len &&
+           (len == 0 || memcmp(resp.body, buf, len) == 0);
+    response_reset(&resp);
+  }
   return ours;
 }
 
 static int put_single(struct s3_store *s, const char *fkey, const void *buf, size_t len,
                       unsigned flags)
 {
-  char md5[32];
   struct s3_response resp;
   int ret = -1;
-  md5_base64(buf, len, md5);
+  /* The SHA-256 is computed anyway for the signature; sending it as the
+   * checksum costs nothing, where Content-MD5 would cost a second pass. */
   struct s3_request req = {
     .method = "PUT",
     .key = fkey,
     .body = buf,
     .body_len = len,
-    .content_md5 = md5,
+    .checksum_sha256 = 1,
     .if_none_match = (flags & STORE_PUT_EXCL) != 0,
     .max = ERROR_BODY_MAX,
   };
