@@ -17,14 +17,13 @@
 
 static int usage(void)
 {
-  fprintf(stderr,
-          "usage: s3-tool LOCATION init\n"
-          "       s3-tool LOCATION put|excl KEY FILE   (FILE - for stdin)\n"
-          "       s3-tool LOCATION get KEY [MAX]\n"
-          "       s3-tool LOCATION range KEY OFFSET LENGTH\n"
-          "       s3-tool LOCATION head|del KEY\n"
-          "       s3-tool LOCATION list [PREFIX]\n"
-          "       s3-tool LOCATION parallel KEYPREFIX OBJECTS THREADS MAXSIZE\n");
+  fprintf(stderr, "usage: s3-tool LOCATION init\n"
+                  "       s3-tool LOCATION put|excl KEY FILE   (FILE - for stdin)\n"
+                  "       s3-tool LOCATION get KEY [MAX]\n"
+                  "       s3-tool LOCATION range KEY OFFSET LENGTH\n"
+                  "       s3-tool LOCATION head|del KEY\n"
+                  "       s3-tool LOCATION list [PREFIX]\n"
+                  "       s3-tool LOCATION parallel KEYPREFIX OBJECTS THREADS MAXSIZE\n");
   return 2;
 }
 

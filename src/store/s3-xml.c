@@ -255,10 +255,10 @@ static int xml_walk_run(struct xml_walk *w, const char *buf, size_t len)
 struct list_state {
   struct s3_list_page *page;
   size_t cap;
-  char *key;      /* of the <Contents> being read */
+  char *key; /* of the <Contents> being read */
   uint64_t size;
   int have_size;
-  int error;      /* errno to report, 0 for malformed */
+  int error; /* errno to report, 0 for malformed */
 };
 
 static int parse_u64(const char *s, size_t len, uint64_t *out)

@@ -10,7 +10,7 @@
 
 #define S3_XML_MAX_BODY (1u << 20) /* larger replies are refused */
 #define S3_XML_MAX_DEPTH 16
-#define S3_XML_MAX_TEXT 4096       /* longest element text kept (keys are <= 1024) */
+#define S3_XML_MAX_TEXT 4096 /* longest element text kept (keys are <= 1024) */
 
 struct s3_list_entry {
   char *key; /* owned */

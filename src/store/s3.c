@@ -40,12 +40,12 @@ struct s3_store {
   int path_style;
   struct s3_config cfg;
   unsigned retries;
-  long timeout;      /* seconds without progress before a request is given up */
-  long backoff_ms;   /* first retry delay; doubles each time, capped at 20 s */
+  long timeout;    /* seconds without progress before a request is given up */
+  long backoff_ms; /* first retry delay; doubles each time, capped at 20 s */
   uint64_t multipart_threshold;
   uint64_t part_size;
   unsigned list_max_keys; /* 0: the server's default page size */
-  pthread_mutex_t lock; /* guards idle */
+  pthread_mutex_t lock;   /* guards idle */
   CURL *idle[POOL_MAX];
   size_t nidle;
 };
@@ -471,17 +471,17 @@ static int exchange(struct s3_store *s, CURL *h, const struct s3_request *req,
   if (req->if_none_match)
     sh[n++] = (struct sigv4_header){"if-none-match", "*"};
   struct sigv4_request sr = {
-    .method = req->method,
-    .path = path,
-    .query = query,
-    .headers = sh,
-    .nheaders = n,
-    .payload_hash = payload_hash,
-    .amz_date = amz_date,
-    .region = s->cfg.region,
-    .service = "s3",
-    .access_key = s->cfg.access_key,
-    .secret_key = s->cfg.secret_key,
+      .method = req->method,
+      .path = path,
+      .query = query,
+      .headers = sh,
+      .nheaders = n,
+      .payload_hash = payload_hash,
+      .amz_date = amz_date,
+      .region = s->cfg.region,
+      .service = "s3",
+      .access_key = s->cfg.access_key,
+      .secret_key = s->cfg.secret_key,
   };
   if (sigv4_sign(&sr, &sig) == -1)
     goto out;
@@ -498,7 +498,7 @@ static int exchange(struct s3_store *s, CURL *h, const struct s3_request *req,
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "pilotlight/" "0.1");
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "pilotlight");
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
@@ -576,10 +576,9 @@ static int transient_status(const struct s3_response *r)
     return 1;
   if (r->status == 400 || r->status == 409) {
     struct s3_error_info e;
-    if (s3_error_parse(r->body, r->len, &e) &&
-        (strcmp(e.code, "RequestTimeout") == 0 ||
-         strcmp(e.code, "ConditionalRequestConflict") == 0 ||
-         strcmp(e.code, "OperationAborted") == 0))
+    if (s3_error_parse(r->body, r->len, &e) && (strcmp(e.code, "RequestTimeout") == 0 ||
+                                                strcmp(e.code, "ConditionalRequestConflict") == 0 ||
+                                                strcmp(e.code, "OperationAborted") == 0))
       return 1;
   }
   return 0;
@@ -622,14 +621,13 @@ static int s3_perform(struct s3_store *s, const struct s3_request *req, struct s
     /* A short body whose status already says "error" is still an answer. */
     if (transient_curl(code) && attempt < s->retries)
       continue;
-    int e = code == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT
-            : code == CURLE_COULDNT_CONNECT  ? ECONNREFUSED
+    int e = code == CURLE_OPERATION_TIMEDOUT     ? ETIMEDOUT
+            : code == CURLE_COULDNT_CONNECT      ? ECONNREFUSED
             : code == CURLE_COULDNT_RESOLVE_HOST ? EHOSTUNREACH
                                                  : EIO;
     set_error(e, "%s %s: cannot reach the S3 endpoint %s: %s (%u attempt%s)", req->method,
               where(s, req->key, w, sizeof w), s->endpoint,
-              curl_msg[0] ? curl_msg : curl_easy_strerror(code), attempt + 1,
-              attempt ? "s" : "");
+              curl_msg[0] ? curl_msg : curl_easy_strerror(code), attempt + 1, attempt ? "s" : "");
     /* A handle whose transfer failed may hold a broken connection. */
     curl_easy_cleanup(h);
     return -1;
@@ -663,10 +661,12 @@ static int s3_fail(struct s3_store *s, const char *method, const char *key,
                              "AWS_PROFILE), the clock, and the permissions on the bucket";
     set_error(EACCES, "access to bucket %s denied: %s (%s %s: HTTP %ld%s%s%s)", s->bucket, hint,
               method, w, r->status, code[0] ? " " : "", code, rid);
-  } else if (r->status == 301 || (r->status == 400 && strcmp(code, "AuthorizationHeaderMalformed") == 0)) {
+  } else if (r->status == 301 ||
+             (r->status == 400 && strcmp(code, "AuthorizationHeaderMalformed") == 0)) {
     set_error(EINVAL, "bucket %s is in another region%s%s: set AWS_REGION (%s %s: HTTP %ld%s%s%s)",
-              s->bucket, r->bucket_region[0] ? " than " : "", r->bucket_region[0] ? s->cfg.region : "",
-              method, w, r->status, code[0] ? " " : "", code, rid);
+              s->bucket, r->bucket_region[0] ? " than " : "",
+              r->bucket_region[0] ? s->cfg.region : "", method, w, r->status, code[0] ? " " : "",
+              code, rid);
   } else {
     int err = r->status == 404                       ? ENOENT
               : r->status == 412                     ? EEXIST
@@ -775,13 +775,13 @@ static int put_single(struct s3_store *s, const char *fkey, const void *buf, siz
   /* The SHA-256 is computed anyway for the signature; sending it as the
    * checksum costs nothing, where Content-MD5 would cost a second pass. */
   struct s3_request req = {
-    .method = "PUT",
-    .key = fkey,
-    .body = buf,
-    .body_len = len,
-    .checksum_sha256 = 1,
-    .if_none_match = (flags & STORE_PUT_EXCL) != 0,
-    .max = ERROR_BODY_MAX,
+      .method = "PUT",
+      .key = fkey,
+      .body = buf,
+      .body_len = len,
+      .checksum_sha256 = 1,
+      .if_none_match = (flags & STORE_PUT_EXCL) != 0,
+      .max = ERROR_BODY_MAX,
   };
   if (s3_perform(s, &req, &resp) == -1)
     return -1;
@@ -817,7 +817,7 @@ static int put_multipart(struct s3_store *s, const char *fkey, const void *buf, 
 {
   struct s3_response resp = {0};
   char *upload_id = NULL, *enc_id = NULL, *id_query = NULL, *complete = NULL;
-  char (*etags)[128] = NULL;
+  char(*etags)[128] = NULL;
   size_t complete_len = 0;
   FILE *f = NULL;
   int ret = -1, started = 0;
@@ -838,7 +838,8 @@ static int put_multipart(struct s3_store *s, const char *fkey, const void *buf, 
       return -1;
   }
 
-  struct s3_request init = {.method = "POST", .key = fkey, .query = "uploads=", .max = ERROR_BODY_MAX};
+  struct s3_request init = {
+      .method = "POST", .key = fkey, .query = "uploads=", .max = ERROR_BODY_MAX};
   if (s3_perform(s, &init, &resp) == -1)
     goto out;
   if (resp.status != 200) {
@@ -871,13 +872,13 @@ static int put_multipart(struct s3_store *s, const char *fkey, const void *buf, 
     snprintf(query, sizeof query, "partNumber=%zu&%s", i + 1, id_query);
     md5_base64((const char *)buf + off, plen, md5);
     struct s3_request up = {
-      .method = "PUT",
-      .key = fkey,
-      .query = query,
-      .body = (const char *)buf + off,
-      .body_len = plen,
-      .content_md5 = md5,
-      .max = ERROR_BODY_MAX,
+        .method = "PUT",
+        .key = fkey,
+        .query = query,
+        .body = (const char *)buf + off,
+        .body_len = plen,
+        .content_md5 = md5,
+        .max = ERROR_BODY_MAX,
     };
     if (s3_perform(s, &up, &resp) == -1)
       goto out;
@@ -917,13 +918,13 @@ static int put_multipart(struct s3_store *s, const char *fkey, const void *buf, 
   }
   f = NULL;
   struct s3_request done = {
-    .method = "POST",
-    .key = fkey,
-    .query = id_query,
-    .body = complete,
-    .body_len = complete_len,
-    .if_none_match = (flags & STORE_PUT_EXCL) != 0,
-    .max = ERROR_BODY_MAX,
+      .method = "POST",
+      .key = fkey,
+      .query = id_query,
+      .body = complete,
+      .body_len = complete_len,
+      .if_none_match = (flags & STORE_PUT_EXCL) != 0,
+      .max = ERROR_BODY_MAX,
   };
   if (s3_perform(s, &done, &resp) == -1)
     goto out;
@@ -1020,7 +1021,7 @@ static int s3_get_range(struct store *st, const char *key, uint64_t off, size_t 
     return -1;
   snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
   struct s3_request req = {
-    .method = "GET", .key = fkey, .range = range, .dst = buf, .dst_cap = len, .max = len};
+      .method = "GET", .key = fkey, .range = range, .dst = buf, .dst_cap = len, .max = len};
   /* A server that ignores Range sends the whole object from offset 0. */
   req.skip = 0;
   if (s3_perform(s, &req, &resp) == -1)
@@ -1047,8 +1048,8 @@ static int s3_get_range(struct store *st, const char *key, uint64_t off, size_t 
     } else if (resp.too_big) {
       set_error(EIO, "GET %s: more bytes than the %zu asked for", w, len);
     } else if (resp.dst_len < len) {
-      set_error(EIO, "GET %s: truncated: wanted %zu bytes at offset %" PRIu64 ", got %zu", w,
-                len, off, resp.dst_len);
+      set_error(EIO, "GET %s: truncated: wanted %zu bytes at offset %" PRIu64 ", got %zu", w, len,
+                off, resp.dst_len);
     } else {
       ret = 0;
     }
@@ -1121,9 +1122,9 @@ static int s3_list(struct store *st, const char *prefix, store_list_cb cb, void 
     char maxkeys[32] = "";
     if (s->list_max_keys)
       snprintf(maxkeys, sizeof maxkeys, "max-keys=%u&", s->list_max_keys);
-    int r = asprintf(&query, "%s%s%slist-type=2&%sprefix=%s",
-                     enc_token ? "continuation-token=" : "", enc_token ? enc_token : "",
-                     enc_token ? "&" : "", maxkeys, enc_prefix);
+    int r =
+        asprintf(&query, "%s%s%slist-type=2&%sprefix=%s", enc_token ? "continuation-token=" : "",
+                 enc_token ? enc_token : "", enc_token ? "&" : "", maxkeys, enc_prefix);
     if (r == -1) {
       query = NULL;
       set_error(ENOMEM, "asprintf");
@@ -1190,14 +1191,14 @@ static void s3_free(struct store *st)
 }
 
 static const struct store_ops s3_ops = {
-  .name = "s3",
-  .put = s3_put,
-  .get = s3_get,
-  .get_range = s3_get_range,
-  .head = s3_head,
-  .del = s3_del,
-  .list = s3_list,
-  .free = s3_free,
+    .name = "s3",
+    .put = s3_put,
+    .get = s3_get,
+    .get_range = s3_get_range,
+    .head = s3_head,
+    .del = s3_del,
+    .list = s3_list,
+    .free = s3_free,
 };
 
 static int valid_bucket(const char *b)
@@ -1251,8 +1252,8 @@ static int check_bucket(struct s3_store *s)
   if (resp.status == 200) {
     ret = 0;
   } else if (resp.status == 404) {
-    set_error(ENXIO, "bucket %s does not exist: create it first (HEAD at %s: HTTP 404)",
-              s->bucket, s->endpoint);
+    set_error(ENXIO, "bucket %s does not exist: create it first (HEAD at %s: HTTP 404)", s->bucket,
+              s->endpoint);
   } else {
     if (resp.status == 301 || (resp.status == 400 && resp.bucket_region[0]))
       resp.status = 301;
@@ -1355,8 +1356,7 @@ struct store *s3_store_open(const char *location, int create)
     }
     hostport = endpoint + strlen(scheme);
     if (!hostport[0] || strchr(hostport, '/')) {
-      set_error(EINVAL, "S3 endpoint %s: expected http(s)://HOST[:PORT] without a path",
-                endpoint);
+      set_error(EINVAL, "S3 endpoint %s: expected http(s)://HOST[:PORT] without a path", endpoint);
       goto fail;
     }
   }

@@ -354,8 +354,8 @@ int sigv4_sign(const struct sigv4_request *req, struct sigv4_signature *out)
     set_error(errno, "open_memstream");
     goto out;
   }
-  fprintf(f, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
-          req->access_key, scope, out->signed_headers, out->signature);
+  fprintf(f, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s", req->access_key,
+          scope, out->signed_headers, out->signature);
   if (fclose(f) != 0) {
     f = NULL;
     set_error(errno, "sigv4");

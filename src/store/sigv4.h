@@ -17,9 +17,9 @@ struct sigv4_header {
 
 /* Everything the signature covers. All strings are borrowed. */
 struct sigv4_request {
-  const char *method;       /* "GET", "PUT", ... */
-  const char *path;         /* decoded path, e.g. "/bucket/a key"; encoded here, '/' kept */
-  const char *query;        /* query string as sent, "a=1&b" or "" (sorted and re-encoded here) */
+  const char *method; /* "GET", "PUT", ... */
+  const char *path;   /* decoded path, e.g. "/bucket/a key"; encoded here, '/' kept */
+  const char *query;  /* query string as sent, "a=1&b" or "" (sorted and re-encoded here) */
   const struct sigv4_header *headers; /* every header to sign, host and x-amz-date included */
   size_t nheaders;
   const char *payload_hash; /* lowercase hex SHA-256 of the body, or "UNSIGNED-PAYLOAD" */
@@ -27,16 +27,16 @@ struct sigv4_request {
   const char *region;       /* "us-east-1" */
   const char *service;      /* "s3" */
   const char *access_key;
-  const char *secret_key;   /* never copied anywhere but a wiped stack key */
+  const char *secret_key; /* never copied anywhere but a wiped stack key */
 };
 
 /* The result of signing; every string is owned: free with sigv4_signature_free. */
 struct sigv4_signature {
   char *canonical_request;
   char *string_to_sign;
-  char *signed_headers;     /* "host;x-amz-date" */
-  char *authorization;      /* the Authorization header value */
-  char signature[65];       /* lowercase hex */
+  char *signed_headers; /* "host;x-amz-date" */
+  char *authorization;  /* the Authorization header value */
+  char signature[65];   /* lowercase hex */
 };
 
 /* Sign req. Returns 0, or -1 with the error set (out is then empty). */
