@@ -176,6 +176,21 @@ meta change_summary "$(head -n1 log/gen-change.txt | sed 's/^change: //')"
 meta changed_bytes "$(awk '{s += $2} END {print s}' "$LIST")"
 meta list_extents "$(wc -l <"$LIST")"
 
+# The two-core hash + compress limit of DESIGN section 5: one core's SHA-256 rate (OpenSSL) and
+# zstd -3 rate (pilotlight's default level, 1 MiB blocks) on a ~256 MB sample of the allocated
+# data (every k-th extent), so limit = allocated / 2 * (1/sha + 1/zstd).
+echo "== measuring the hash + compress limit"
+k=$(awk '{s += $2} END {k = int(s / 268435456); print k < 1 ? 1 : k}' base.map)
+awk -v k="$k" 'NR % k == 0' base.map | while read -r off len; do
+  dd if=base.raw bs=1M iflag=skip_bytes,count_bytes skip="$off" count="$len" status=none
+done >sample.bin
+sha=$(openssl speed -seconds 2 -bytes 1048576 -evp sha256 2>/dev/null | awk '/^sha256/ {sub("k", "", $2); print $2 * 1000}')
+zst=$(zstd -b3 -i2 -B1M sample.bin 2>&1 | tr '\r' '\n' | sed -n 's/.*(x[0-9.]*), *\([0-9.]*\) MB\/s.*/\1/p' | tail -n1)
+rm -f sample.bin
+meta sha256_rate "$sha"
+meta zstd3_rate "$(awk -v z="$zst" 'BEGIN {print z * 1000000}')"
+echo "   sha256 $(awk -v x="$sha" 'BEGIN {printf "%.0f", x / 1e6}') MB/s, zstd -3 $zst MB/s (one core)"
+
 IFS=, read -r -a BSS <<<"$BLOCK_SIZES"
 PL_OK=0
 if has_tool pilotlight; then
