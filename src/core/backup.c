@@ -17,6 +17,7 @@
 
 #include "../util/error.h"
 #include "../util/hash.h"
+#include "../util/progress.h"
 
 #define PACK_TARGET (16u << 20)
 #define QUEUE_MAX 1
@@ -56,7 +57,6 @@ struct backup {
   pthread_mutex_t err_lock;
   char err[1024];
   int err_errno;
-  _Atomic int finished;
 };
 
 static void fail(struct backup *b)
@@ -295,27 +295,6 @@ out:
   return NULL;
 }
 
-/* ---- progress -------------------------------------------------------- */
-
-static void *progress(void *arg)
-{
-  struct backup *b = arg;
-  struct timespec start, now;
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  while (!b->finished) {
-    struct timespec ts = {0, 250 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    double secs = (double)(now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9;
-    double done = (double)b->bytes_done, total = (double)b->total_bytes;
-    fprintf(stderr, "\r%s: %5.1f%%  %.0f/%.0f MiB  %.0f MiB/s  new %.0f MiB ", b->o->disk,
-            total > 0 ? 100.0 * done / total : 100.0, done / 1048576, total / 1048576,
-            secs > 0 ? done / 1048576 / secs : 0.0, (double)b->bytes_new / 1048576);
-  }
-  fprintf(stderr, "\r\033[K");
-  return NULL;
-}
-
 /* ---- planning -------------------------------------------------------- */
 
 struct plan_ctx {
@@ -424,8 +403,10 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
   struct snapshot *parent = NULL, snap = {0};
   struct blockmap pmap = {0};
   struct timespec now;
-  pthread_t *workers = NULL, up[MAX_UPLOADERS], prog;
-  int nworkers = 0, up_started = 0, prog_started = 0, ret = -1;
+  pthread_t *workers = NULL, up[MAX_UPLOADERS];
+  struct progress prog = {.label = o->disk, .done = &b.bytes_done, .extra = &b.bytes_new,
+                          .extra_label = "new"};
+  int nworkers = 0, up_started = 0, ret = -1;
   const char *mode = "full";
   char note[512] = "";
   char *text = NULL;
@@ -520,8 +501,8 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
     }
   if (b.failed)
     goto stop_uploader;
-  if (o->progress && pthread_create(&prog, NULL, progress, &b) == 0)
-    prog_started = 1;
+  prog.total = b.total_bytes;
+  progress_start(&prog, o->progress);
   workers = calloc((size_t)r->threads, sizeof *workers);
   if (!workers) {
     set_error(errno, "calloc");
@@ -536,9 +517,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
 join:
   for (int i = 0; i < nworkers; i++)
     pthread_join(workers[i], NULL);
-  b.finished = 1;
-  if (prog_started)
-    pthread_join(prog, NULL);
+  progress_stop(&prog);
   if (b.failed)
     goto stop_uploader;
 

@@ -13,12 +13,14 @@
 
 #include "../util/error.h"
 #include "../util/hash.h"
+#include "../util/progress.h"
 
 struct restore_ctx {
   int fd;
   const char *target;
   const struct blockmap *m;
   int sparse; /* the target reads as zeros: zero runs inside a block need no write */
+  _Atomic uint64_t done;
 };
 
 #define SPARSE_UNIT 65536
@@ -44,6 +46,7 @@ static int write_block(void *opaque, uint64_t block, const void *data, size_t le
   struct restore_ctx *c = opaque;
   uint64_t off = block * c->m->block_size;
   const char *p = data;
+  c->done += len;
   if (!c->sparse)
     return write_range(c, data, len, off);
   /* Write only the non-zero 64 KiB pieces, so holes inside a block stay holes. */
@@ -164,7 +167,13 @@ int repo_restore(struct repo *r, const struct snapshot *s, const struct restore_
       i = j;
     }
   }
-  if (repo_read_blocks(r, &m, blocks, n, write_block, &c) == -1)
+  struct progress prog = {.label = s->disk, .done = &c.done};
+  for (size_t i = 0; i < n; i++)
+    prog.total += blockmap_block_len(&m, blocks[i]);
+  progress_start(&prog, o->progress);
+  int rc = repo_read_blocks(r, &m, blocks, n, write_block, &c);
+  progress_stop(&prog);
+  if (rc == -1)
     goto out;
   if (fsync(c.fd) == -1) {
     set_error(errno, "%s: fsync", o->target);
