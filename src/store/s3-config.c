@@ -1,6 +1,7 @@
 /* Reads AWS settings: environment first, then the profile's entries in the
  * shared credentials file, then in the shared config file. Only the flat
- * "key = value" lines of a profile section are read. */
+ * "key = value" lines of a profile section are read; nested blocks
+ * ("s3 =" and the indented lines under it) are skipped. */
 #define _GNU_SOURCE
 #include "s3-config.h"
 
@@ -82,6 +83,7 @@ static char *ini_get(const char *path, const char *profile, int is_config, const
   char *line = NULL, *result = NULL;
   size_t cap = 0;
   int in_section = 0;
+  int nested = 0; /* inside "s3 =" followed by indented sub-settings */
   while (getline(&line, &cap, f) != -1) {
     int indented = line[0] == ' ' || line[0] == '\t';
     char *s = trim(line);
@@ -102,17 +104,23 @@ static char *ini_get(const char *path, const char *profile, int is_config, const
           name = "";
       }
       in_section = strcmp(name, profile) == 0;
+      nested = 0;
       continue;
     }
-    if (!in_section || indented)
+    if (indented && nested)
+      continue;
+    nested = 0;
+    if (!in_section)
       continue;
     char *eq = strchr(s, '=');
     if (!eq)
       continue;
     *eq = 0;
+    char *v = trim(eq + 1);
+    if (v[0] == 0)
+      nested = 1;
     if (strcmp(trim(s), key) != 0)
       continue;
-    char *v = trim(eq + 1);
     if (v[0]) {
       free_secret(result);
       result = strdup(v);

@@ -1,0 +1,135 @@
+/* The S3 XML reply parser: ListObjectsV2 pages, Error bodies and UploadId,
+ * with entity decoding, and refusal of malformed or oversized input. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "store/s3-xml.h"
+#include "util/error.h"
+
+static int list_ok(const char *xml, struct s3_list_page *p)
+{
+  return s3_list_page_parse(xml, strlen(xml), p);
+}
+
+int main(void)
+{
+  struct s3_list_page p;
+
+  const char *page1 =
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+      "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+      "<Name>b</Name><Prefix>r/</Prefix><IsTruncated>true</IsTruncated>"
+      "<NextContinuationToken>tok/en+=</NextContinuationToken>"
+      "<Contents><Key>r/config</Key><ETag>&quot;abc&quot;</ETag><Size>6</Size></Contents>"
+      "<Contents>\n  <Key>r/a&amp;b &lt;c&gt; &#x41;&#66;&apos;&quot;</Key>\n"
+      "  <Size>18446744073709551615</Size>\n</Contents>"
+      "<Contents><Key><![CDATA[r/x<y]]></Key><Size>0</Size></Contents>"
+      "<!-- a comment --></ListBucketResult>\n";
+  check_int(list_ok(page1, &p), ==, 0);
+  check_int(p.nentries, ==, 3);
+  check_int(p.is_truncated, ==, 1);
+  check_str(p.next_token, "tok/en+=");
+  if (p.nentries == 3) {
+    check_str(p.entries[0].key, "r/config");
+    check(p.entries[0].size == 6);
+    check_str(p.entries[1].key, "r/a&b <c> AB'\"");
+    check(p.entries[1].size == UINT64_MAX);
+    check_str(p.entries[2].key, "r/x<y");
+    check(p.entries[2].size == 0);
+  }
+  s3_list_page_free(&p);
+
+  /* A last page; a UTF-8 character reference. */
+  check_int(list_ok("<ListBucketResult><IsTruncated>false</IsTruncated>"
+                    "<Contents><Key>&#x1234;</Key><Size>1</Size></Contents></ListBucketResult>",
+                    &p),
+            ==, 0);
+  check_int(p.is_truncated, ==, 0);
+  check(p.next_token == NULL);
+  check_int(p.nentries, ==, 1);
+  if (p.nentries == 1)
+    check_str(p.entries[0].key, "\xe1\x88\xb4");
+  s3_list_page_free(&p);
+
+  /* An empty result. */
+  check_int(list_ok("<ListBucketResult><KeyCount>0</KeyCount></ListBucketResult>", &p), ==, 0);
+  check_int(p.nentries, ==, 0);
+  s3_list_page_free(&p);
+
+  /* Refused: each with EBADMSG (or EFBIG for size). */
+  const char *bad[] = {
+      "",
+      "not xml",
+      "<ListBucketResult>",
+      "<ListBucketResult></ListBucketResul>",
+      "<ListBucketResult><Contents><Key>k</Key></Contents></ListBucketResult>",
+      "<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>",
+      "<ListBucketResult><Contents><Key>k</Key><Size>-1</Size></Contents></ListBucketResult>",
+      "<ListBucketResult><Contents><Key>k</Key><Size>18446744073709551616</Size></Contents>"
+      "</ListBucketResult>",
+      "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>",
+      "<ListBucketResult><Contents><Key>a&bogus;</Key><Size>1</Size></Contents></ListBucketResult>",
+      "<ListBucketResult><Contents><Key>a&#0;</Key><Size>1</Size></Contents></ListBucketResult>",
+      "<ListBucketResult><Contents><Key>&#xD800;</Key><Size>1</Size></Contents></ListBucketResult>",
+      "<ListBucketResult></ListBucketResult><ListBucketResult></ListBucketResult>",
+      "<ListBucketResult></ListBucketResult>trailing",
+      "<Error><Code>x</Code></Error>",
+      "<a><b><c><d><e><f><g><h><i><j><k><l><m><n><o><p><q></q></p></o></n></m></l></k></j></i>"
+      "</h></g></f></e></d></c></b></a>",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int r = list_ok(bad[i], &p);
+    if (r != -1)
+      fprintf(stderr, "accepted bad input %zu: %s\n", i, bad[i]);
+    check_int(r, ==, -1);
+    check_int(get_errno(), ==, EBADMSG);
+    check(p.entries == NULL && p.next_token == NULL);
+  }
+  /* A key longer than the text cap is refused, not cut. */
+  size_t biglen = S3_XML_MAX_TEXT + 100;
+  char *big = malloc(biglen + 200);
+  strcpy(big, "<ListBucketResult><Contents><Key>");
+  memset(big + strlen(big), 'k', biglen);
+  strcpy(big + 33 + biglen, "</Key><Size>1</Size></Contents></ListBucketResult>");
+  check_int(s3_list_page_parse(big, strlen(big), &p), ==, -1);
+  free(big);
+  /* Over 1 MiB: refused before parsing. */
+  char *huge = calloc(1, S3_XML_MAX_BODY + 2);
+  memset(huge, ' ', S3_XML_MAX_BODY + 1);
+  check_int(s3_list_page_parse(huge, S3_XML_MAX_BODY + 1, &p), ==, -1);
+  check_int(get_errno(), ==, EFBIG);
+  free(huge);
+
+  /* Error bodies. */
+  struct s3_error_info e;
+  const char *err = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code>"
+                    "<Message>The specified key\ndoes not exist.</Message><Key>k</Key>"
+                    "<RequestId>tx0001-abc</RequestId><HostId>h</HostId></Error>";
+  check_int(s3_error_parse(err, strlen(err), &e), ==, 1);
+  check_str(e.code, "NoSuchKey");
+  check_str(e.message, "The specified key does not exist."); /* kept on one line */
+  check_str(e.request_id, "tx0001-abc");
+  check_int(s3_error_parse("<Error><Code>A</Code>", 21, &e), ==, 0);
+  check_str(e.code, "");
+  check_int(s3_error_parse("<ListBucketResult></ListBucketResult>", 37, &e), ==, 0);
+  check_int(s3_error_parse(NULL, 0, &e), ==, 0);
+  char longcode[400] = "<Error><Code>";
+  memset(longcode + 13, 'C', 300);
+  strcpy(longcode + 313, "</Code></Error>");
+  check_int(s3_error_parse(longcode, strlen(longcode), &e), ==, 1);
+  check_int(strlen(e.code), ==, sizeof e.code - 1);
+
+  /* UploadId. */
+  const char *up = "<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key>"
+                   "<UploadId>2~abc.DEF_-</UploadId></InitiateMultipartUploadResult>";
+  char *id = s3_upload_id_parse(up, strlen(up));
+  check_str(id, "2~abc.DEF_-");
+  free(id);
+  check(s3_upload_id_parse("<InitiateMultipartUploadResult/>", 32) == NULL);
+  check(s3_upload_id_parse("<InitiateMultipartUploadResult><UploadId></UploadId>"
+                           "</InitiateMultipartUploadResult>",
+                           83) == NULL);
+  return check_summary();
+}
