@@ -166,13 +166,12 @@ int main(int argc, char **argv)
   if (create) {
     rc = 0;
   } else if ((strcmp(cmd, "put") == 0 || strcmp(cmd, "excl") == 0) && argc == 5) {
-    char *buf;
+    char *buf = NULL;
     size_t len;
     if (read_input(argv[4], &buf, &len) == -1 ||
         store_put(st, argv[3], buf, len, cmd[0] == 'e' ? STORE_PUT_EXCL : 0) == -1)
       rc = fail();
-    else
-      free(buf);
+    free(buf);
   } else if (strcmp(cmd, "get") == 0 && (argc == 4 || argc == 5)) {
     void *buf;
     size_t len;

@@ -152,7 +152,8 @@ static char *canonical_query(const char *q)
     if (*p == '&')
       p++;
   }
-  qsort(params, n, sizeof *params, qparam_cmp);
+  if (n > 1)
+    qsort(params, n, sizeof *params, qparam_cmp);
   f = open_memstream(&out, &outlen);
   if (!f) {
     set_error(errno, "open_memstream");
@@ -278,7 +279,8 @@ int sigv4_sign(const struct sigv4_request *req, struct sigv4_signature *out)
     for (char *c = hs[i].name; *c; c++)
       *c = (char)tolower((unsigned char)*c);
   }
-  qsort(hs, req->nheaders, sizeof *hs, cheader_cmp);
+  if (req->nheaders > 1)
+    qsort(hs, req->nheaders, sizeof *hs, cheader_cmp);
 
   /* Signed header list. */
   f = open_memstream(&out->signed_headers, &len);

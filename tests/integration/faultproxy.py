@@ -11,6 +11,8 @@ A RULE is WHICH=ACTION.
           METHOD*K  the first K requests with that method
           all       every request
           every:K   every K-th request
+          rand:P    each request with probability P (0 to 1), seeded, so that
+                    retries do not keep landing on the same counter multiple
           ~TEXT     requests whose path or query contains TEXT (add *K to limit)
           METHOD~TEXT  both
   ACTION: drop      close the connection without an answer
@@ -34,6 +36,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import random
 
 lock = threading.Lock()
 counter = 0
@@ -41,6 +44,7 @@ method_counts = {}
 rules = []
 log_file = None
 upstream = None
+rng = random.Random(20261122)
 
 
 def parse_rule(text):
@@ -64,6 +68,8 @@ def choose(n, method, target):
             match = True
         elif w.startswith("every:"):
             match = n % int(w[6:]) == 0
+        elif w.startswith("rand:"):
+            match = rng.random() < float(w[5:])
         elif "~" in w:
             m, _, text = w.partition("~")
             match = (not m or m == method) and text in target

@@ -74,7 +74,8 @@ cmp "$TMP/disk" "$TMP/r6"
 # Backup and restore through a proxy that fails requests.
 rm -f "$TMP/proxy.port"
 python3 "$(dirname "$0")/faultproxy.py" --upstream "$EP" --port-file "$TMP/proxy.port" \
-  --log "$TMP/proxy.log" 'every:6=503' 'every:9=drop' 'GET*3=truncate' 2>"$TMP/proxy.err" &
+  --log "$TMP/proxy.log" 'GET*2=truncate' 'GET*1=503' 'PUT*2=drop' \
+  'rand:0.08=503' 'rand:0.05=drop' 2>"$TMP/proxy.err" &
 proxy_pid=$!
 cleanup_add "kill $proxy_pid 2>/dev/null; wait $proxy_pid 2>/dev/null"
 for ((i = 0; i < 100; i++)); do [ -s "$TMP/proxy.port" ] && break; sleep 0.1; done

@@ -158,8 +158,8 @@ uploads=$(aws --endpoint-url "$PL_TEST_S3_ENDPOINT" s3api list-multipart-uploads
 [ -z "$uploads" ] || [ "$uploads" = None ] || fail "multipart upload left behind: $uploads"
 unset PILOTLIGHT_S3_MULTIPART_THRESHOLD PILOTLIGHT_S3_PART_SIZE
 
-# Many threads through a proxy that fails one request in five.
-proxy 'every:5=503' 'every:7=drop'
+# Many threads through a proxy that fails about one request in five.
+proxy 'rand:0.12=503' 'rand:0.08=drop'
 "$TOOL" "$LOC" parallel par 120 8 50000
 seen '-> 503'
 seen '-> drop'
