@@ -126,6 +126,7 @@ osd_max_object_namespace_len = 64
 rgw_frontends = beast endpoint=127.0.0.1:$port
 rgw_data = $dir/rgw
 rgw_enable_usage_log = false
+rgw_dns_name = localhost
 CONF
   monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$monport]" --clobber \
     "$dir/monmap" >"$dir/log/setup.out" 2>&1 || { cat "$dir/log/setup.out" >&2; return 1; }

@@ -8,6 +8,7 @@
 TOOL=${S3_TOOL:-$(dirname "$PL")/tests/unit/s3-tool}
 [ -x "$TOOL" ] || fail "s3-tool not built: $TOOL"
 requires aws
+requires python3
 rgw_ensure
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 unset AWS_PROFILE AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 || true
@@ -116,6 +117,26 @@ uploads=$(awss3 s3api list-multipart-uploads --bucket "$PL_TEST_S3_BUCKET" --pre
 # Many threads sharing one store (the pool of curl handles).
 "$TOOL" "$LOC" parallel par 240 12 300000
 [ -z "$("$TOOL" "$LOC" list par/)" ] || fail "parallel objects not deleted"
+
+# Virtual-hosted addressing (AWS's default): rgw.sh sets rgw_dns_name to
+# localhost and curl resolves BUCKET.localhost to the loopback address. The
+# proxy's log shows the bucket left the path.
+port=${PL_TEST_S3_ENDPOINT##*:}
+rm -f "$TMP/vproxy.port"
+python3 "$(dirname "$0")/faultproxy.py" --upstream "$PL_TEST_S3_ENDPOINT" \
+  --port-file "$TMP/vproxy.port" --log "$TMP/vproxy.log" &
+vproxy=$!
+cleanup_add "kill $vproxy 2>/dev/null; wait $vproxy 2>/dev/null"
+for ((i = 0; i < 100; i++)); do [ -s "$TMP/vproxy.port" ] && break; sleep 0.1; done
+VLOC="s3:http://localhost:$(cat "$TMP/vproxy.port")/$PL_TEST_S3_BUCKET/$prefix"
+PILOTLIGHT_S3_ADDRESSING=virtual "$TOOL" "$VLOC" put virt/a "$TMP/a"
+PILOTLIGHT_S3_ADDRESSING=virtual "$TOOL" "$VLOC" get virt/a | cmp - "$TMP/a"
+PILOTLIGHT_S3_ADDRESSING=virtual "$TOOL" "$VLOC" list virt/ >"$TMP/virt.list"
+grep -qx "virt/a 100000" "$TMP/virt.list" || fail "virtual-hosted list: $(cat "$TMP/virt.list")"
+grep -q "^1 PUT /$prefix/virt/a " "$TMP/vproxy.log" || fail "not virtual-hosted: $(cat "$TMP/vproxy.log")"
+"$TOOL" "$LOC" get virt/a | cmp - "$TMP/a"
+kill $vproxy
+wait $vproxy 2>/dev/null || true
 
 # Interoperability: the aws CLI reads what we wrote, and we read what it wrote.
 awss3 s3 cp "s3://$PL_TEST_S3_BUCKET/$prefix/big/one" "$TMP/big.aws" --quiet
