@@ -621,6 +621,15 @@ static int s3_perform(struct s3_store *s, const struct s3_request *req, struct s
     /* A short body whose status already says "error" is still an answer. */
     if (transient_curl(code) && attempt < s->retries)
       continue;
+    if (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE) {
+      set_error(EIO,
+                "%s %s: cannot verify the TLS certificate of the S3 endpoint %s: %s: check "
+                "the endpoint's name, or set AWS_CA_BUNDLE to the CA certificate that signed it",
+                req->method, where(s, req->key, w, sizeof w), s->endpoint,
+                curl_msg[0] ? curl_msg : curl_easy_strerror(code));
+      curl_easy_cleanup(h);
+      return -1;
+    }
     int e = code == CURLE_OPERATION_TIMEDOUT     ? ETIMEDOUT
             : code == CURLE_COULDNT_CONNECT      ? ECONNREFUSED
             : code == CURLE_COULDNT_RESOLVE_HOST ? EHOSTUNREACH

@@ -6,7 +6,9 @@
 #   tests/integration/rgw.sh stop DIR               # kills only what start started
 # or source it and call rgw_start DIR / rgw_stop DIR (rgw_start exports the
 # variables into the calling shell). Exported: PL_TEST_S3_ENDPOINT,
-# PL_TEST_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION.
+# PL_TEST_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, and
+# when openssl is there PL_TEST_S3_TLS_ENDPOINT (https, self-signed) with
+# PL_TEST_S3_TLS_CA (its certificate).
 # Settings follow shared/notes/s3-servers.md (auth none + ms_mon_client_mode crc).
 
 RGW_ACCESS_KEY=${RGW_ACCESS_KEY:-PLTESTACCESSKEY00001}
@@ -92,6 +94,20 @@ _rgw_start() {
   monport=$(_rgw_free_port) || return 1
   port=$(_rgw_free_port) || return 1
   while [ "$port" = "$monport" ]; do port=$(_rgw_free_port) || return 1; done
+  # A TLS endpoint too, with a self-signed certificate for 127.0.0.1 and
+  # localhost, for the tests of certificate checks and AWS_CA_BUNDLE.
+  local tlsport frontends="beast endpoint=127.0.0.1:$port"
+  if command -v openssl >/dev/null 2>&1 &&
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+      -addext "subjectAltName=DNS:localhost,DNS:$RGW_BUCKET.localhost,IP:127.0.0.1" \
+      -keyout "$dir/tls.key" -out "$dir/tls.crt" >/dev/null 2>&1; then
+    tlsport=$(_rgw_free_port) || return 1
+    while [ "$tlsport" = "$port" ] || [ "$tlsport" = "$monport" ]; do
+      tlsport=$(_rgw_free_port) || return 1
+    done
+    frontends="$frontends ssl_endpoint=127.0.0.1:$tlsport"
+    frontends="$frontends ssl_certificate=$dir/tls.crt ssl_private_key=$dir/tls.key"
+  fi
   cat >"$conf" <<CONF
 [global]
 fsid = $fsid
@@ -123,7 +139,7 @@ memstore_device_bytes = 4294967296
 osd_max_object_name_len = 460
 osd_max_object_namespace_len = 64
 [client.rgw]
-rgw_frontends = beast endpoint=127.0.0.1:$port
+rgw_frontends = $frontends
 rgw_data = $dir/rgw
 rgw_enable_usage_log = false
 rgw_dns_name = localhost
@@ -157,6 +173,10 @@ export AWS_ACCESS_KEY_ID=$RGW_ACCESS_KEY
 export AWS_SECRET_ACCESS_KEY=$RGW_SECRET_KEY
 export AWS_REGION=$RGW_REGION
 ENV
+  if [ -n "${tlsport:-}" ]; then
+    echo "export PL_TEST_S3_TLS_ENDPOINT=https://127.0.0.1:$tlsport" >>"$dir/env"
+    echo "export PL_TEST_S3_TLS_CA=$dir/tls.crt" >>"$dir/env"
+  fi
 }
 
 # rgw_start DIR: start everything under DIR and export the variables.
