@@ -14,6 +14,7 @@
 #include "../util/error.h"
 #include "cbt-internal.h"
 #include "cbt-run.h"
+#include "nbd-source.h"
 #include "qmp.h"
 
 struct node_bitmap {
@@ -138,7 +139,7 @@ int cbt_live_start(struct cbt_session *s, const struct cbt_plan *p)
   size_t plen = strlen(CBT_COOKIE_PREFIX);
   struct node_bitmap bm;
   uint64_t size = 0;
-  char newname[64], why[512], fleece[4200], sock[4200], uri[4400], sizearg[32];
+  char newname[64], why[512], fleece[4200], sock[4200], uri[4400], sizearg[32], ctx[1100];
   int usable = 0;
   const char *base = p->tmpdir ? p->tmpdir : getenv("TMPDIR");
 
@@ -282,7 +283,9 @@ int cbt_live_start(struct cbt_session *s, const struct cbt_plan *p)
     return -1;
 
   snprintf(uri, sizeof uri, "nbd+unix:///%s?socket=%s", s->export_id, sock);
-  s->src = nbd_source_open(uri);
+  if (usable && cbt_bitmap_context(oldname, ctx, sizeof ctx) == -1)
+    return -1;
+  s->src = nbd_source_open_ctx(uri, usable ? ctx : NULL);
   if (!s->src)
     return -1;
   if (s->src->size != size) {
@@ -300,7 +303,7 @@ int cbt_live_start(struct cbt_session *s, const struct cbt_plan *p)
     s->src->name = nm;
   }
   if (usable) {
-    int r = cbt_read_bitmap(uri, oldname, size, &s->changes, why, sizeof why);
+    int r = cbt_read_bitmap(s->src, oldname, &s->changes, why, sizeof why);
     if (r == 1)
       cbt_fall_back(s, "%s", why);
     else if (r == -1)

@@ -21,4 +21,15 @@ struct nbd_handle *nbd_source_connect(const char *uri, const char *const *contex
 int nbd_source_walk(struct nbd_handle *h, const char *ctx, uint64_t off, uint64_t len,
                     uint32_t mask, uint32_t want, extent_cb cb, void *opaque, const char *name);
 
+/* nbd_source_open, with every connection also asking for meta context
+ * extra_ctx (may be NULL). One connection serves both the data and the
+ * context, which matters with qemu-nbd's default of one client at a time. */
+struct source *nbd_source_open_ctx(const char *uri, const char *extra_ctx);
+
+/* Walk meta context ctx over the whole of s (an NBD source opened with it)
+ * as nbd_source_walk does. Returns 0; 1 when the server does not offer ctx;
+ * or -1 with the error set. */
+int nbd_source_meta_extents(struct source *s, const char *ctx, uint32_t mask, uint32_t want,
+                            extent_cb cb, void *opaque);
+
 #endif

@@ -34,9 +34,9 @@ struct nbd_source {
   unsigned max_conns;
   uint64_t piece;        /* bytes per request */
   int have_alloc;        /* the server offers base:allocation */
+  char *extra_ctx;       /* another meta context every connection asks for; owned */
+  const char *contexts[3];
 };
-
-static const char *const alloc_contexts[] = {LIBNBD_CONTEXT_BASE_ALLOCATION, NULL};
 
 struct nbd_handle *nbd_source_connect(const char *uri, const char *const *contexts)
 {
@@ -167,7 +167,7 @@ static struct nbd_conn *conn_get(struct nbd_source *ns)
   if (!c)
     set_error(errno, "calloc");
   else
-    c->h = nbd_source_connect(ns->uri, alloc_contexts);
+    c->h = nbd_source_connect(ns->uri, ns->contexts);
   if (!c || !c->h) {
     free(c);
     pthread_mutex_lock(&ns->lock);
@@ -279,6 +279,7 @@ static void nbd_src_close(struct source *s)
   pthread_mutex_destroy(&ns->lock);
   pthread_cond_destroy(&ns->cond);
   free(ns->uri);
+  free(ns->extra_ctx);
   free(s->name);
   free(ns);
 }
@@ -290,7 +291,34 @@ static const struct source_ops nbd_ops = {
   .close = nbd_src_close,
 };
 
+int nbd_source_meta_extents(struct source *s, const char *ctx, uint32_t mask, uint32_t want,
+                            extent_cb cb, void *opaque)
+{
+  struct nbd_source *ns = (struct nbd_source *)s;
+  struct nbd_conn *c;
+  int ret;
+  if (s->ops != &nbd_ops) {
+    set_error(EINVAL, "%s: not an NBD source", s->name);
+    return -1;
+  }
+  c = conn_get(ns);
+  if (!c)
+    return -1;
+  if (nbd_can_meta_context(c->h, ctx) != 1) {
+    conn_put(ns, c, 0);
+    return 1;
+  }
+  ret = nbd_source_walk(c->h, ctx, 0, s->size, mask, want, cb, opaque, s->name);
+  conn_put(ns, c, ret == -1 && nbd_aio_is_ready(c->h) != 1);
+  return ret;
+}
+
 struct source *nbd_source_open(const char *uri)
+{
+  return nbd_source_open_ctx(uri, NULL);
+}
+
+struct source *nbd_source_open_ctx(const char *uri, const char *extra_ctx)
 {
   struct nbd_source *ns = calloc(1, sizeof *ns);
   struct nbd_conn *c = NULL;
@@ -304,12 +332,15 @@ struct source *nbd_source_open(const char *uri)
   pthread_cond_init(&ns->cond, NULL);
   ns->base.name = strdup(uri);
   ns->uri = strdup(uri);
+  ns->extra_ctx = extra_ctx ? strdup(extra_ctx) : NULL;
   c = calloc(1, sizeof *c);
-  if (!ns->base.name || !ns->uri || !c) {
+  if (!ns->base.name || !ns->uri || !c || (extra_ctx && !ns->extra_ctx)) {
     set_error(errno, "calloc");
     goto fail;
   }
-  c->h = nbd_source_connect(uri, alloc_contexts);
+  ns->contexts[0] = LIBNBD_CONTEXT_BASE_ALLOCATION;
+  ns->contexts[1] = ns->extra_ctx;
+  c->h = nbd_source_connect(uri, ns->contexts);
   if (!c->h)
     goto fail;
   size = nbd_get_size(c->h);

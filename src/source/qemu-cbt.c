@@ -65,43 +65,31 @@ static int add_extent(void *opaque, uint64_t off, uint64_t len)
   return extent_list_add(opaque, off, len);
 }
 
-int cbt_read_bitmap(const char *uri, const char *bitmap, uint64_t size, struct extent_list *out,
-                    char *buf, size_t n)
+int cbt_bitmap_context(const char *bitmap, char *ctx, size_t n)
 {
-  char ctx[1100];
-  const char *contexts[] = {ctx, NULL};
-  struct nbd_handle *h;
-  int64_t got;
-  int ret = -1;
-  if (strlen(bitmap) > 1023) {
-    set_error(EINVAL, "bitmap name too long");
+  if (snprintf(ctx, n, "qemu:dirty-bitmap:%s", bitmap) >= (int)n) {
+    set_error(EINVAL, "bitmap name %s is too long", bitmap);
     return -1;
   }
-  snprintf(ctx, sizeof ctx, "qemu:dirty-bitmap:%s", bitmap);
-  h = nbd_source_connect(uri, contexts);
-  if (!h)
+  return 0;
+}
+
+int cbt_read_bitmap(struct source *src, const char *bitmap, struct extent_list *out, char *buf,
+                    size_t n)
+{
+  char ctx[1100];
+  int rc;
+  if (cbt_bitmap_context(bitmap, ctx, sizeof ctx) == -1)
     return -1;
-  if (nbd_can_meta_context(h, ctx) != 1) {
+  rc = nbd_source_meta_extents(src, ctx, 1, 1, add_extent, out);
+  if (rc == 1)
     snprintf(buf, n,
              "the NBD server does not offer %s (the bitmap is missing, or the export was "
              "started without it, e.g. qemu-nbd without -B %s)",
              ctx, bitmap);
-    ret = 1;
-    goto out;
-  }
-  got = nbd_get_size(h);
-  if (got < 0 || (uint64_t)got != size) {
-    set_error(EPROTO, "%s: the export changed size while it was read", uri);
-    goto out;
-  }
-  if (nbd_source_walk(h, ctx, 0, size, 1, 1, add_extent, out, uri) == -1)
-    goto out;
-  extent_list_normalize(out);
-  ret = 0;
-out:
-  nbd_shutdown(h, 0);
-  nbd_close(h);
-  return ret;
+  if (rc == 0)
+    extent_list_normalize(out);
+  return rc;
 }
 
 int cbt_new_bitmap_name(char *buf, size_t n)
@@ -312,7 +300,7 @@ static int offline_start(struct cbt_session *s, const struct cbt_plan *p)
   struct img_info ii = {0};
   const struct img_bitmap *old = NULL;
   const char *oldname = p->has_parent ? cookie_bitmap(p->parent_cbt) : NULL;
-  char newname[64], why[512], pidfile[4200], sock[4200], uri[4300];
+  char newname[64], why[512], pidfile[4200], sock[4200], uri[4300], ctx[1100];
   int usable = 0, ret = -1;
 
   if (qemu_img_info(p->qcow2, &ii) == -1)
@@ -405,7 +393,9 @@ static int offline_start(struct cbt_session *s, const struct cbt_plan *p)
     goto out;
   }
   snprintf(uri, sizeof uri, "nbd+unix:///?socket=%s", sock);
-  s->src = nbd_source_open(uri);
+  if (usable && cbt_bitmap_context(oldname, ctx, sizeof ctx) == -1)
+    goto out;
+  s->src = nbd_source_open_ctx(uri, usable ? ctx : NULL);
   if (!s->src)
     goto out;
   /* Name the disk by its image in messages and the snapshot record, not by
@@ -420,7 +410,7 @@ static int offline_start(struct cbt_session *s, const struct cbt_plan *p)
     s->src->name = nm;
   }
   if (usable) {
-    int r = cbt_read_bitmap(uri, oldname, s->src->size, &s->changes, why, sizeof why);
+    int r = cbt_read_bitmap(s->src, oldname, &s->changes, why, sizeof why);
     if (r == 1)
       cbt_fall_back(s, "%s", why);
     else if (r == -1)
@@ -480,7 +470,10 @@ static int nbd_start(struct cbt_session *s, const struct cbt_plan *p)
 {
   const char *next = p->next_bitmap ? p->next_bitmap : p->bitmap;
   char why[512];
-  s->src = nbd_source_open(p->nbd_uri);
+  char ctx[1100];
+  if (cbt_bitmap_context(p->bitmap, ctx, sizeof ctx) == -1)
+    return -1;
+  s->src = nbd_source_open_ctx(p->nbd_uri, ctx);
   if (!s->src)
     return -1;
   if (asprintf(&s->cookie, "%s%s", CBT_COOKIE_PREFIX, next) == -1) {
@@ -496,7 +489,7 @@ static int nbd_start(struct cbt_session *s, const struct cbt_plan *p)
     cbt_fall_back(s, "%s", r);
     return 0;
   }
-  int rc = cbt_read_bitmap(p->nbd_uri, p->bitmap, s->src->size, &s->changes, why, sizeof why);
+  int rc = cbt_read_bitmap(s->src, p->bitmap, &s->changes, why, sizeof why);
   if (rc == 1)
     cbt_fall_back(s, "%s", why);
   else if (rc == -1)

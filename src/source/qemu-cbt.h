@@ -77,11 +77,16 @@ int cbt_session_finish(struct cbt_session *s, int committed);
 const char *cbt_parent_mismatch(const char *parent_cbt, uint64_t parent_size,
                                 const char *bitmap, uint64_t size, char *buf, size_t n);
 
-/* Read the dirty extents of qemu:dirty-bitmap:bitmap from the NBD export at
- * uri into out (appended, then normalized). Returns 0; 1 when the server
- * does not offer that context (reason in buf); or -1 with the error set. */
-int cbt_read_bitmap(const char *uri, const char *bitmap, uint64_t size, struct extent_list *out,
-                    char *buf, size_t n);
+/* The meta context name of a bitmap, "qemu:dirty-bitmap:NAME", into ctx
+ * (size n). Returns 0, or -1 when it does not fit. */
+int cbt_bitmap_context(const char *bitmap, char *ctx, size_t n);
+
+/* Read the dirty extents of qemu:dirty-bitmap:bitmap from src, an NBD
+ * source opened with that context (nbd_source_open_ctx), into out (appended,
+ * then normalized). Returns 0; 1 when the server does not offer that context
+ * (the reason in buf, size n); or -1 with the error set. */
+int cbt_read_bitmap(struct source *src, const char *bitmap, struct extent_list *out, char *buf,
+                    size_t n);
 
 /* Check that a block map (one SHA-256 per block of block_size bytes, an
  * all-zero hash for a zero block) matches the disk src block for block.
