@@ -507,6 +507,9 @@ static int exchange(struct s3_store *s, CURL *h, const struct s3_request *req,
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, s->timeout);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  /* Packs are megabytes: larger buffers mean fewer callbacks and syscalls. */
+  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
+  curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_msg);
   if (s->cfg.ca_bundle)
     curl_easy_setopt(h, CURLOPT_CAINFO, s->cfg.ca_bundle);
