@@ -675,10 +675,14 @@ static int s3_fail(struct s3_store *s, const char *method, const char *key,
               method, w, r->status, code[0] ? " " : "", code, rid);
   } else if (r->status == 301 ||
              (r->status == 400 && strcmp(code, "AuthorizationHeaderMalformed") == 0)) {
-    set_error(EINVAL, "bucket %s is in another region%s%s: set AWS_REGION (%s %s: HTTP %ld%s%s%s)",
-              s->bucket, r->bucket_region[0] ? " than " : "",
-              r->bucket_region[0] ? s->cfg.region : "", method, w, r->status, code[0] ? " " : "",
-              code, rid);
+    if (r->bucket_region[0])
+      set_error(EINVAL,
+                "bucket %s is in region %s, not %s: set AWS_REGION=%s (%s %s: HTTP %ld%s%s%s)",
+                s->bucket, r->bucket_region, s->cfg.region, r->bucket_region, method, w, r->status,
+                code[0] ? " " : "", code, rid);
+    else
+      set_error(EINVAL, "bucket %s is not in region %s: set AWS_REGION (%s %s: HTTP %ld%s%s%s)",
+                s->bucket, s->cfg.region, method, w, r->status, code[0] ? " " : "", code, rid);
   } else {
     int err = r->status == 404                       ? ENOENT
               : r->status == 412                     ? EEXIST
