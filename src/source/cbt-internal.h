@@ -4,6 +4,7 @@
 #define PL_CBT_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "qemu-cbt.h"
 
@@ -22,6 +23,19 @@ void cbt_remove_tmpdir(const char *dir);
 /* Record a fallback reason in s->note (printf-style). */
 void cbt_fall_back(struct cbt_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* The state of a bitmap on a block node, as QMP reports it. */
+struct node_bitmap {
+  int found, recording, busy, inconsistent;
+};
+
+struct json_object;
+
+/* From a query-named-block-nodes reply (untrusted), find node: its size
+ * into *size and bitmap's state (bitmap may be NULL) into *bm. Returns 0,
+ * or -1 with the error set (ENOENT when there is no such node). */
+int cbt_node_from_reply(struct json_object *ret, const char *node, const char *bitmap,
+                        uint64_t *size, struct node_bitmap *bm);
 
 /* The live (QMP) workflow. */
 int cbt_live_start(struct cbt_session *s, const struct cbt_plan *p);

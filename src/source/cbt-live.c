@@ -17,9 +17,23 @@
 #include "nbd-source.h"
 #include "qmp.h"
 
-struct node_bitmap {
-  int found, recording, busy, inconsistent;
-};
+/* A string member of a JSON object, or "" when absent or not a string:
+ * replies come from another process and are checked, not trusted. */
+static const char *jstr(struct json_object *o, const char *key)
+{
+  struct json_object *v;
+  if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &v) ||
+      !json_object_is_type(v, json_type_string))
+    return "";
+  return json_object_get_string(v);
+}
+
+static int jbool(struct json_object *o, const char *key)
+{
+  struct json_object *v;
+  return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_boolean) &&
+         json_object_get_boolean(v);
+}
 
 static struct json_object *obj(void)
 {
@@ -31,48 +45,51 @@ static void put_str(struct json_object *o, const char *k, const char *v)
   json_object_object_add(o, k, json_object_new_string(v));
 }
 
-/* The node's size and the state of one of its bitmaps. */
-static int query_node(struct qmp *q, const char *node, const char *bitmap, uint64_t *size,
-                      struct node_bitmap *bm)
+int cbt_node_from_reply(struct json_object *ret, const char *node, const char *bitmap,
+                        uint64_t *size, struct node_bitmap *bm)
 {
-  struct json_object *args = obj(), *ret = NULL;
-  int rc = -1;
   memset(bm, 0, sizeof *bm);
-  json_object_object_add(args, "flat", json_object_new_boolean(1));
-  if (qmp_execute(q, "query-named-block-nodes", args, &ret) == -1)
-    return -1;
   for (size_t i = 0; json_object_is_type(ret, json_type_array) &&
                      i < json_object_array_length(ret); i++) {
     struct json_object *n = json_object_array_get_idx(ret, i), *o, *img, *bms;
-    if (!json_object_object_get_ex(n, "node-name", &o) ||
-        strcmp(json_object_get_string(o), node) != 0)
+    if (strcmp(jstr(n, "node-name"), node) != 0)
       continue;
     if (!json_object_object_get_ex(n, "image", &img) ||
+        !json_object_is_type(img, json_type_object) ||
         !json_object_object_get_ex(img, "virtual-size", &o) ||
-        json_object_get_int64(o) < 0) {
+        !json_object_is_type(o, json_type_int) || json_object_get_int64(o) < 0) {
       set_error(EPROTO, "QMP: node %s reports no virtual-size", node);
-      goto out;
+      return -1;
     }
     *size = (uint64_t)json_object_get_int64(o);
     if (bitmap && json_object_object_get_ex(n, "dirty-bitmaps", &bms) &&
         json_object_is_type(bms, json_type_array)) {
       for (size_t j = 0; j < json_object_array_length(bms); j++) {
-        struct json_object *b = json_object_array_get_idx(bms, j), *v;
-        if (!json_object_object_get_ex(b, "name", &v) ||
-            strcmp(json_object_get_string(v), bitmap) != 0)
+        struct json_object *b = json_object_array_get_idx(bms, j);
+        if (strcmp(jstr(b, "name"), bitmap) != 0)
           continue;
         bm->found = 1;
-        bm->recording = json_object_object_get_ex(b, "recording", &v) && json_object_get_boolean(v);
-        bm->busy = json_object_object_get_ex(b, "busy", &v) && json_object_get_boolean(v);
-        bm->inconsistent =
-            json_object_object_get_ex(b, "inconsistent", &v) && json_object_get_boolean(v);
+        bm->recording = jbool(b, "recording");
+        bm->busy = jbool(b, "busy");
+        bm->inconsistent = jbool(b, "inconsistent");
       }
     }
-    rc = 0;
-    goto out;
+    return 0;
   }
   set_error(ENOENT, "QMP: no block node named %s (see query-named-block-nodes)", node);
-out:
+  return -1;
+}
+
+/* The node's size and the state of one of its bitmaps. */
+static int query_node(struct qmp *q, const char *node, const char *bitmap, uint64_t *size,
+                      struct node_bitmap *bm)
+{
+  struct json_object *args = obj(), *ret = NULL;
+  int rc;
+  json_object_object_add(args, "flat", json_object_new_boolean(1));
+  if (qmp_execute(q, "query-named-block-nodes", args, &ret) == -1)
+    return -1;
+  rc = cbt_node_from_reply(ret, node, bitmap, size, bm);
   json_object_put(ret);
   return rc;
 }
@@ -104,9 +121,7 @@ static int wait_gone(struct qmp *q, const char *query, const char *key, const ch
       return -1;
     for (size_t j = 0; json_object_is_type(ret, json_type_array) &&
                        j < json_object_array_length(ret); j++) {
-      struct json_object *v;
-      if (json_object_object_get_ex(json_object_array_get_idx(ret, j), key, &v) &&
-          strcmp(json_object_get_string(v), value) == 0)
+      if (strcmp(jstr(json_object_array_get_idx(ret, j), key), value) == 0)
         present = 1;
     }
     json_object_put(ret);

@@ -48,6 +48,12 @@ int qmp_parse_message(const char *buf, size_t len, long long id, const char *cmd
     set_error(EPROTO, "QMP %s: the server sent something that is not a JSON object", cmd);
     goto out;
   }
+  for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
+    if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\r' && buf[i] != '\n') {
+      set_error(EPROTO, "QMP %s: the server sent more than one JSON value in a message", cmd);
+      goto out;
+    }
+  }
   if (json_object_object_get_ex(root, "QMP", NULL) ||
       json_object_object_get_ex(root, "event", NULL)) {
     rc = 1;
