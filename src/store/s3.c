@@ -355,7 +355,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *opaque)
     header_copy(r->etag, sizeof r->etag, v, vlen);
   } else if (nlen == 13 && strncasecmp(data, "content-range", 13) == 0) {
     header_copy(r->content_range, sizeof r->content_range, v, vlen);
-  } else if (nlen == 18 && strncasecmp(data, "x-amz-bucket-region", 18) == 0) {
+  } else if (nlen == 19 && strncasecmp(data, "x-amz-bucket-region", 19) == 0) {
     header_copy(r->bucket_region, sizeof r->bucket_region, v, vlen);
   }
   return n;

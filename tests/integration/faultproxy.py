@@ -20,6 +20,9 @@ A RULE is WHICH=ACTION.
           500       answer 500 InternalError
           503       answer 503 SlowDown
           429       answer 429 SlowDown
+          status:CODE:S3CODE[:HEADER:VALUE]  answer CODE with an S3 <Error> of
+                    that Code (and the header), e.g.
+                    status:301:PermanentRedirect:x-amz-bucket-region:eu-west-1
           delay:S   wait S seconds, then forward
           truncate  forward, but send only half of the response body and close
           lose      forward, then close without passing the answer on
@@ -48,8 +51,8 @@ rng = random.Random(20261122)
 
 
 def parse_rule(text):
-    which, _, action = text.rpartition("=")
-    if not action:
+    which, sep, action = text.rpartition("=")
+    if not sep or not which or not action:
         raise ValueError("rule %r: expected WHICH=ACTION" % text)
     limit = None
     if "*" in which:
@@ -160,13 +163,21 @@ class Handler(socketserver.StreamRequestHandler):
                                                struct.pack("ii", 1, 0))
                 self.connection.close()
                 return
-            if action in ("500", "503", "429"):
-                code = {"500": "InternalError", "503": "SlowDown", "429": "SlowDown"}[action]
+            if action in ("500", "503", "429") or action.startswith("status:"):
+                extra = []
+                if action.startswith("status:"):
+                    fields = action.split(":", 4)
+                    status, code = int(fields[1]), fields[2]
+                    if len(fields) > 4:
+                        extra.append((fields[3], fields[4]))
+                else:
+                    status = int(action)
+                    code = {"500": "InternalError", "503": "SlowDown", "429": "SlowDown"}[action]
                 xml = (ERROR_XML % (code, n)).encode()
                 log("%d %s %s -> %s" % (n, method, target, action))
-                self.send(int(action), code, [("Content-Type", "application/xml"),
-                                              ("Content-Length", str(len(xml))),
-                                              ("x-amz-request-id", "faultproxy-%d" % n)],
+                self.send(status, code, [("Content-Type", "application/xml"),
+                                         ("Content-Length", str(len(xml))),
+                                         ("x-amz-request-id", "faultproxy-%d" % n)] + extra,
                           xml, method != "HEAD")
                 continue
             if action.startswith("delay:"):

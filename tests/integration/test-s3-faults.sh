@@ -116,6 +116,22 @@ seen 'GET .*/a ' 1
 expect_rc 4 "$TOOL" "$LOC" excl a "$TMP/a"
 seen 'PUT .*/a ' 1
 
+# Answers that need the operator: the wrong region (the bucket's region is
+# named) and a skewed clock; neither is retried.
+proxy 'all=status:301:PermanentRedirect:x-amz-bucket-region:eu-west-3'
+expect_rc 1 "$TOOL" "$LOC" get a
+grep -q "bucket $PL_TEST_S3_BUCKET is in region eu-west-3, not $AWS_REGION: set AWS_REGION=eu-west-3" \
+  "$TMP/err" || fail "region message: $(cat "$TMP/err")"
+seen 'GET' 1
+proxy 'all=status:403:RequestTimeTooSkewed'
+expect_rc 5 "$TOOL" "$LOC" get a
+grep -q "the clock of this host is off" "$TMP/err" || fail "skew message: $(cat "$TMP/err")"
+seen 'GET' 1
+proxy 'all=status:404:NoSuchBucket'
+expect_rc 1 "$TOOL" "$LOC" get a
+grep -q "bucket $PL_TEST_S3_BUCKET does not exist: create it first" "$TMP/err" ||
+  fail "NoSuchBucket message: $(cat "$TMP/err")"
+
 # Retries run out: a clear error with the status, the code and the count.
 proxy 'PUT=503'
 expect_rc 1 env PILOTLIGHT_S3_RETRIES=2 "$TOOL" "$LOC" put b "$TMP/a"
