@@ -79,6 +79,17 @@ echo "ok: point in time: the restore has none of the writes made during the back
 snapshot_ref
 backup_check cbt "$TMP/ref.raw" --nbd-socket "$TMP/live.nbd"
 
+# A backup that fails after the transaction undoes the rotation.
+write "write -P 0x5f 11M 4k"
+before=$(qsd_bitmaps "$qmpsock")
+expect_fail "$PL" -r "$repo" backup --disk live --qmp "$qmpsock" --node disk0 \
+  --nbd-socket "$TMP/live.nbd" --block-size 4M
+grep -q "block size" "$TMP/err" || fail "unexpected failure: $(cat "$TMP/err")"
+[ "$(qsd_bitmaps "$qmpsock")" = "$before" ] || fail "rotation not undone: $(qsd_bitmaps "$qmpsock")"
+snapshot_ref
+backup_check cbt "$TMP/ref.raw" --nbd-socket "$TMP/live.nbd"
+[ "$(snap_field "$repo" live bytes_read)" = 1048576 ] || fail "the failed run's changes were lost"
+
 # A clean restart keeps the bitmaps; pilotlight's own NBD server this time.
 qsd_stop live
 qemu-io -f qcow2 -c 'write -P 0x71 20M 1M' "$img" >/dev/null

@@ -66,6 +66,16 @@ done
 backup_check cbt
 [ "$(snap_field "$repo" vm bytes_read)" = 0 ] || fail "an unchanged disk was read"
 
+# A backup that fails after the rotation undoes it: the parent's bitmap is
+# recording again, the new one is gone, and the next run still uses CBT.
+before=$(bitmaps "$img")
+qemu-io -f qcow2 -c 'write -P 0x5f 11M 4k' "$img" >/dev/null
+expect_fail "$PL" -r "$repo" backup --disk vm --qcow2 "$img" --block-size 4M
+grep -q "block size" "$TMP/err" || fail "unexpected failure: $(cat "$TMP/err")"
+[ "$(bitmaps "$img")" = "$before" ] || fail "rotation not undone: $(bitmaps "$img") vs $before"
+backup_check cbt
+[ "$(snap_field "$repo" vm bytes_read)" = 1048576 ] || fail "the failed run's changes were lost"
+
 # The image in use by a writer: a clear refusal, and nothing changed.
 before=$(bitmaps "$img")
 nbd_serve "$TMP/w.sock" --persistent --format=qcow2 "$img"
