@@ -196,6 +196,12 @@ rgw_start() {
 rgw_ensure() {
   if [ -n "${PL_TEST_S3_ENDPOINT:-}" ]; then
     : "${PL_TEST_S3_BUCKET:?PL_TEST_S3_ENDPOINT is set but PL_TEST_S3_BUCKET is not}"
+    # A shared gateway: remove what this test wrote under s3://BUCKET/$(basename $TMP)/.
+    if command -v aws >/dev/null 2>&1; then
+      cleanup_add "AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null" \
+        "aws --endpoint-url '$PL_TEST_S3_ENDPOINT' s3 rm --quiet --recursive" \
+        "'s3://$PL_TEST_S3_BUCKET/$(basename "$TMP")/' >/dev/null 2>&1"
+    fi
     return 0
   fi
   local t
