@@ -1257,25 +1257,43 @@ static int split_bucket(struct s3_store *s, const char *rest, const char *locati
   return 0;
 }
 
-/* Check that the bucket answers: used when creating a repository. */
+/* Check that the bucket answers: used when creating a repository. A list of
+ * at most one key under the prefix, rather than HEAD /BUCKET, so that a
+ * policy that allows s3:ListBucket only under the prefix is enough. */
 static int check_bucket(struct s3_store *s)
 {
-  struct s3_request req = {.method = "HEAD", .key = NULL};
   struct s3_response resp;
+  char *enc = NULL, *query = NULL;
   int ret = -1;
-  if (s3_perform(s, &req, &resp) == -1)
+  enc = sigv4_uri_encode(s->prefix, strlen(s->prefix), 0);
+  if (!enc)
     return -1;
-  if (resp.status == 200) {
+  if (asprintf(&query, "list-type=2&max-keys=1&prefix=%s", enc) == -1) {
+    query = NULL;
+    set_error(ENOMEM, "asprintf");
+    goto out;
+  }
+  struct s3_request req = {.method = "GET", .key = NULL, .query = query, .max = S3_XML_MAX_BODY};
+  if (s3_perform(s, &req, &resp) == -1)
+    goto out;
+  if (resp.status == 200 && !resp.too_big) {
     ret = 0;
   } else if (resp.status == 404) {
-    set_error(ENXIO, "bucket %s does not exist: create it first (HEAD at %s: HTTP 404)", s->bucket,
-              s->endpoint);
+    struct s3_error_info e;
+    if (s3_error_parse(resp.body, resp.len, &e) && strcmp(e.code, "NoSuchBucket") != 0)
+      s3_fail(s, "LIST", NULL, &resp);
+    else
+      set_error(ENXIO, "bucket %s does not exist: create it first (LIST at %s: HTTP 404)",
+                s->bucket, s->endpoint);
   } else {
-    if (resp.status == 301 || (resp.status == 400 && resp.bucket_region[0]))
+    if (resp.status == 400 && resp.bucket_region[0])
       resp.status = 301;
-    s3_fail(s, "HEAD", NULL, &resp);
+    s3_fail(s, "LIST", NULL, &resp);
   }
   response_reset(&resp);
+out:
+  free(enc);
+  free(query);
   return ret;
 }
 
