@@ -1172,10 +1172,18 @@ static int s3_list(struct store *st, const char *prefix, store_list_cb cb, void 
     }
     if (!page.is_truncated)
       break;
-    free(enc_token);
-    enc_token = sigv4_uri_encode(page.next_token, strlen(page.next_token), 0);
-    if (!enc_token)
+    char *next = sigv4_uri_encode(page.next_token, strlen(page.next_token), 0);
+    if (!next)
       goto out;
+    if (enc_token && strcmp(next, enc_token) == 0) {
+      /* A server handing back the same token would have us loop forever. */
+      free(next);
+      set_error(EBADMSG, "LIST %s: the server repeated its continuation token",
+                where(s, fprefix, w, sizeof w));
+      goto out;
+    }
+    free(enc_token);
+    enc_token = next;
     s3_list_page_free(&page);
   }
   ret = 0;
