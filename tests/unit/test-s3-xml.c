@@ -90,9 +90,10 @@ int main(void)
   /* A key longer than the text cap is refused, not cut. */
   size_t biglen = S3_XML_MAX_TEXT + 100;
   char *big = malloc(biglen + 200);
-  strcpy(big, "<ListBucketResult><Contents><Key>");
-  memset(big + strlen(big), 'k', biglen);
-  strcpy(big + 33 + biglen, "</Key><Size>1</Size></Contents></ListBucketResult>");
+  snprintf(big, biglen + 200,
+           "<ListBucketResult><Contents><Key>%0*d</Key><Size>1</Size>"
+           "</Contents></ListBucketResult>",
+           (int)biglen, 7);
   check_int(s3_list_page_parse(big, strlen(big), &p), ==, -1);
   free(big);
   /* Over 1 MiB: refused before parsing. */
@@ -115,9 +116,8 @@ int main(void)
   check_str(e.code, "");
   check_int(s3_error_parse("<ListBucketResult></ListBucketResult>", 37, &e), ==, 0);
   check_int(s3_error_parse(NULL, 0, &e), ==, 0);
-  char longcode[400] = "<Error><Code>";
-  memset(longcode + 13, 'C', 300);
-  strcpy(longcode + 313, "</Code></Error>");
+  char longcode[400];
+  snprintf(longcode, sizeof longcode, "<Error><Code>%0300d</Code></Error>", 1);
   check_int(s3_error_parse(longcode, strlen(longcode), &e), ==, 1);
   check_int(strlen(e.code), ==, sizeof e.code - 1);
 
