@@ -85,8 +85,10 @@ struct cbt_session *cbt_cli_start(struct repo *r, const struct cbt_cli *o, const
   bo->cbt = s->cookie;
   bo->mode = s->mode;
   if (s->fell_back) {
-    fprintf(stderr, "pilotlight: warning: changed-block tracking not used: %s; reading every "
-            "allocated block instead (hash-compare)\n", s->note);
+    fprintf(stderr,
+            "pilotlight: warning: changed-block tracking not used: %s; reading every "
+            "allocated block instead (hash-compare)\n",
+            s->note);
     bo->note = s->note;
   }
   return s;
@@ -94,8 +96,7 @@ struct cbt_session *cbt_cli_start(struct repo *r, const struct cbt_cli *o, const
 
 /* Read the whole disk and compare it with the committed snapshot. Returns 0
  * when equal, 1 after printing a mismatch or an error. */
-static int verify(struct repo *r, struct cbt_session *s, const struct snapshot *snap,
-                  int threads)
+static int verify(struct repo *r, struct cbt_session *s, const struct snapshot *snap, int threads)
 {
   struct blockmap m = {0};
   uint64_t bad = 0, first = 0;

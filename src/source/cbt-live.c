@@ -49,8 +49,8 @@ int cbt_node_from_reply(struct json_object *ret, const char *node, const char *b
                         uint64_t *size, struct node_bitmap *bm)
 {
   memset(bm, 0, sizeof *bm);
-  for (size_t i = 0; json_object_is_type(ret, json_type_array) &&
-                     i < json_object_array_length(ret); i++) {
+  for (size_t i = 0; json_object_is_type(ret, json_type_array) && i < json_object_array_length(ret);
+       i++) {
     struct json_object *n = json_object_array_get_idx(ret, i), *o, *img, *bms;
     if (strcmp(jstr(n, "node-name"), node) != 0)
       continue;
@@ -119,8 +119,8 @@ static int wait_gone(struct qmp *q, const char *query, const char *key, const ch
     int present = 0;
     if (qmp_execute(q, query, NULL, &ret) == -1)
       return -1;
-    for (size_t j = 0; json_object_is_type(ret, json_type_array) &&
-                       j < json_object_array_length(ret); j++) {
+    for (size_t j = 0;
+         json_object_is_type(ret, json_type_array) && j < json_object_array_length(ret); j++) {
       if (strcmp(jstr(json_object_array_get_idx(ret, j), key), value) == 0)
         present = 1;
     }
@@ -171,19 +171,25 @@ int cbt_live_start(struct cbt_session *s, const struct cbt_plan *p)
     return -1;
   }
   if (p->has_parent && !p->full) {
-    const char *r = cbt_parent_mismatch(p->parent_cbt, p->parent_size, oldname ? oldname : "",
-                                        size, why, sizeof why);
+    const char *r = cbt_parent_mismatch(p->parent_cbt, p->parent_size, oldname ? oldname : "", size,
+                                        why, sizeof why);
     if (r)
       cbt_fall_back(s, "%s", r);
     else if (!bm.found)
-      cbt_fall_back(s, "bitmap %s named by the parent snapshot is not on node %s (renamed or "
-                    "removed)", oldname, p->node);
+      cbt_fall_back(s,
+                    "bitmap %s named by the parent snapshot is not on node %s (renamed or "
+                    "removed)",
+                    oldname, p->node);
     else if (bm.inconsistent)
-      cbt_fall_back(s, "bitmap %s on node %s is inconsistent: the process writing the image did "
-                    "not close it cleanly (crash or kill -9)", oldname, p->node);
+      cbt_fall_back(s,
+                    "bitmap %s on node %s is inconsistent: the process writing the image did "
+                    "not close it cleanly (crash or kill -9)",
+                    oldname, p->node);
     else if (!bm.recording)
-      cbt_fall_back(s, "bitmap %s on node %s is disabled, so it stopped recording (an earlier "
-                    "run was interrupted after rotating it)", oldname, p->node);
+      cbt_fall_back(s,
+                    "bitmap %s on node %s is disabled, so it stopped recording (an earlier "
+                    "run was interrupted after rotating it)",
+                    oldname, p->node);
     else if (bm.busy)
       cbt_fall_back(s, "bitmap %s on node %s is busy (used by another job or export)", oldname,
                     p->node);
@@ -237,8 +243,8 @@ int cbt_live_start(struct cbt_session *s, const struct cbt_plan *p)
   {
     struct json_object *acts = json_object_new_array(), *a = obj(), *bk = obj(), *nb;
     if (usable)
-      json_object_array_add(acts, action("block-dirty-bitmap-disable",
-                                         bitmap_args(p->node, oldname)));
+      json_object_array_add(acts,
+                            action("block-dirty-bitmap-disable", bitmap_args(p->node, oldname)));
     nb = bitmap_args(p->node, newname);
     json_object_object_add(nb, "persistent", json_object_new_boolean(1));
     json_object_array_add(acts, action("block-dirty-bitmap-add", nb));
@@ -304,8 +310,8 @@ int cbt_live_start(struct cbt_session *s, const struct cbt_plan *p)
   if (!s->src)
     return -1;
   if (s->src->size != size) {
-    set_error(0, "the fleece export has %llu bytes, node %s %llu",
-              (unsigned long long)s->src->size, p->node, (unsigned long long)size);
+    set_error(0, "the fleece export has %llu bytes, node %s %llu", (unsigned long long)s->src->size,
+              p->node, (unsigned long long)size);
     return -1;
   }
   {
@@ -391,8 +397,7 @@ int cbt_live_finish(struct cbt_session *s, int committed)
       json_object_array_add(list, json_object_new_string(s->new_bitmap));
       json_object_object_add(a, "bitmaps", list);
       if (qmp_execute(q, "block-dirty-bitmap-merge", a, NULL) == -1 ||
-          qmp_execute(q, "block-dirty-bitmap-enable", bitmap_args(node, s->old_bitmap), NULL) ==
-              -1)
+          qmp_execute(q, "block-dirty-bitmap-enable", bitmap_args(node, s->old_bitmap), NULL) == -1)
         keep_first(&ret, msg, sizeof msg);
     }
     if (qmp_execute(q, "block-dirty-bitmap-remove", bitmap_args(node, s->new_bitmap), NULL) == -1)

@@ -78,8 +78,8 @@ static void *verify_worker(void *arg)
 int cbt_verify(struct source *src, uint32_t block_size, uint64_t nblocks,
                const uint8_t (*hashes)[32], int nthreads, uint64_t *mismatches, uint64_t *first)
 {
-  struct verify v = {.src = src, .bs = block_size, .nblocks = nblocks, .h = hashes,
-                     .first = UINT64_MAX};
+  struct verify v = {
+      .src = src, .bs = block_size, .nblocks = nblocks, .h = hashes, .first = UINT64_MAX};
   pthread_t t[16];
   int started = 0;
   if (block_size == 0 || nblocks != (src->size + block_size - 1) / block_size) {

@@ -32,9 +32,9 @@ struct nbd_source {
   struct nbd_conn *idle; /* connections not in use; owned */
   unsigned nconns;       /* open connections, idle or in use */
   unsigned max_conns;
-  uint64_t piece;        /* bytes per request */
-  int have_alloc;        /* the server offers base:allocation */
-  char *extra_ctx;       /* another meta context every connection asks for; owned */
+  uint64_t piece;  /* bytes per request */
+  int have_alloc;  /* the server offers base:allocation */
+  char *extra_ctx; /* another meta context every connection asks for; owned */
   const char *contexts[3];
 };
 
@@ -63,16 +63,16 @@ fail:
 struct walk_state {
   const char *ctx;
   uint32_t mask, want;
-  uint64_t end;         /* of the whole walk */
-  uint64_t pos;         /* covered so far */
+  uint64_t end;              /* of the whole walk */
+  uint64_t pos;              /* covered so far */
   uint64_t run_off, run_len; /* pending selected run, merged across replies */
   extent_cb cb;
   void *opaque;
   int failed;
 };
 
-static int walk_extent(void *user_data, const char *metacontext, uint64_t offset,
-                       uint32_t *entries, size_t nr_entries, int *error)
+static int walk_extent(void *user_data, const char *metacontext, uint64_t offset, uint32_t *entries,
+                       size_t nr_entries, int *error)
 {
   struct walk_state *w = user_data;
   if (w->failed || strcmp(metacontext, w->ctx) != 0)
@@ -115,8 +115,13 @@ int nbd_source_walk(struct nbd_handle *h, const char *ctx, uint64_t off, uint64_
 {
   /* Under 4 GiB a request, and a multiple of any alignment a server uses. */
   const uint64_t max_req = 2ull << 30;
-  struct walk_state w = {.ctx = ctx, .mask = mask, .want = want, .end = off + len,
-                         .pos = off, .cb = cb, .opaque = opaque};
+  struct walk_state w = {.ctx = ctx,
+                         .mask = mask,
+                         .want = want,
+                         .end = off + len,
+                         .pos = off,
+                         .cb = cb,
+                         .opaque = opaque};
   while (w.pos < w.end) {
     uint64_t before = w.pos;
     uint64_t n = w.end - w.pos < max_req ? w.end - w.pos : max_req;
@@ -215,25 +220,26 @@ static int nbd_src_pread(struct source *s, void *buf, size_t len, uint64_t off)
       size_t n = len - done < ns->piece ? len - done : (size_t)ns->piece;
       int64_t ck = nbd_aio_pread(c->h, (char *)buf + done, n, off + done, NBD_NULL_COMPLETION, 0);
       if (ck == -1) {
-        set_error(0, "%s: read at offset %llu: %s", s->name,
-                  (unsigned long long)(off + done), nbd_get_error());
+        set_error(0, "%s: read at offset %llu: %s", s->name, (unsigned long long)(off + done),
+                  nbd_get_error());
         goto out;
       }
       cookies[ncookies++] = ck;
       done += n;
     }
     for (size_t i = 0; i < ncookies; i++) {
-      int r;
-      while ((r = nbd_aio_command_completed(c->h, (uint64_t)cookies[i])) == 0) {
+      int r = nbd_aio_command_completed(c->h, (uint64_t)cookies[i]);
+      while (r == 0) {
         if (nbd_poll(c->h, -1) == -1) {
-          set_error(0, "%s: read at offset %llu: %s", s->name,
-                    (unsigned long long)(off + start), nbd_get_error());
+          set_error(0, "%s: read at offset %llu: %s", s->name, (unsigned long long)(off + start),
+                    nbd_get_error());
           goto out;
         }
+        r = nbd_aio_command_completed(c->h, (uint64_t)cookies[i]);
       }
       if (r == -1) {
-        set_error(0, "%s: read at offset %llu: %s", s->name,
-                  (unsigned long long)(off + start), nbd_get_error());
+        set_error(0, "%s: read at offset %llu: %s", s->name, (unsigned long long)(off + start),
+                  nbd_get_error());
         goto out;
       }
     }
@@ -285,10 +291,10 @@ static void nbd_src_close(struct source *s)
 }
 
 static const struct source_ops nbd_ops = {
-  .name = "nbd",
-  .pread = nbd_src_pread,
-  .allocated = nbd_src_allocated,
-  .close = nbd_src_close,
+    .name = "nbd",
+    .pread = nbd_src_pread,
+    .allocated = nbd_src_allocated,
+    .close = nbd_src_close,
 };
 
 int nbd_source_meta_extents(struct source *s, const char *ctx, uint32_t mask, uint32_t want,

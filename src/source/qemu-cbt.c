@@ -22,8 +22,8 @@
 #include "cbt-run.h"
 #include "nbd-source.h"
 
-const char *cbt_parent_mismatch(const char *parent_cbt, uint64_t parent_size,
-                                const char *bitmap, uint64_t size, char *buf, size_t n)
+const char *cbt_parent_mismatch(const char *parent_cbt, uint64_t parent_size, const char *bitmap,
+                                uint64_t size, char *buf, size_t n)
 {
   size_t plen = strlen(CBT_COOKIE_PREFIX);
   if (!parent_cbt || !parent_cbt[0]) {
@@ -35,8 +35,7 @@ const char *cbt_parent_mismatch(const char *parent_cbt, uint64_t parent_size,
     return buf;
   }
   if (strcmp(parent_cbt + plen, bitmap) != 0) {
-    snprintf(buf, n,
-             "bitmap %s does not match the parent snapshot, which continues from bitmap %s",
+    snprintf(buf, n, "bitmap %s does not match the parent snapshot, which continues from bitmap %s",
              bitmap, parent_cbt + plen);
     return buf;
   }
@@ -134,7 +133,7 @@ void cbt_remove_tmpdir(const char *dir)
     return;
   d = opendir(dir);
   if (d) {
-    while ((e = readdir(d))) {
+    for (e = readdir(d); e; e = readdir(d)) {
       char p[4400];
       if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
         continue;
@@ -264,8 +263,7 @@ out:
   return ret;
 }
 
-static int qemu_img_bitmap(const char *image, const char *op, const char *arg,
-                           const char *bitmap)
+static int qemu_img_bitmap(const char *image, const char *op, const char *arg, const char *bitmap)
 {
   char *argv[8];
   int i = 0;
@@ -306,8 +304,10 @@ static int offline_start(struct cbt_session *s, const struct cbt_plan *p)
   if (qemu_img_info(p->qcow2, &ii) == -1)
     goto out;
   if (strcmp(ii.format, "qcow2") != 0) {
-    set_error(0, "%s is a %s image, not qcow2: persistent bitmaps need qcow2 (back it up "
-              "through qemu-nbd as an NBD source instead)", p->qcow2, ii.format);
+    set_error(0,
+              "%s is a %s image, not qcow2: persistent bitmaps need qcow2 (back it up "
+              "through qemu-nbd as an NBD source instead)",
+              p->qcow2, ii.format);
     goto out;
   }
   if (oldname)
@@ -317,19 +317,23 @@ static int offline_start(struct cbt_session *s, const struct cbt_plan *p)
     goto out;
   }
   if (p->has_parent && !p->full) {
-    const char *r = cbt_parent_mismatch(p->parent_cbt, p->parent_size,
-                                        oldname ? oldname : "", ii.size, why, sizeof why);
+    const char *r = cbt_parent_mismatch(p->parent_cbt, p->parent_size, oldname ? oldname : "",
+                                        ii.size, why, sizeof why);
     if (r)
       cbt_fall_back(s, "%s", r);
     else if (!old)
       cbt_fall_back(s, "bitmap %s named by the parent snapshot is not in %s (renamed or removed)",
                     oldname, p->qcow2);
     else if (old->in_use)
-      cbt_fall_back(s, "bitmap %s in %s is marked in-use, so inconsistent: the process writing "
-                    "the image did not close it cleanly (crash or kill -9)", oldname, p->qcow2);
+      cbt_fall_back(s,
+                    "bitmap %s in %s is marked in-use, so inconsistent: the process writing "
+                    "the image did not close it cleanly (crash or kill -9)",
+                    oldname, p->qcow2);
     else if (!old->enabled)
-      cbt_fall_back(s, "bitmap %s in %s is disabled, so it stopped recording (an earlier run "
-                    "was interrupted after rotating it)", oldname, p->qcow2);
+      cbt_fall_back(s,
+                    "bitmap %s in %s is disabled, so it stopped recording (an earlier run "
+                    "was interrupted after rotating it)",
+                    oldname, p->qcow2);
     else
       usable = 1;
   }
@@ -483,8 +487,8 @@ static int nbd_start(struct cbt_session *s, const struct cbt_plan *p)
   }
   if (!p->has_parent || p->full)
     return 0;
-  const char *r = cbt_parent_mismatch(p->parent_cbt, p->parent_size, p->bitmap, s->src->size,
-                                      why, sizeof why);
+  const char *r =
+      cbt_parent_mismatch(p->parent_cbt, p->parent_size, p->bitmap, s->src->size, why, sizeof why);
   if (r) {
     cbt_fall_back(s, "%s", r);
     return 0;
@@ -522,7 +526,7 @@ struct cbt_session *cbt_session_start(const struct cbt_plan *p)
     rc = s->image ? cbt_live_start(s, p) : -1;
   } else {
     set_error(0, "changed-block tracking needs an NBD URI and a bitmap, --qcow2 IMAGE, "
-              "or --qmp SOCKET --node NODE");
+                 "or --qmp SOCKET --node NODE");
     rc = -1;
   }
   if (rc == -1) {

@@ -44,13 +44,13 @@ struct cbt_session {
   int fell_back;                     /* 1 when a parent exists but its CBT could not be used */
   /* private */
   struct extent_list changes;
-  int kind;                          /* which workflow */
-  char *image;                       /* qcow2 image or node */
-  char *old_bitmap;                  /* bitmap consumed: removed once the snapshot commits */
-  char *new_bitmap;                  /* bitmap created by this session, or NULL */
-  int old_disabled;                  /* we disabled old_bitmap (roll back on failure) */
-  char *tmpdir;                      /* private folder for sockets and the fleece */
-  int nbd_pid;                       /* qemu-nbd we started */
+  int kind;         /* which workflow */
+  char *image;      /* qcow2 image or node */
+  char *old_bitmap; /* bitmap consumed: removed once the snapshot commits */
+  char *new_bitmap; /* bitmap created by this session, or NULL */
+  int old_disabled; /* we disabled old_bitmap (roll back on failure) */
+  char *tmpdir;     /* private folder for sockets and the fleece */
+  int nbd_pid;      /* qemu-nbd we started */
   struct qmp *qmp;
   char *fleece_node, *job_id, *export_id;
   int nbd_server_started;
@@ -74,8 +74,8 @@ int cbt_session_finish(struct cbt_session *s, int committed);
 /* Decide whether a bitmap named bitmap may stand for the changes since a
  * parent snapshot with cookie parent_cbt and size parent_size. Returns NULL
  * when it may, or the reason why not, written into buf (size n). */
-const char *cbt_parent_mismatch(const char *parent_cbt, uint64_t parent_size,
-                                const char *bitmap, uint64_t size, char *buf, size_t n);
+const char *cbt_parent_mismatch(const char *parent_cbt, uint64_t parent_size, const char *bitmap,
+                                uint64_t size, char *buf, size_t n);
 
 /* The meta context name of a bitmap, "qemu:dirty-bitmap:NAME", into ctx
  * (size n). Returns 0, or -1 when it does not fit. */

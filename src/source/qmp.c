@@ -159,8 +159,7 @@ static void qmp_consume(struct qmp *q, size_t n)
   q->len -= n;
 }
 
-int qmp_execute(struct qmp *q, const char *cmd, struct json_object *args,
-                struct json_object **ret)
+int qmp_execute(struct qmp *q, const char *cmd, struct json_object *args, struct json_object **ret)
 {
   struct json_object *req = json_object_new_object(), *r = NULL;
   long long id = ++q->next_id;
@@ -237,8 +236,10 @@ struct qmp *qmp_connect(const char *path)
     goto fail;
   }
   if (connect(q->fd, (struct sockaddr *)&sa, sizeof sa) == -1) {
-    set_error(errno, "QMP %s: cannot connect (is qemu-storage-daemon or QEMU running with "
-              "--chardev socket,path=%s,server=on?)", path, path);
+    set_error(errno,
+              "QMP %s: cannot connect (is qemu-storage-daemon or QEMU running with "
+              "--chardev socket,path=%s,server=on?)",
+              path, path);
     goto fail;
   }
   /* The greeting is skipped by qmp_execute like any other message. */

@@ -18,8 +18,7 @@ void qmp_free(struct qmp *q);
  * for its reply. On success *ret (when not NULL) receives the "return"
  * value, which the caller releases with json_object_put. An error reply
  * sets the error "QMP cmd: description" and returns -1. */
-int qmp_execute(struct qmp *q, const char *cmd, struct json_object *args,
-                struct json_object **ret);
+int qmp_execute(struct qmp *q, const char *cmd, struct json_object *args, struct json_object **ret);
 
 /* Parse one QMP message of len bytes (untrusted). Returns 0 for a reply with
  * id (its "return" value, or NULL for an error reply, goes to *ret; the

@@ -42,7 +42,9 @@ int main(void)
 
   /* Errors carry the server's description. */
   check_int(parse("{\"error\":{\"class\":\"GenericError\",\"desc\":\"Node name too long\"},"
-                  "\"id\":4}", 4, &r), ==, -1);
+                  "\"id\":4}",
+                  4, &r),
+            ==, -1);
   check(r == NULL);
   check_str(get_error(), "QMP cmd: Node name too long");
   check_int(parse("{\"error\":7,\"id\":4}", 4, &r), ==, -1);
