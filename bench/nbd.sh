@@ -50,6 +50,16 @@ mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 OUT=${OUT:-$WORK/nbd-results.md}
 cd "$WORK"
+# Stop the servers this script started, whatever happens (the PID files are in $WORK).
+stop_servers() {
+  local f
+  for f in "$WORK"/w.pid "$WORK"/r.pid "$WORK"/k.pid; do
+    [[ -s $f ]] && kill "$(cat "$f")" 2>/dev/null
+    rm -f "$f"
+  done
+  return 0
+}
+trap stop_servers EXIT
 rm -rf -- pl* restic borg log ./*.sock ./*.pid
 mkdir -p log
 if [[ ! -x $GEN ]]; then
