@@ -1,7 +1,7 @@
 /* VHD writers (Microsoft Virtual Hard Disk, spec version 1.0): dynamic
  * (footer copy, dynamic header, block allocation table, 2 MiB blocks each
- * led by a sector bitmap, footer) and fixed (the data, then a footer). The
- * layout is described in docs/FORMAT.md's export section. */
+ * led by a sector bitmap, footer) and fixed (the data, then a footer), as
+ * Microsoft's "Virtual Hard Disk Image Format Specification" lays them out. */
 #define _GNU_SOURCE
 #include "image-writer.h"
 

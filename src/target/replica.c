@@ -233,7 +233,10 @@ static int state_read(const char *path, struct replica_state *st, int *found)
       close(fd);
       return -1;
     }
-    if (r == 0 || (len += (size_t)r) == sizeof buf)
+    if (r == 0)
+      break;
+    len += (size_t)r;
+    if (len == sizeof buf)
       break;
   }
   close(fd);
