@@ -29,6 +29,7 @@
 #define ERROR_BODY_MAX S3_XML_MAX_BODY
 #define MIN_PART_SIZE (5ull << 20)
 #define MAX_PARTS 10000
+#define MAX_SINGLE_PUT (5ull << 30) /* S3's limit for one PUT */
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 struct s3_store {
@@ -975,8 +976,13 @@ static int s3_put(struct store *st, const char *key, const void *buf, size_t len
   char *fkey = full_key(s, key);
   if (!fkey)
     return -1;
-  int r = (uint64_t)len > s->multipart_threshold ? put_multipart(s, fkey, buf, len, flags)
-                                                 : put_single(s, fkey, buf, len, flags);
+  /* A conditional create stays one PUT up to S3's 5 GiB limit: not every
+   * server honours If-None-Match on CompleteMultipartUpload (Ceph 16 does
+   * not), and one PUT is atomic everywhere. */
+  int multipart = (uint64_t)len > s->multipart_threshold &&
+                  (!(flags & STORE_PUT_EXCL) || (uint64_t)len > MAX_SINGLE_PUT);
+  int r =
+      multipart ? put_multipart(s, fkey, buf, len, flags) : put_single(s, fkey, buf, len, flags);
   free(fkey);
   return r;
 }
