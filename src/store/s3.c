@@ -323,8 +323,12 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *opaque)
     unsigned attempts = r->attempts;
     memset(r, 0, sizeof *r);
     r->attempts = attempts;
-    if (sp && sp + 4 <= data + n)
-      r->status = strtol(sp + 1, NULL, 10);
+    if (sp && sp + 4 <= data + n) {
+      long status = 0;
+      for (int i = 1; i <= 3; i++)
+        status = sp[i] >= '0' && sp[i] <= '9' ? status * 10 + (sp[i] - '0') : -1000;
+      r->status = status > 0 ? status : 0;
+    }
     return n;
   }
   const char *colon = memchr(data, ':', n);
@@ -1067,7 +1071,9 @@ static int s3_get_range(struct store *st, const char *key, uint64_t off, size_t 
     if (start != off) {
       set_error(EIO, "GET %s: asked for bytes from %" PRIu64 ", got %s", w, off,
                 resp.content_range);
-    } else if (resp.too_big) {
+    } else if (resp.too_big && !(resp.status == 200 && resp.dst_len == len)) {
+      /* (A 200 is a whole object from a server that ignored Range: its
+       * bytes past ours were cut off on purpose.) */
       set_error(EIO, "GET %s: more bytes than the %zu asked for", w, len);
     } else if (resp.dst_len < len) {
       set_error(EIO, "GET %s: truncated: wanted %zu bytes at offset %" PRIu64 ", got %zu", w, len,
