@@ -54,7 +54,7 @@ cd "$WORK"
 stop_servers() {
   local f
   for f in "$WORK"/w.pid "$WORK"/r.pid "$WORK"/k.pid; do
-    [[ -s $f ]] && kill "$(cat "$f")" 2>/dev/null
+    [[ -s $f ]] && { kill "$(cat "$f")" 2>/dev/null || true; }
     rm -f "$f"
   done
   return 0
