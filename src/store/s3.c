@@ -62,6 +62,10 @@ struct s3_request {
   int checksum_sha256;     /* send x-amz-checksum-sha256 (the payload hash, base64) */
   const char *range;       /* "bytes=A-B", or NULL */
   int if_none_match;       /* send If-None-Match: * */
+  /* Use a new connection: curl silently resends a request whose reused
+   * connection died, which would hide from attempts that a non-idempotent
+   * request may already have landed. */
+  int fresh_connect;
   /* Where a success body goes: into dst (at most dst_cap bytes, the first
    * skip bytes dropped), else into the response, at most max bytes. */
   char *dst;
@@ -147,7 +151,10 @@ static void md5_base64(const void *buf, size_t len, char out[32])
 
 static int hexval(char c)
 {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 0;
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
 }
 
 static void md5_hex(const void *buf, size_t len, char out[33])
@@ -518,6 +525,8 @@ static int exchange(struct s3_store *s, CURL *h, const struct s3_request *req,
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_msg);
   if (s->cfg.ca_bundle)
     curl_easy_setopt(h, CURLOPT_CAINFO, s->cfg.ca_bundle);
+  if (req->fresh_connect)
+    curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
   if (strcmp(req->method, "HEAD") == 0) {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
   } else if (strcmp(req->method, "PUT") == 0 || strcmp(req->method, "POST") == 0) {
@@ -802,6 +811,7 @@ static int put_single(struct s3_store *s, const char *fkey, const void *buf, siz
       .body_len = len,
       .checksum_sha256 = 1,
       .if_none_match = (flags & STORE_PUT_EXCL) != 0,
+      .fresh_connect = (flags & STORE_PUT_EXCL) != 0,
       .max = ERROR_BODY_MAX,
   };
   if (s3_perform(s, &req, &resp) == -1)
@@ -831,6 +841,43 @@ static void abort_upload(struct s3_store *s, const char *fkey, const char *query
   if (s3_perform(s, &req, &resp) == 0)
     response_reset(&resp);
   error_restore(&se);
+}
+
+/* Is the object at fkey the multipart upload of these parts? Its ETag is
+ * then the MD5 of the parts' binary MD5s, a dash and the part count. */
+static int multipart_landed(struct s3_store *s, const char *fkey, uint64_t len, char (*etags)[128],
+                            size_t nparts)
+{
+  struct s3_request req = {.method = "HEAD", .key = fkey};
+  struct s3_response resp;
+  unsigned char *md5s = malloc(nparts * 16), md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  char want[64];
+  int ok = 0;
+  if (!md5s)
+    return 0;
+  for (size_t i = 0; i < nparts; i++) {
+    const char *e = etags[i][0] == '"' ? etags[i] + 1 : etags[i];
+    for (int j = 0; j < 16; j++) {
+      if (hexval(e[2 * j]) < 0 || hexval(e[2 * j + 1]) < 0)
+        goto out;
+      md5s[16 * i + (size_t)j] = (unsigned char)(hexval(e[2 * j]) << 4 | hexval(e[2 * j + 1]));
+    }
+  }
+  EVP_Digest(md5s, nparts * 16, md, &mdlen, EVP_md5(), NULL);
+  for (int j = 0; j < 16; j++)
+    snprintf(want + 2 * j, 3, "%02x", md[j]);
+  snprintf(want + 32, sizeof want - 32, "-%zu", nparts);
+  if (s3_perform(s, &req, &resp) == -1)
+    goto out;
+  const char *got = resp.etag[0] == '"' ? resp.etag + 1 : resp.etag;
+  ok = resp.status == 200 && resp.have_content_length && resp.content_length == len &&
+       strncmp(got, want, strlen(want)) == 0 &&
+       (got[strlen(want)] == 0 || got[strlen(want)] == '"');
+  response_reset(&resp);
+out:
+  free(md5s);
+  return ok;
 }
 
 static int put_multipart(struct s3_store *s, const char *fkey, const void *buf, size_t len,
@@ -945,6 +992,7 @@ static int put_multipart(struct s3_store *s, const char *fkey, const void *buf, 
       .body = complete,
       .body_len = complete_len,
       .if_none_match = (flags & STORE_PUT_EXCL) != 0,
+      .fresh_connect = 1,
       .max = ERROR_BODY_MAX,
   };
   if (s3_perform(s, &done, &resp) == -1)
@@ -953,6 +1001,13 @@ static int put_multipart(struct s3_store *s, const char *fkey, const void *buf, 
   /* CompleteMultipartUpload can fail after its 200 status line. */
   if (resp.status == 200 && !s3_error_parse(resp.body, resp.len, &einfo)) {
     ret = 0;
+  } else if (resp.status == 404 && resp.attempts > 1 &&
+             s3_error_parse(resp.body, resp.len, &einfo) &&
+             strcmp(einfo.code, "NoSuchUpload") == 0 &&
+             multipart_landed(s, fkey, len, etags, nparts)) {
+    /* An earlier attempt completed the upload; only its answer was lost. */
+    ret = 0;
+    started = 0;
   } else if (resp.status == 412) {
     set_error(EEXIST, "PUT %s: already exists", where(s, fkey, w, sizeof w));
   } else {

@@ -163,6 +163,25 @@ seen 'partNumber=2&.* -> 500' 1
 seen 'POST .*uploadId.* -> 503' 1
 "$TOOL" "$DIRECT" get big | cmp - "$TMP/big"
 
+# Multipart whose completion landed but whose answer was lost. RGW answers a
+# repeated completion with 200; a server that has forgotten the upload says
+# NoSuchUpload, and then the store recognises its parts in the object's ETag.
+proxy 'POST~uploadId*1=lose'
+"$TOOL" "$LOC" put big3 "$TMP/big"
+seen 'POST .*uploadId.* -> lose 200' 1
+"$TOOL" "$DIRECT" get big3 | cmp - "$TMP/big"
+proxy 'POST~uploadId*1=lose' 'POST~uploadId*1=status:404:NoSuchUpload'
+"$TOOL" "$LOC" put big4 "$TMP/big"
+seen 'POST .*uploadId.* -> lose 200' 1
+seen 'POST .*uploadId.* -> status:404:NoSuchUpload' 1
+seen '^[0-9]+ HEAD .*big4' 1
+"$TOOL" "$DIRECT" get big4 | cmp - "$TMP/big"
+# ... but not when the object there is someone else's.
+head -c $((13 * 1024 * 1024)) /dev/urandom >"$TMP/big.other"
+proxy 'POST~uploadId*1=status:404:NoSuchUpload'
+expect_rc 3 "$TOOL" "$LOC" put big4 "$TMP/big.other"
+"$TOOL" "$DIRECT" get big4 | cmp - "$TMP/big"
+
 # Multipart that cannot complete: the error is clear and the upload aborted.
 proxy 'POST~uploadId=500'
 expect_rc 6 env PILOTLIGHT_S3_RETRIES=1 "$TOOL" "$LOC" put big2 "$TMP/big"
