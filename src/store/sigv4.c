@@ -14,24 +14,13 @@
 #include <openssl/hmac.h>
 
 #include "../util/error.h"
-
-static const char hexdigits[] = "0123456789abcdef";
-
-static void to_hex(const unsigned char *in, size_t len, char *out)
-{
-  for (size_t i = 0; i < len; i++) {
-    out[2 * i] = hexdigits[in[i] >> 4];
-    out[2 * i + 1] = hexdigits[in[i] & 15];
-  }
-  out[2 * len] = 0;
-}
+#include "../util/hash.h"
 
 void sigv4_sha256_hex(const void *buf, size_t len, char out[65])
 {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int mdlen = 0;
-  EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL);
-  to_hex(md, 32, out);
+  uint8_t md[SHA256_LEN];
+  sha256(buf, len, md);
+  hex_encode(md, SHA256_LEN, out);
 }
 
 void sigv4_amz_date(time_t t, char out[17])
@@ -68,17 +57,6 @@ char *sigv4_uri_encode(const char *s, size_t len, int keep_slash)
   return out;
 }
 
-static int hexval(char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Decode %XX in s[0..len) and re-encode canonically. Malformed escapes are
  * taken literally. */
 static char *reencode(const char *s, size_t len)
@@ -90,8 +68,9 @@ static char *reencode(const char *s, size_t len)
   }
   size_t o = 0;
   for (size_t i = 0; i < len; i++) {
-    if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-      dec[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+    uint8_t byte;
+    if (s[i] == '%' && i + 2 < len && hex_decode(s + i + 1, &byte, 1) == 0) {
+      dec[o++] = (char)byte;
       i += 2;
     } else {
       dec[o++] = s[i];
@@ -349,7 +328,7 @@ int sigv4_sign(const struct sigv4_request *req, struct sigv4_signature *out)
   hmac(k2, 32, req->service, k3);
   hmac(k3, 32, "aws4_request", k4);
   hmac(k4, 32, out->string_to_sign, sig);
-  to_hex(sig, 32, out->signature);
+  hex_encode(sig, 32, out->signature);
 
   f = open_memstream(&out->authorization, &len);
   if (!f) {
