@@ -58,22 +58,39 @@ for next in b2 b3; do
   prev=$next
 done
 
-# A bitmap that does not match the parent's cookie (b3 is expected).
+# A bitmap that missed a write: --verify-cbt reports it and exits 1.
+qemu-img bitmap --disable "$img" b3
+qemu-io -f qcow2 -c 'write -P 0x40 21M 4k' "$img" >/dev/null
+qemu-img bitmap --add "$img" b4
+nbd_serve "$sock" --read-only --format=qcow2 --bitmap=b3 "$img"
+expect_fail "$PL" -r "$repo" backup --disk u "$uri" --cbt qemu-bitmap:b3 --cbt-next b4 --verify-cbt
+nbd_stop "$sock"
+[ "$(cat "$TMP/rc")" = 1 ] || fail "a CBT mismatch must exit 1"
+grep -q "CBT MISMATCH: .* in 1 of 64 blocks (first: block 21 at offset 22020096)" "$TMP/err" ||
+  fail "mismatch not reported: $(cat "$TMP/err")"
+echo "ok: --verify-cbt: $(grep -o 'CBT MISMATCH: [^.]*' "$TMP/err")"
+# Recover as the message says: a --full backup.
+nbd_serve "$sock" --read-only --format=qcow2 "$img"
+backup_check full --cbt qemu-bitmap:b4 --full
+qemu-img bitmap --remove "$img" b3
+prev=b4
+
+# A bitmap that does not match the parent's cookie (b4 is expected).
 qemu-io -f qcow2 -c 'write -P 0x41 7M 4k' "$img" >/dev/null
 qemu-img bitmap --add "$img" other
 nbd_serve "$sock" --read-only --format=qcow2 --bitmap=other "$img"
 backup_check hash-compare --cbt qemu-bitmap:other
-grep -q "bitmap other does not match the parent snapshot, which continues from bitmap b3" \
+grep -q "bitmap other does not match the parent snapshot, which continues from bitmap b4" \
   "$TMP/err.$n" || fail "no mismatch warning: $(cat "$TMP/err.$n")"
 qemu-img bitmap --remove "$img" other
 
 # The right name, but the export does not offer it.
 qemu-io -f qcow2 -c 'write -P 0x42 8M 4k' "$img" >/dev/null
 nbd_serve "$sock" --read-only --format=qcow2 "$img"
-backup_check hash-compare --cbt qemu-bitmap:other --cbt-next b3
+backup_check hash-compare --cbt qemu-bitmap:other --cbt-next b4
 nbd_serve "$sock" --read-only --format=qcow2 "$img"
-backup_check hash-compare --cbt qemu-bitmap:b3
-grep -q "does not offer qemu:dirty-bitmap:b3" "$TMP/err.$n" ||
+backup_check hash-compare --cbt qemu-bitmap:b4
+grep -q "does not offer qemu:dirty-bitmap:b4" "$TMP/err.$n" ||
   fail "no missing-context warning: $(cat "$TMP/err.$n")"
 snap_field "$repo" u note | grep -q "does not offer" || fail "reason not recorded"
 
@@ -83,14 +100,14 @@ rm -f "$sock"
 nbdkit --unix "$sock" --pidfile "$sock.pid" file "$TMP/u.raw"
 for _ in $(seq 100); do [ -s "$sock.pid" ] && [ -S "$sock" ] && break; sleep 0.05; done
 cleanup_add "kill $(cat "$sock.pid") 2>/dev/null"
-backup_check hash-compare --cbt qemu-bitmap:b3
-grep -q "does not offer qemu:dirty-bitmap:b3" "$TMP/err.$n" || fail "unclear: $(cat "$TMP/err.$n")"
+backup_check hash-compare --cbt qemu-bitmap:b4
+grep -q "does not offer qemu:dirty-bitmap:b4" "$TMP/err.$n" || fail "unclear: $(cat "$TMP/err.$n")"
 
 # A resized disk, with a bitmap that otherwise matches.
 qemu-img resize -q "$img" 80M
 qemu-io -f qcow2 -c 'write -P 0x43 70M 1M' "$img" >/dev/null
-nbd_serve "$sock" --read-only --format=qcow2 --bitmap=b3 "$img"
-backup_check hash-compare --cbt qemu-bitmap:b3
+nbd_serve "$sock" --read-only --format=qcow2 --bitmap=b4 "$img"
+backup_check hash-compare --cbt qemu-bitmap:b4
 grep -q "disk size changed from 67108864 to 83886080" "$TMP/err.$n" ||
   fail "no size warning: $(cat "$TMP/err.$n")"
 

@@ -66,6 +66,26 @@ done
 backup_check cbt
 [ "$(snap_field "$repo" vm bytes_read)" = 0 ] || fail "an unchanged disk was read"
 
+# A bitmap that missed writes (disabled around them by hand) looks fine to
+# the checks; --verify-cbt catches it loudly, and the new bitmap is dropped
+# so that the next backup reads everything and repairs the chain.
+cur=$(bitmaps "$img" | sed 's/:.*//')
+qemu-img bitmap --disable "$img" "$cur"
+qemu-io -f qcow2 -c 'write -P 0x5e 13M 4k' "$img" >/dev/null
+qemu-img bitmap --enable "$img" "$cur"
+expect_fail "$PL" -r "$repo" backup --disk vm --qcow2 "$img" --verify-cbt
+[ "$(cat "$TMP/rc")" = 1 ] || fail "a CBT mismatch must exit 1"
+grep -q "CBT MISMATCH: snapshot .* differs from disk vm in 1 of 128 blocks (first: block 13 " \
+  "$TMP/err" || fail "mismatch not reported: $(cat "$TMP/err")"
+[ -z "$(bitmaps "$img")" ] || fail "the distrusted bitmap was kept: $(bitmaps "$img")"
+n=$((n + 1))
+"$PL" -r "$repo" backup --disk vm --qcow2 "$img" 2>"$TMP/err.$n" >/dev/null
+[ "$(snap_field "$repo" vm mode)" = hash-compare ] || fail "the next backup trusted CBT"
+rm -f "$TMP/restored.raw"
+"$PL" -r "$repo" restore vm "$TMP/restored.raw" >/dev/null
+qemu-img compare -q -f raw -F qcow2 "$TMP/restored.raw" "$img" || fail "not repaired"
+echo "ok: --verify-cbt caught a bitmap that missed a write; the next backup repaired it"
+
 # A backup that fails after the rotation undoes it: the parent's bitmap is
 # recording again, the new one is gone, and the next run still uses CBT.
 before=$(bitmaps "$img")
