@@ -71,6 +71,15 @@ fi
 if has_tool pilotlight; then
   [[ -x $PL ]] || die "no pilotlight binary at $PL (build it, set PL, or use --tools without pilotlight)"
 fi
+# Run private copies, so a rebuild of the tree during the run cannot mix two versions.
+mkdir -p "$WORK/bin"
+cp -f "$GEN" "$WORK/bin/gen-workload.run"
+GEN=$WORK/bin/gen-workload.run
+if has_tool pilotlight; then
+  PL_SRC=$PL
+  cp -f "$PL" "$WORK/bin/pilotlight.run"
+  PL=$WORK/bin/pilotlight.run
+fi
 
 # Everything the run makes lives under $WORK; old results are removed first.
 cd "$WORK"
@@ -164,7 +173,7 @@ meta borg_version "$(borg --version)"
 meta rclone_version "$(rclone version | head -n1)"
 meta cc_version "$(cc --version | head -n1)"
 if has_tool pilotlight; then
-  meta pl_version "$("$PL" --version 2>/dev/null | head -n1 || true) (git $(git -C "$TOP" rev-parse --short HEAD)$(git -C "$TOP" diff --quiet HEAD -- src 2>/dev/null || echo ', src modified'))"
+  meta pl_version "$("$PL" --version 2>/dev/null | head -n1 || true) ($PL_SRC built $(date -u -r "$PL_SRC" '+%H:%M UTC'), sha256 $(sha256sum "$PL" | cut -c1-12); tree at git $(git -C "$TOP" rev-parse --short HEAD)$(git -C "$TOP" diff --quiet HEAD -- src 2>/dev/null || echo ', src modified'))"
 else
   meta pl_version "not run"
 fi
