@@ -133,6 +133,71 @@ static int wait_gone(struct qmp *q, const char *query, const char *key, const ch
   return -1;
 }
 
+/* 1 if a list query shows an item whose key is value. */
+static int listed(struct json_object *list, const char *key, const char *value)
+{
+  for (size_t i = 0;
+       json_object_is_type(list, json_type_array) && i < json_object_array_length(list); i++)
+    if (strcmp(jstr(json_object_array_get_idx(list, i), key), value) == 0)
+      return 1;
+  return 0;
+}
+
+/* A pilotlight run killed during a live backup leaves its export, job and
+ * fleece node in the daemon, named after the bitmap it created on this node;
+ * they would keep the old bitmap busy. Remove them, best effort: whatever
+ * stays makes the checks fall back, never trust. One backup of a node runs
+ * at a time. */
+static void remove_leftovers(struct qmp *q, const char *node)
+{
+  struct json_object *args = obj(), *nodes = NULL, *exports = NULL, *jobs = NULL;
+  json_object_object_add(args, "flat", json_object_new_boolean(1));
+  if (qmp_execute(q, "query-named-block-nodes", args, &nodes) == -1 ||
+      qmp_execute(q, "query-block-exports", NULL, &exports) == -1 ||
+      qmp_execute(q, "query-block-jobs", NULL, &jobs) == -1 ||
+      !json_object_is_type(nodes, json_type_array))
+    goto out;
+  for (size_t i = 0; i < json_object_array_length(nodes); i++) {
+    struct json_object *n = json_object_array_get_idx(nodes, i), *bms;
+    if (strcmp(jstr(n, "node-name"), node) != 0 ||
+        !json_object_object_get_ex(n, "dirty-bitmaps", &bms) ||
+        !json_object_is_type(bms, json_type_array))
+      continue;
+    for (size_t j = 0; j < json_object_array_length(bms); j++) {
+      const char *name = jstr(json_object_array_get_idx(bms, j), "name");
+      char id[64];
+      if (strncmp(name, "pilotlight-", 11) != 0 || strlen(name + 11) != 16)
+        continue;
+      snprintf(id, sizeof id, "plexport-%s", name + 11);
+      if (listed(exports, "id", id)) {
+        struct json_object *a = obj();
+        put_str(a, "id", id);
+        put_str(a, "mode", "hard");
+        if (qmp_execute(q, "block-export-del", a, NULL) == 0)
+          wait_gone(q, "query-block-exports", "id", id);
+      }
+      snprintf(id, sizeof id, "pljob-%s", name + 11);
+      if (listed(jobs, "device", id)) {
+        struct json_object *a = obj();
+        put_str(a, "device", id);
+        json_object_object_add(a, "force", json_object_new_boolean(1));
+        if (qmp_execute(q, "block-job-cancel", a, NULL) == 0)
+          wait_gone(q, "query-block-jobs", "device", id);
+      }
+      snprintf(id, sizeof id, "plfleece-%s", name + 11);
+      if (listed(nodes, "node-name", id)) {
+        struct json_object *a = obj();
+        put_str(a, "node-name", id);
+        qmp_execute(q, "blockdev-del", a, NULL);
+      }
+    }
+  }
+out:
+  json_object_put(nodes);
+  json_object_put(exports);
+  json_object_put(jobs);
+}
+
 static int run_hook(void)
 {
   const char *hook = getenv("PILOTLIGHT_TEST_FLEECE_HOOK");
@@ -164,6 +229,7 @@ int cbt_live_start(struct cbt_session *s, const struct cbt_plan *p)
   s->qmp = qmp_connect(p->qmp);
   if (!s->qmp)
     return -1;
+  remove_leftovers(s->qmp, p->node);
   if (query_node(s->qmp, p->node, oldname, &size, &bm) == -1)
     return -1;
   if (oldname && bm.found && !(s->old_bitmap = strdup(oldname))) {

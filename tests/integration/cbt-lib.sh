@@ -87,7 +87,8 @@ import json, sys
 for n in json.load(sys.stdin)["return"]:
     if n["node-name"] == "disk0":
         for b in n.get("dirty-bitmaps", []):
-            print("%s:%s:%s" % (b["name"], b["recording"], b.get("inconsistent", False)))'
+            if "name" in b:
+                print("%s:%s:%s" % (b["name"], b["recording"], b.get("inconsistent", False)))'
 }
 
 snap_field() { # REPO DISK FIELD
