@@ -6,6 +6,7 @@
 # backup falls back to hash-compare and still restores identically.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/cbt-lib.sh"
+export TMPDIR=$TMP # private sockets and fleece overlays go away with the test
 requires qemu-img
 requires qemu-io
 requires qemu-storage-daemon
