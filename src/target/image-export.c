@@ -16,7 +16,7 @@
 struct batch {
   const uint64_t *blocks; /* sorted */
   size_t n;
-  uint8_t *buf;           /* n slots of block_size bytes */
+  uint8_t *buf; /* n slots of block_size bytes */
   uint32_t block_size;
 };
 

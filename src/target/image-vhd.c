@@ -181,8 +181,8 @@ static int vhd_write(struct image_writer *w, uint64_t off, const void *buf, size
       v->next_sector += (VHD_BITMAP_BYTES + VHD_BLOCK) / VHD_SECTOR;
     }
     if (v->bat[b] != VHD_UNUSED) {
-      uint64_t data = ((uint64_t)v->bat[b] * VHD_SECTOR + VHD_BITMAP_BYTES) -
-                      (uint64_t)b * VHD_BLOCK;
+      uint64_t data =
+          ((uint64_t)v->bat[b] * VHD_SECTOR + VHD_BITMAP_BYTES) - (uint64_t)b * VHD_BLOCK;
       if (image_writer_write_sparse(w, off, p, n, data) == -1)
         return -1;
     }

@@ -36,15 +36,15 @@
 #define MARKER_GT 1u
 #define MARKER_GD 2u
 #define MARKER_FOOTER 3u
-#define RING 32u            /* grains in flight */
-#define OBUF (4u << 20)     /* sequential output buffer */
-#define DEFLATE_LEVEL 6     /* zlib's default, as other VMDK writers use */
+#define RING 32u        /* grains in flight */
+#define OBUF (4u << 20) /* sequential output buffer */
+#define DEFLATE_LEVEL 6 /* zlib's default, as other VMDK writers use */
 /* libdeflate, when built in, compresses whole buffers faster than zlib. Its
  * level 6 is 1.5x as fast as zlib's but its output can be a little larger
  * (+0.006% on the benchmark workload); level 7 is 1.25x as fast and 0.6%
  * smaller, so an export is never larger than other writers' level 6. */
 #define LIBDEFLATE_LEVEL 7
-#define PROBE 1024u         /* bytes tried at level 1, at each of PROBES places in a grain */
+#define PROBE 1024u /* bytes tried at level 1, at each of PROBES places in a grain */
 #define PROBES 4u
 
 enum { JOB_FREE, JOB_FILLED, JOB_DONE };
@@ -52,24 +52,24 @@ enum { JOB_FREE, JOB_FILLED, JOB_DONE };
 struct grain_job {
   int state;
   uint64_t grain;
-  uint8_t *in;     /* GRAIN bytes */
-  uint8_t *out;    /* marker, deflated grain, padding to a sector */
-  size_t out_len;  /* bytes of out to write; 0 on failure */
-  int zerr;        /* zlib error, or 0 */
+  uint8_t *in;    /* GRAIN bytes */
+  uint8_t *out;   /* marker, deflated grain, padding to a sector */
+  size_t out_len; /* bytes of out to write; 0 on failure */
+  int zerr;       /* zlib error, or 0 */
 };
 
 struct vmdk_writer {
   struct image_writer base;
   uint64_t capacity; /* sectors */
   uint64_t ngts;
-  uint32_t *gd;      /* sector of each grain table, 0 for an absent (all-zero) one */
+  uint32_t *gd; /* sector of each grain table, 0 for an absent (all-zero) one */
   uint32_t gt[GT_ENTRIES];
-  uint64_t gt_cur;   /* the grain table being filled */
+  uint64_t gt_cur; /* the grain table being filled */
   int gt_used;
   uint8_t *obuf;
   size_t olen;
-  uint64_t pos;      /* file offset of obuf[0] */
-  uint8_t *cur;      /* a grain being assembled from unaligned writes */
+  uint64_t pos; /* file offset of obuf[0] */
+  uint8_t *cur; /* a grain being assembled from unaligned writes */
   uint64_t cur_grain;
   int cur_valid;
   size_t out_cap;
@@ -105,7 +105,7 @@ static void put_le64(uint8_t *p, uint64_t v)
 /* One worker's compression state. */
 struct grain_compressor {
   z_stream z;
-  int zinit; /* Z_OK once z is ready */
+  int zinit;   /* Z_OK once z is ready */
   z_stream zp; /* level 1, for probes */
   int zpinit;
 #ifdef HAVE_LIBDEFLATE
@@ -487,8 +487,7 @@ static int vmdk_start(struct image_writer *w)
                    "ddb.geometry.heads = \"16\"\n"
                    "ddb.geometry.sectors = \"63\"\n"
                    "ddb.adapterType = \"lsilogic\"\n",
-                   (unsigned)cid, (unsigned long long)v->capacity, name,
-                   (unsigned long long)cyl);
+                   (unsigned)cid, (unsigned long long)v->capacity, name, (unsigned long long)cyl);
   if (n < 0 || (size_t)n >= DESC_SECTORS * SECTOR) {
     set_error(ENAMETOOLONG, "%s: file name too long for the VMDK descriptor", w->path);
     return -1;

@@ -104,8 +104,9 @@ struct image_writer *image_writer_new(enum image_format f, const char *path, uin
   struct image_writer *w = NULL;
   struct stat st;
   if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-    set_error(EINVAL, "%s: not a regular file (export writes image files; use restore for a "
-                      "device)",
+    set_error(EINVAL,
+              "%s: not a regular file (export writes image files; use restore for a "
+              "device)",
               path);
     return NULL;
   }
@@ -158,8 +159,9 @@ int image_writer_write(struct image_writer *w, uint64_t off, const void *buf, si
   if (len == 0)
     return 0;
   if (w->finished || off < w->next_off || off > w->disk_size || len > w->disk_size - off) {
-    set_error(EINVAL, "%s: write of %zu bytes at offset %llu is out of order or beyond the disk "
-                      "size %llu",
+    set_error(EINVAL,
+              "%s: write of %zu bytes at offset %llu is out of order or beyond the disk "
+              "size %llu",
               w->path, len, (unsigned long long)off, (unsigned long long)w->disk_size);
     return -1;
   }

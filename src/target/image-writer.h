@@ -37,12 +37,12 @@ struct image_writer_ops {
 struct image_writer {
   const struct image_writer_ops *ops;
   int fd;
-  char *path;         /* the final name; owned */
-  char *tmp_path;     /* written here, renamed to path by finish; owned */
-  uint64_t disk_size; /* virtual size in bytes */
-  uint64_t next_off;  /* the lowest offset the next write may start at */
+  char *path;          /* the final name; owned */
+  char *tmp_path;      /* written here, renamed to path by finish; owned */
+  uint64_t disk_size;  /* virtual size in bytes */
+  uint64_t next_off;   /* the lowest offset the next write may start at */
   uint64_t data_bytes; /* non-zero bytes handed over so far */
-  int threads;        /* compression threads (vmdk) */
+  int threads;         /* compression threads (vmdk) */
   int finished;
 };
 

@@ -282,13 +282,13 @@ static int state_write(const char *path, const struct replica_state *st)
   int fd = -1, ret = -1;
   int n = snprintf(buf, sizeof buf,
                    STATE_MAGIC "\n"
-                   "repository %s\n"
-                   "disk %s\n"
-                   "status %s\n"
-                   "applied %s\n"
-                   "applying %s\n"
-                   "size %" PRIu64 "\n"
-                   "fingerprint %s\n",
+                               "repository %s\n"
+                               "disk %s\n"
+                               "status %s\n"
+                               "applied %s\n"
+                               "applying %s\n"
+                               "size %" PRIu64 "\n"
+                               "fingerprint %s\n",
                    st->repo_id, st->disk, st->syncing ? "syncing" : "clean",
                    st->applied[0] ? st->applied : "-", st->applying[0] ? st->applying : "-",
                    st->size, st->fingerprint[0] ? st->fingerprint : "-");
@@ -370,8 +370,8 @@ static int fingerprint(struct target *t, char *out, size_t n)
   if (f != NULL) {
     unsigned long long x[7];
     if (fgets(line, sizeof line, f) != NULL &&
-        sscanf(line, "%llu %llu %llu %llu %llu %llu %llu", &x[0], &x[1], &x[2], &x[3], &x[4],
-               &x[5], &x[6]) == 7)
+        sscanf(line, "%llu %llu %llu %llu %llu %llu %llu", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5],
+               &x[6]) == 7)
       written = x[6];
     fclose(f);
   }
@@ -459,12 +459,12 @@ static int zero_range(struct target *t, uint64_t off, uint64_t len)
 struct apply {
   struct target *t;
   const struct blockmap *m;
-  int fresh;              /* the target reads as zeros where we do not write */
+  int fresh; /* the target reads as zeros where we do not write */
   pthread_mutex_t mu;
   uint64_t written;
   uint64_t zeroed;
   uint64_t blocks_done;
-  uint64_t kill_after;    /* test hook: SIGKILL ourselves after this many blocks (0: never) */
+  uint64_t kill_after; /* test hook: SIGKILL ourselves after this many blocks (0: never) */
 };
 
 /* How a 4 KiB page of a block is handled. */
@@ -583,8 +583,9 @@ static int open_target(const struct replica_opts *o, struct target *t)
   if (fcntl(t->fd, F_OFD_SETLK, &fl) == -1) {
     int e = errno;
     if (e == EAGAIN || e == EACCES) {
-      set_error_code(EBUSY, "%s is in use (locked by another process, such as a running VM or "
-                            "another sync)",
+      set_error_code(EBUSY,
+                     "%s is in use (locked by another process, such as a running VM or "
+                     "another sync)",
                      o->target);
       return -1;
     }
@@ -609,8 +610,7 @@ static int open_target(const struct replica_opts *o, struct target *t)
 }
 
 /* Load the map of snapshot id (of disk) into m; 0 when it is gone (*gone set). */
-static int load_map(struct repo *r, const char *disk, const char *id, struct blockmap *m,
-                    int *gone)
+static int load_map(struct repo *r, const char *disk, const char *id, struct blockmap *m, int *gone)
 {
   *gone = 0;
   struct snapshot *s = repo_find_snapshot(r, disk, id);
@@ -654,8 +654,9 @@ int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_re
   if (open_target(o, &t) == -1)
     goto out;
   if (t.is_dev && t.size < s->size && s->used_end > t.size) {
-    set_error_code(ENOSPC, "%s holds %llu bytes, too small for snapshot %.12s of disk %s: its "
-                           "highest used offset is %llu",
+    set_error_code(ENOSPC,
+                   "%s holds %llu bytes, too small for snapshot %.12s of disk %s: its "
+                   "highest used offset is %llu",
                    o->target, (unsigned long long)t.size, s->id, s->disk,
                    (unsigned long long)s->used_end);
     goto out;
@@ -675,8 +676,9 @@ int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_re
     snprintf(res->note, sizeof res->note, "new replica");
   } else if (!found) {
     if (!o->force) {
-      set_error_code(EEXIST, "%s exists but has no replica state (%s): add --force to overwrite "
-                             "it with a full sync",
+      set_error_code(EEXIST,
+                     "%s exists but has no replica state (%s): add --force to overwrite "
+                     "it with a full sync",
                      o->target, spath);
       goto out;
     }
@@ -684,8 +686,9 @@ int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_re
     snprintf(res->note, sizeof res->note, "no replica state: full sync (--force)");
   } else if (strcmp(old.repo_id, repo_id(r)) != 0 || strcmp(old.disk, o->disk) != 0) {
     if (!o->force) {
-      set_error_code(EINVAL, "%s holds disk %s of repository %s, not disk %s of this repository: "
-                             "add --force to overwrite it with a full sync",
+      set_error_code(EINVAL,
+                     "%s holds disk %s of repository %s, not disk %s of this repository: "
+                     "add --force to overwrite it with a full sync",
                      o->target, old.disk, old.repo_id, o->disk);
       goto out;
     }
@@ -699,14 +702,16 @@ int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_re
       goto out;
     if (!fingerprint_matches(&t, old.fingerprint, fp)) {
       if (!o->force) {
-        set_error_code(EBUSY, "%s was modified since pilotlight synced it to snapshot %.12s (was "
-                              "it booted?); refusing to mix states: add --force for a full resync",
+        set_error_code(EBUSY,
+                       "%s was modified since pilotlight synced it to snapshot %.12s (was "
+                       "it booted?); refusing to mix states: add --force for a full resync",
                        o->target, old.applied);
         goto out;
       }
       full = 1;
-      snprintf(res->note, sizeof res->note, "target modified behind our back: full resync "
-                                            "(--force)");
+      snprintf(res->note, sizeof res->note,
+               "target modified behind our back: full resync "
+               "(--force)");
     } else if (strcmp(old.applied, s->id) == 0) {
       res->up_to_date = 1;
     }
@@ -729,8 +734,10 @@ int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_re
       have_from = !gone;
       if (gone) {
         full = 1;
-        snprintf(res->note, sizeof res->note, "snapshot %.12s is no longer in the repository: "
-                                              "full sync", old.applied);
+        snprintf(res->note, sizeof res->note,
+                 "snapshot %.12s is no longer in the repository: "
+                 "full sync",
+                 old.applied);
       }
     }
     if (!full && old.syncing && old.applying[0]) {
@@ -739,12 +746,14 @@ int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_re
       have_tmp = !gone;
       if (gone) {
         full = 1;
-        snprintf(res->note, sizeof res->note, "snapshot %.12s is no longer in the repository: "
-                                              "full sync", old.applying);
+        snprintf(res->note, sizeof res->note,
+                 "snapshot %.12s is no longer in the repository: "
+                 "full sync",
+                 old.applying);
       }
     }
-    if (!full && (mfrom.block_size != mnew.block_size ||
-                  (have_tmp && mtmp.block_size != mnew.block_size))) {
+    if (!full &&
+        (mfrom.block_size != mnew.block_size || (have_tmp && mtmp.block_size != mnew.block_size))) {
       full = 1;
       snprintf(res->note, sizeof res->note, "block size changed: full sync");
     }

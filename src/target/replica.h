@@ -43,11 +43,11 @@ int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_re
 /* What the state file says. */
 struct replica_state {
   char repo_id[64];
-  char *disk;                        /* owned */
-  int syncing;                       /* 1: a sync was started and not finished */
-  char applied[2 * HASH_LEN + 1];    /* "" when unknown */
-  char applying[2 * HASH_LEN + 1];   /* when syncing: the snapshot being applied */
-  uint64_t size;                     /* target size after the last finished sync */
+  char *disk;                      /* owned */
+  int syncing;                     /* 1: a sync was started and not finished */
+  char applied[2 * HASH_LEN + 1];  /* "" when unknown */
+  char applying[2 * HASH_LEN + 1]; /* when syncing: the snapshot being applied */
+  uint64_t size;                   /* target size after the last finished sync */
   char fingerprint[256];
 };
 

@@ -116,8 +116,8 @@ int target_verify(struct repo *r, const struct snapshot *s, const char *target)
   for (uint64_t b = 0; b < m.nblocks; b++) {
     if (b * (uint64_t)m.block_size + blockmap_block_len(&m, b) > v.limit &&
         !blockmap_is_zero(&m, b)) {
-      set_error(ENOSPC, "verify %s: block at offset %llu lies past the target's end",
-                target, (unsigned long long)(b * m.block_size));
+      set_error(ENOSPC, "verify %s: block at offset %llu lies past the target's end", target,
+                (unsigned long long)(b * m.block_size));
       goto out;
     }
   }

@@ -61,7 +61,8 @@ int main(void)
   check(!parses("pilotlight-replica-state 1\nrepository x\ndisk d\nstatus maybe\n"));
   check(!parses("pilotlight-replica-state 1\nrepository x\ndisk d\nstatus clean\napplied 12\n"));
   check(!parses("pilotlight-replica-state 1\nrepository x\ndisk d\nstatus clean\nsize -1\n"));
-  check(!parses("pilotlight-replica-state 1\nrepository x\ndisk d\nstatus clean\nsize 99999999999999999999999\n"));
+  check(!parses("pilotlight-replica-state 1\nrepository x\ndisk d\nstatus clean\nsize "
+                "99999999999999999999999\n"));
   char nul[] = "pilotlight-replica-state 1\nrepository x\ndisk d\0\nstatus clean\n";
   struct replica_state st2;
   check_int(replica_state_parse(nul, sizeof nul - 1, &st2), ==, -1);
