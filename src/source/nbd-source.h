@@ -15,6 +15,11 @@ struct nbd_handle;
  * closes with nbd_close, or NULL with the error set. */
 struct nbd_handle *nbd_source_connect(const char *uri, const char *const *contexts);
 
+/* The same, giving up after timeout_ms (ETIMEDOUT) when the server does not
+ * complete the handshake; a negative timeout waits for ever. */
+struct nbd_handle *nbd_source_connect_timeout(const char *uri, const char *const *contexts,
+                                              int timeout_ms);
+
 /* Report, in increasing order and merged when adjacent, the extents of
  * [off, off + len) whose flags in meta context ctx satisfy
  * (flags & mask) == want. name is used in messages. Returns 0 or -1. */

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../util/error.h"
 #include "nbd-source.h"
@@ -40,6 +41,19 @@ struct nbd_source {
 
 struct nbd_handle *nbd_source_connect(const char *uri, const char *const *contexts)
 {
+  return nbd_source_connect_timeout(uri, contexts, -1);
+}
+
+static int64_t now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct nbd_handle *nbd_source_connect_timeout(const char *uri, const char *const *contexts,
+                                              int timeout_ms)
+{
   struct nbd_handle *h = nbd_create();
   if (!h) {
     set_error(0, "%s: %s", uri, nbd_get_error());
@@ -51,8 +65,30 @@ struct nbd_handle *nbd_source_connect(const char *uri, const char *const *contex
   }
   if (nbd_set_uri_allow_local_file(h, false) == -1)
     goto fail;
-  if (nbd_connect_uri(h, uri) == -1)
+  if (timeout_ms < 0) {
+    if (nbd_connect_uri(h, uri) == -1)
+      goto fail;
+    return h;
+  }
+  if (nbd_aio_connect_uri(h, uri) == -1)
     goto fail;
+  int64_t deadline = now_ms() + timeout_ms;
+  while (nbd_aio_is_connecting(h) == 1) {
+    int64_t left = deadline - now_ms();
+    if (left <= 0) {
+      set_error(ETIMEDOUT, "%s: the NBD server did not answer a new connection", uri);
+      nbd_close(h);
+      return NULL;
+    }
+    if (nbd_poll(h, (int)left) == -1)
+      goto fail;
+  }
+  if (nbd_aio_is_ready(h) != 1) {
+    set_error(0, "%s: cannot connect to the NBD server: %s", uri,
+              nbd_get_error() ? nbd_get_error() : "handshake failed");
+    nbd_close(h);
+    return NULL;
+  }
   return h;
 fail:
   set_error(0, "%s: cannot connect to the NBD server: %s", uri, nbd_get_error());
@@ -150,38 +186,43 @@ int nbd_source_walk(struct nbd_handle *h, const char *ctx, uint64_t off, uint64_
 }
 
 /* Take a connection for this thread: an idle one, a new one when the server
- * allows more, or wait for one to come back. */
+ * allows more, or wait for one to come back. A server may offer multi-conn
+ * yet serve fewer clients (qemu-nbd --shared=2): a new connection that gets
+ * no answer in time stops the pool from growing instead of failing. */
 static struct nbd_conn *conn_get(struct nbd_source *ns)
 {
-  struct nbd_conn *c = NULL;
-  int open_new = 0;
-  pthread_mutex_lock(&ns->lock);
-  while (!ns->idle && ns->nconns >= ns->max_conns && ns->nconns > 0)
-    pthread_cond_wait(&ns->cond, &ns->lock);
-  if (ns->idle) {
-    c = ns->idle;
-    ns->idle = c->next;
-  } else {
+  for (;;) {
+    struct nbd_conn *c = NULL;
+    int extra;
+    pthread_mutex_lock(&ns->lock);
+    while (!ns->idle && ns->nconns >= ns->max_conns && ns->nconns > 0)
+      pthread_cond_wait(&ns->cond, &ns->lock);
+    if (ns->idle) {
+      c = ns->idle;
+      ns->idle = c->next;
+      pthread_mutex_unlock(&ns->lock);
+      return c;
+    }
+    extra = ns->nconns > 0;
     ns->nconns++;
-    open_new = 1;
-  }
-  pthread_mutex_unlock(&ns->lock);
-  if (!open_new)
-    return c;
-  c = calloc(1, sizeof *c);
-  if (!c)
-    set_error(errno, "calloc");
-  else
-    c->h = nbd_source_connect(ns->uri, ns->contexts);
-  if (!c || !c->h) {
+    pthread_mutex_unlock(&ns->lock);
+    c = calloc(1, sizeof *c);
+    if (!c)
+      set_error(errno, "calloc");
+    else
+      c->h = nbd_source_connect_timeout(ns->uri, ns->contexts, extra ? 3000 : -1);
+    if (c && c->h)
+      return c;
     free(c);
     pthread_mutex_lock(&ns->lock);
     ns->nconns--;
-    pthread_cond_signal(&ns->cond);
+    if (extra && ns->nconns > 0)
+      ns->max_conns = ns->nconns;
+    pthread_cond_broadcast(&ns->cond);
     pthread_mutex_unlock(&ns->lock);
-    return NULL;
+    if (!extra)
+      return NULL;
   }
-  return c;
 }
 
 /* Give a connection back; a connection that failed is closed instead, so a

@@ -57,6 +57,17 @@ check_format vmdk-stream vmdk -o subformat=streamOptimized
 check_format vhd-dynamic vpc -o subformat=dynamic
 check_format vhd-fixed vpc -o subformat=fixed,force_size=on
 
+# qemu-nbd --shared=2 offers multi-conn but serves only two clients: four
+# backup threads must not wait for ever on a third connection.
+nbd_serve "$TMP/s2.sock" --read-only --format=qcow2 --shared=2 --persistent "$TMP/qcow2.img"
+timeout 60 "$PL" -r "$repo" backup --disk shared2 --threads 4 "nbd+unix:///?socket=$TMP/s2.sock" \
+  >/dev/null || fail "backup from qemu-nbd --shared=2 with 4 threads failed or hung"
+nbd_stop "$TMP/s2.sock"
+rm -f "$TMP/s2.out"
+"$PL" -r "$repo" restore shared2 "$TMP/s2.out" >/dev/null
+cmp "$raw" "$TMP/s2.out" || fail "--shared=2 round trip differs"
+echo "ok: qemu-nbd --shared=2 with 4 threads"
+
 # A fixed VHD reports its holes as "data,zero": those must not be read.
 [ "$(snap_field "$repo" vhd-fixed bytes_read)" -lt $((40 * 1024 * 1024)) ] ||
   fail "vhd-fixed: zero extents were read"
