@@ -94,7 +94,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
   if (threads)
     repo_set_threads(r, (int)threads);
   s = repo_find_snapshot(r, disk, spec);
-  if (!s || image_export(r, s, fmt, out_path, (int)threads, &st) == -1) {
+  if (!s || image_export(r, s, fmt, out_path, (int)threads, want_progress(), &st) == -1) {
     fail_lib();
     goto out;
   }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../util/error.h"
+#include "../util/progress.h"
 
 #define BATCH_BYTES (32u << 20)
 
@@ -39,13 +40,15 @@ static int batch_store(void *opaque, uint64_t block, const void *data, size_t le
 }
 
 int image_export(struct repo *r, const struct snapshot *s, enum image_format f, const char *path,
-                 int threads, struct image_export_stats *st)
+                 int threads, int progress, struct image_export_stats *st)
 {
   struct blockmap m = {0};
   struct image_writer *w = NULL;
   struct batch b = {0};
   uint64_t *list = NULL;
   uint64_t read = 0;
+  _Atomic uint64_t done = 0;
+  struct progress prog = {.label = s->disk, .done = &done};
   int ret = -1;
 
   if (repo_load_blockmap(r, s, &m) == -1)
@@ -62,6 +65,11 @@ int image_export(struct repo *r, const struct snapshot *s, enum image_format f, 
   w = image_writer_new(f, path, s->size, threads);
   if (w == NULL)
     goto out;
+  for (uint64_t i = 0; i < m.nblocks; i++) {
+    if (!blockmap_is_zero(&m, i))
+      prog.total += blockmap_block_len(&m, i);
+  }
+  progress_start(&prog, progress);
   for (uint64_t next = 0; next < m.nblocks;) {
     b.n = 0;
     while (next < m.nblocks && b.n < per) {
@@ -79,6 +87,7 @@ int image_export(struct repo *r, const struct snapshot *s, enum image_format f, 
           -1)
         goto out;
       read += len;
+      done += len;
     }
   }
   if (image_writer_finish(w) == -1)
@@ -90,6 +99,7 @@ int image_export(struct repo *r, const struct snapshot *s, enum image_format f, 
   }
   ret = 0;
 out:
+  progress_stop(&prog);
   image_writer_free(w);
   free(list);
   free(b.buf);

@@ -31,6 +31,7 @@
 
 #include "../util/error.h"
 #include "../util/hash.h"
+#include "../util/progress.h"
 
 #define STATE_MAGIC "pilotlight-replica-state 1"
 #define STATE_MAX 4096
@@ -464,7 +465,8 @@ struct apply {
   uint64_t written;
   uint64_t zeroed;
   uint64_t blocks_done;
-  uint64_t kill_after; /* test hook: SIGKILL ourselves after this many blocks (0: never) */
+  _Atomic uint64_t done; /* bytes of new data handled, for the progress line */
+  uint64_t kill_after;   /* test hook: SIGKILL ourselves after this many blocks (0: never) */
 };
 
 /* How a 4 KiB page of a block is handled. */
@@ -527,6 +529,7 @@ static int apply_block(void *opaque, uint64_t block, const void *data, size_t le
     }
     i = j;
   }
+  a->done += len;
   pthread_mutex_lock(&a->mu);
   a->written += wrote;
   a->zeroed += zeroed;
@@ -835,8 +838,13 @@ int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_re
   const char *k = getenv("PILOTLIGHT_TEST_KILL_AFTER_BLOCKS");
   if (k != NULL)
     ap.kill_after = strtoull(k, NULL, 10);
+  struct progress prog = {.label = o->disk, .done = &ap.done};
+  for (size_t i = 0; i < n; i++)
+    prog.total += blockmap_block_len(&mnew, list[i]);
   pthread_mutex_init(&ap.mu, NULL);
+  progress_start(&prog, o->progress);
   int rr = repo_read_blocks(r, &mnew, list, n, apply_block, &ap);
+  progress_stop(&prog);
   pthread_mutex_destroy(&ap.mu);
   if (rr == -1)
     goto out;
