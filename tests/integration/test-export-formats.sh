@@ -84,6 +84,18 @@ for fmt in raw vmdk vhd vhd-fixed; do
   check_one "$TMP/empty.raw" $fmt $M 2
 done
 
+# A large sparse disk (130 GiB, not a multiple of a sector): a VMDK grain
+# directory of many sectors, a VHD allocation table of 65k entries, and
+# data at the start, the middle and the very end.
+truncate -s $((130 * 1024 * M + 77)) "$TMP/big.raw"
+for off in 0 $((70 * 1024 * M + 4096)) $((130 * 1024 * M + 77 - 300000)); do
+  head -c 300000 /dev/urandom | dd of="$TMP/big.raw" oflag=seek_bytes seek="$off" conv=notrunc status=none
+done
+for fmt in vmdk vhd vhd-fixed; do
+  check_one "$TMP/big.raw" $fmt $M 2
+done
+rm -f "$TMP/big.raw" "$TMP"/out.*
+
 # The VMDK of an all-hole disk holds no grains: header, descriptor and metadata only.
 "$TOOL" vmdk "$TMP/empty.raw" "$TMP/e.vmdk"
 [ "$(stat -c %s "$TMP/e.vmdk")" -le $((128 * 1024)) ] || fail "empty VMDK too large"
