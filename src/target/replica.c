@@ -170,13 +170,28 @@ static char *state_path(const struct replica_opts *o, int is_dev)
     if (asprintf(&p, "%s.pilotlight-state", o->target) == -1)
       p = NULL;
   } else {
-    char abs[PATH_MAX], name[PATH_MAX];
-    const char *t = realpath(o->target, abs) ? abs : o->target;
+    /* Named after the absolute path as given, symlinks kept: /dev/vg/lv
+     * stays the same name across reboots, /dev/dm-N need not. */
+    char abs[PATH_MAX], cwd[PATH_MAX], name[PATH_MAX];
+    const char *t = o->target;
+    if (t[0] != '/' && getcwd(cwd, sizeof cwd) != NULL) {
+      int n = snprintf(abs, sizeof abs, "%s/%s", cwd, t);
+      if (n > 0 && (size_t)n < sizeof abs)
+        t = abs;
+    }
+    /* Path components joined by '_', leaving out empty and "." ones. */
     size_t j = 0;
-    for (size_t i = 0; t[i] && j + 1 < sizeof name; i++) {
-      if (i == 0 && t[i] == '/')
-        continue;
-      name[j++] = t[i] == '/' ? '_' : t[i];
+    for (const char *c = t; *c;) {
+      size_t len = strcspn(c, "/");
+      if (len > 0 && !(len == 1 && c[0] == '.') && j + len + 2 < sizeof name) {
+        if (j > 0)
+          name[j++] = '_';
+        memcpy(name + j, c, len);
+        j += len;
+      }
+      c += len;
+      while (*c == '/')
+        c++;
     }
     name[j] = '\0';
     if (asprintf(&p, "%s/%s.pilotlight-state", dir, name) == -1)

@@ -100,6 +100,9 @@ cmp "$TMP/disk" "$TMP/rep2"
 ls "$TMP/states"/*.pilotlight-state >/dev/null || fail "no state in the state folder"
 $PL -r "$repo" replica sync --disk vm "$TMP/rep2" --state-dir "$TMP/states" --json >"$TMP/s.json"
 [ "$(jbool up_to_date <"$TMP/s.json")" = true ] || fail "state folder not used on the second run"
+# The same target named another way (relative, with ./ and //) finds the same state.
+(cd "$TMP" && $PL -r "$repo" replica sync --disk vm .//./rep2 --state-dir "$TMP/states" --json) >"$TMP/s.json"
+[ "$(jbool up_to_date <"$TMP/s.json")" = true ] || fail "relative target name did not find its state"
 
 # --watch applies each new snapshot as it appears.
 $PL -r "$repo" replica sync --disk vm "$TMP/rep" --snapshot "${ids[0]}" >/dev/null
