@@ -520,8 +520,8 @@ if counts:
             tot_put += puts
             tot_req += n
             tot_bytes += b
-        per8 = "%.3f" % (puts / (b / (8 * MiB))) if b else "—"
-        pergib = "%.1f" % (n / (b / GiB)) if b else "—"
+        per8 = "%.3f" % (puts / (b / (8 * MiB))) if b and st != "init" else "—"
+        pergib = "%.1f" % (n / (b / GiB)) if b and st != "init" else "—"
         bad = ", ".join("%s ×%d" % kv for kv in sorted(errs[st].items())) or "none"
         w("| %s | %s | %d | %s | %s (%d objects) | %s | %s |" % (
             names[st], " | ".join(str(c[k]) for k in cats), n, bad, mb(b), objs, per8, pergib))
@@ -539,12 +539,19 @@ if counts:
     w("the step, from a listing; a multipart object counts once with its whole size. \"GET\" includes")
     w("ranged reads. Proxy's cost: times of the counting run (one run, through the Python proxy):")
     cells = []
+    pr = []
     for st in steps:
         k = ("count", st, "4")
         if runs[k] and runs[("s3", st, "4")]:
-            cells.append("%s %s (%.2f× the direct median)" % (names[st], fmt_s(wall(k)), wall(k) / wall(("s3", st, "4"))))
-    w("; ".join(cells) + ". The proxy is single-connection-per-request Python that buffers whole")
-    w("bodies, so it is not free: the timed runs therefore go direct to RGW.")
+            pr.append(wall(k) / wall(("s3", st, "4")))
+            cells.append("%s %s (%.2f× the direct median)" % (names[st], fmt_s(wall(k)), pr[-1]))
+    w("; ".join(cells) + ".")
+    if pr:
+        w("The proxy (Python, one upstream connection per request, whole bodies buffered) %s in this" % (
+            "added a measurable cost (up to %.2f×)" % max(pr) if max(pr) > 1.1 else
+            "added no cost beyond the noise (at most %.2f×)" % max(pr)))
+        w("run; either way the timed figures above come from the direct runs, and the request counts")
+        w("do not depend on timing except for the number of ranged GETs, which is fixed by the data.")
     w("")
 
 # targets
@@ -579,6 +586,39 @@ if counts:
         w("| %s: at most one PUT per 8 MiB uploaded | %s | %d PUTs (%d whole, %d parts), %s uploaded | %s |" % (
             names[st], res, puts, c["PUT"], c["PUT part"], mb(b), margin))
 w("")
+
+# why: the CPU the Ceph daemons burn on the same cores during each S3 step
+missed = [st for st in steps if st in ratios and ratios[st][0] > 1.5]
+if ratios:
+    ncpu = int(meta["nproc"])
+    w("## Why: where the S3 time goes")
+    w("")
+    w("RGW, the OSD and the mon run on the same %d cores as pilotlight (and as other users of this" % ncpu)
+    w("shared machine: see the load average). \"CPU floor\" is the CPU time of pilotlight plus that of")
+    w("the Ceph daemons, divided by %d cores: no schedule could finish the step faster on this" % ncpu)
+    w("machine. The local floor is pilotlight's CPU alone divided by %d." % ncpu)
+    w("")
+    w("| step | local wall | local CPU floor | S3 wall | Ceph CPU | pilotlight CPU (S3) | S3 CPU floor | S3 − local | Ceph CPU / (S3 − local) |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for st in steps:
+        if st not in ratios:
+            continue
+        lk, sk = ("local", st, "4"), ("s3", st, "4")
+        lc = med([r[1] for r in runs[lk]])
+        sc = med([r[1] for r in runs[sk]])
+        cc = med([r[3] + r[4] + r[5] for r in runs[sk]])
+        gap = wall(sk) - wall(lk)
+        w("| %s | %s | %.2f s | %s | %.2f s | %.2f s | %.2f s | %+.2f s | %s |" % (
+            names[st], fmt_s(wall(lk)), lc / ncpu, fmt_s(wall(sk)), cc, sc, (sc + cc) / ncpu, gap,
+            "%.0f%%" % (100 * cc / gap) if gap > 0 else "—"))
+    w("")
+    if missed:
+        w("Missed: %s. Where the S3 CPU floor is close to the S3 wall time, the step is CPU-bound on" % (
+            ", ".join(names[st] for st in missed)))
+        w("the shared cores and RGW's own CPU is the main extra cost; where the wall time is well")
+        w("above the floor, the rest is waiting (request latency, serialised commit objects, or")
+        w("other load on the machine).")
+        w("")
 
 # sweep
 sw = sorted({k[2] for k in runs if k[0] == "s3"}, key=int)

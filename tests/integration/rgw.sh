@@ -100,7 +100,8 @@ _rgw_start() {
   while [ "$port" = "$monport" ]; do port=$(_rgw_free_port) || return 1; done
   # A TLS endpoint too, with a self-signed certificate for 127.0.0.1 and
   # localhost, for the tests of certificate checks and AWS_CA_BUNDLE.
-  local tlsport frontends="beast endpoint=127.0.0.1:$port"
+  # RGW_BEAST_OPTIONS (e.g. tcp_nodelay=1) is appended to the beast options, for bench/s3.sh.
+  local tlsport frontends="beast endpoint=127.0.0.1:$port${RGW_BEAST_OPTIONS:+ $RGW_BEAST_OPTIONS}"
   if command -v openssl >/dev/null 2>&1 &&
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
       -addext "subjectAltName=DNS:localhost,DNS:$RGW_BUCKET.localhost,IP:127.0.0.1" \
