@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(
   build-essential meson ninja-build pkg-config clang
-  libssl-dev libzstd-dev libcurl4-openssl-dev libnbd-dev libjson-c-dev zlib1g-dev
+  libssl-dev libzstd-dev libcurl4-openssl-dev libnbd-dev libjson-c-dev libdeflate-dev
   qemu-utils qemu-system-common nbdkit libnbd-bin
   ceph radosgw awscli python3 curl openssl
   coreutils util-linux e2fsprogs

@@ -14,10 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <zlib.h>
-#ifdef HAVE_LIBDEFLATE
 #include <libdeflate.h>
-#endif
 
 #include "../util/error.h"
 
@@ -38,11 +35,10 @@
 #define MARKER_FOOTER 3u
 #define RING 32u        /* grains in flight */
 #define OBUF (4u << 20) /* sequential output buffer */
-#define DEFLATE_LEVEL 6 /* zlib's default, as other VMDK writers use */
-/* libdeflate, when built in, compresses whole buffers faster than zlib. Its
- * level 6 is 1.5x as fast as zlib's but its output can be a little larger
- * (+0.006% on the benchmark workload); level 7 is 1.25x as fast and 0.6%
- * smaller, so an export is never larger than other writers' level 6. */
+/* libdeflate compresses whole buffers faster than zlib. Its level 6 is 1.5x
+ * as fast as zlib's level 6 (what other VMDK writers use) but its output can
+ * be a little larger (+0.006% on the benchmark workload); level 7 is 1.25x
+ * as fast and 0.6% smaller, so an export is never larger than theirs. */
 #define LIBDEFLATE_LEVEL 7
 #define PROBE 1024u /* bytes tried at level 1, at each of PROBES places in a grain */
 #define PROBES 4u
@@ -55,7 +51,7 @@ struct grain_job {
   uint8_t *in;    /* GRAIN bytes */
   uint8_t *out;   /* marker, deflated grain, padding to a sector */
   size_t out_len; /* bytes of out to write; 0 on failure */
-  int zerr;       /* zlib error, or 0 */
+  int failed;     /* the grain did not fit its output buffer */
 };
 
 struct vmdk_writer {
@@ -104,41 +100,23 @@ static void put_le64(uint8_t *p, uint64_t v)
 
 /* One worker's compression state. */
 struct grain_compressor {
-  z_stream z;
-  int zinit;   /* Z_OK once z is ready */
-  z_stream zp; /* level 1, for probes */
-  int zpinit;
-#ifdef HAVE_LIBDEFLATE
   struct libdeflate_compressor *ld, *ld0, *ld1; /* LIBDEFLATE_LEVEL, level 0 (store), level 1 */
-#endif
 };
 
+/* Returns 0, or -1 when out of memory. */
 static int compressor_init(struct grain_compressor *gc)
 {
-  memset(gc, 0, sizeof *gc);
-  gc->zinit = deflateInit(&gc->z, DEFLATE_LEVEL);
-  gc->zpinit = deflateInit(&gc->zp, 1);
-#ifdef HAVE_LIBDEFLATE
   gc->ld = libdeflate_alloc_compressor(LIBDEFLATE_LEVEL);
   gc->ld0 = libdeflate_alloc_compressor(0);
   gc->ld1 = libdeflate_alloc_compressor(1);
-  if (gc->ld == NULL || gc->ld0 == NULL || gc->ld1 == NULL)
-    return Z_MEM_ERROR;
-#endif
-  return gc->zinit != Z_OK ? gc->zinit : gc->zpinit;
+  return gc->ld && gc->ld0 && gc->ld1 ? 0 : -1;
 }
 
 static void compressor_free(struct grain_compressor *gc)
 {
-  if (gc->zinit == Z_OK)
-    deflateEnd(&gc->z);
-  if (gc->zpinit == Z_OK)
-    deflateEnd(&gc->zp);
-#ifdef HAVE_LIBDEFLATE
   libdeflate_free_compressor(gc->ld);
   libdeflate_free_compressor(gc->ld0);
   libdeflate_free_compressor(gc->ld1);
-#endif
 }
 
 /* The size of one probe compressed at level 1 (larger than PROBE if it
@@ -146,19 +124,8 @@ static void compressor_free(struct grain_compressor *gc)
 static size_t probe_size(struct grain_compressor *gc, const uint8_t *p)
 {
   uint8_t out[PROBE + 64];
-#ifdef HAVE_LIBDEFLATE
   size_t n = libdeflate_zlib_compress(gc->ld1, p, PROBE, out, sizeof out);
   return n ? n : sizeof out;
-#else
-  z_stream *z = &gc->zp;
-  if (deflateReset(z) != Z_OK)
-    return sizeof out;
-  z->next_in = (Bytef *)p;
-  z->avail_in = PROBE;
-  z->next_out = out;
-  z->avail_out = sizeof out;
-  return deflate(z, Z_FINISH) == Z_STREAM_END ? z->total_out : sizeof out;
-#endif
 }
 
 static int grain_incompressible(struct grain_compressor *gc, const uint8_t *in)
@@ -171,49 +138,27 @@ static int grain_incompressible(struct grain_compressor *gc, const uint8_t *in)
 }
 
 /* Compress j->in into a zlib stream behind a grain marker, padded to a
- * sector. Returns Z_OK or a zlib error code. */
+ * sector. Returns 0, or -1 if it does not fit the output buffer. */
 static int deflate_grain(struct grain_compressor *gc, struct grain_job *j)
 {
   uint8_t *dst = j->out + 12;
   size_t cap = j->out_len - 12 - SECTOR; /* room for the padding */
-  size_t clen;
-  int level = DEFLATE_LEVEL;
   /* A grain none of whose sampled places shrinks at level 1 is
    * incompressible as a whole (encrypted or compressed data): store it,
    * which costs a few bytes and almost no time. One compressible place is
    * enough to compress the grain (a small write into text, the edge of a
    * run). */
-  if (grain_incompressible(gc, j->in))
-    level = 0;
-#ifdef HAVE_LIBDEFLATE
-  clen = libdeflate_zlib_compress(level == 0 ? gc->ld0 : gc->ld, j->in, GRAIN, dst, cap);
+  struct libdeflate_compressor *c = grain_incompressible(gc, j->in) ? gc->ld0 : gc->ld;
+  size_t clen = libdeflate_zlib_compress(c, j->in, GRAIN, dst, cap);
   if (clen == 0)
-    return Z_BUF_ERROR;
-#else
-  z_stream *z = &gc->z;
-  /* Reset first: deflateParams on a fresh stream changes the level without
-   * flushing anything. */
-  int r = deflateReset(z);
-  if (r == Z_OK)
-    r = deflateParams(z, level, Z_DEFAULT_STRATEGY);
-  if (r != Z_OK)
-    return r;
-  z->next_in = j->in;
-  z->avail_in = GRAIN;
-  z->next_out = dst;
-  z->avail_out = (uInt)cap;
-  r = deflate(z, Z_FINISH);
-  if (r != Z_STREAM_END)
-    return r == Z_OK ? Z_BUF_ERROR : r;
-  clen = z->total_out;
-#endif
+    return -1;
   put_le64(j->out, j->grain * GRAIN_SECTORS);
   put_le32(j->out + 8, (uint32_t)clen);
   size_t total = 12 + clen;
   size_t padded = (total + SECTOR - 1) / SECTOR * SECTOR;
   memset(j->out + total, 0, padded - total);
   j->out_len = padded;
-  return Z_OK;
+  return 0;
 }
 
 static void *vmdk_worker(void *arg)
@@ -231,9 +176,9 @@ static void *vmdk_worker(void *arg)
     v->taken++;
     pthread_mutex_unlock(&v->mu);
     j->out_len = v->out_cap;
-    int r = init == Z_OK ? deflate_grain(&gc, j) : init;
+    int r = init == 0 ? deflate_grain(&gc, j) : -1;
     pthread_mutex_lock(&v->mu);
-    j->zerr = r == Z_OK ? 0 : (r == 0 ? Z_BUF_ERROR : r);
+    j->failed = r == -1;
     j->state = JOB_DONE;
     pthread_cond_broadcast(&v->done);
   }
@@ -309,8 +254,9 @@ static int flush_gt(struct vmdk_writer *v)
 
 static int emit_job(struct vmdk_writer *v, struct grain_job *j)
 {
-  if (j->zerr != 0) {
-    set_error(EIO, "%s: deflate failed (zlib error %d)", v->base.path, j->zerr);
+  if (j->failed) {
+    set_error_code(EIO, "%s: compressing grain %llu failed (out of memory?)", v->base.path,
+                   (unsigned long long)j->grain);
     return -1;
   }
   uint64_t t = j->grain / GT_ENTRIES;
@@ -440,7 +386,7 @@ static int vmdk_start(struct image_writer *w)
   uint64_t ngrains = (v->capacity + GRAIN_SECTORS - 1) / GRAIN_SECTORS;
   v->ngts = (ngrains + GT_ENTRIES - 1) / GT_ENTRIES;
   v->gt_cur = UINT64_MAX;
-  v->out_cap = 12 + deflateBound(NULL, GRAIN) + SECTOR;
+  v->out_cap = 12 + libdeflate_zlib_compress_bound(NULL, GRAIN) + SECTOR;
   v->gd = calloc(v->ngts ? v->ngts : 1, sizeof *v->gd);
   v->obuf = malloc(OBUF);
   v->cur = malloc(GRAIN);
