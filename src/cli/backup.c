@@ -71,7 +71,8 @@ int cmd_backup(struct cli *c, int argc, char **argv)
   struct backup_opts bo = {0};
   const char *extents = NULL;
   int json = 0, ch, ret = EXIT_FAIL;
-  uint64_t v, threads = 0;
+  uint64_t v;
+  int threads = 0;
   struct repo *r = NULL;
   struct source *src = NULL;
   struct extent_list changed = {0};
@@ -103,8 +104,8 @@ int cmd_backup(struct cli *c, int argc, char **argv)
       bo.block_size = (uint32_t)v;
       break;
     case O_THREADS:
-      if (parse_size(optarg, &threads) == -1 || threads == 0 || threads > 256)
-        return fail_usage(c, "--threads: '%s' is not a number from 1 to 256", optarg);
+      if (parse_threads(c, optarg, &threads) == -1)
+        return EXIT_USAGE;
       break;
     default: return fail_usage(c, "unknown option");
     }
@@ -148,7 +149,7 @@ int cmd_backup(struct cli *c, int argc, char **argv)
   if (!r)
     goto out;
   if (threads)
-    repo_set_threads(r, (int)threads);
+    repo_set_threads(r, threads);
   if (src)
     bo.src = src;
   bo.progress = want_progress() && !json;
@@ -157,7 +158,7 @@ int cmd_backup(struct cli *c, int argc, char **argv)
     goto out;
   }
   if (cbt) {
-    int vrc = cbt_cli_end(r, cbt, &cbo, snap, (int)threads);
+    int vrc = cbt_cli_end(r, cbt, &cbo, snap, threads);
     cbt = NULL;
     if (vrc != 0)
       goto out;

@@ -40,8 +40,15 @@ struct repo *cli_open_repo(struct cli *c);
 
 /* Parse a byte count with an optional K/M/G/T (binary) suffix. */
 int parse_size(const char *s, uint64_t *out);
-/* Split NAME[@SNAPSHOT]; *disk is a malloc'd copy (caller frees). */
-int split_disk_spec(const char *arg, char **disk, const char **snap);
+/* Parse the value of --threads (1 to 256). Returns 0, or -1 after printing
+ * a usage error. */
+int parse_threads(struct cli *c, const char *arg, int *out);
+
+/* Open the repository, apply threads (0 = default) and resolve
+ * NAME[@SNAPSHOT] (an id, a unique prefix or latest). Returns 0 with *r and
+ * *s set (caller frees both), or -1 after printing the error. */
+int cli_open_snapshot(struct cli *c, const char *spec, int threads, struct repo **r,
+                      struct snapshot **s);
 
 /* Write s as a JSON string (with quotes). */
 void json_string(FILE *f, const char *s);

@@ -39,9 +39,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
   };
   enum image_format fmt = IMAGE_RAW;
   int have_fmt = 0, json = 0, ch, ret = EXIT_FAIL;
-  uint64_t threads = 0;
-  char *disk = NULL;
-  const char *spec;
+  int threads = 0;
   struct repo *r = NULL;
   struct snapshot *s = NULL;
   struct image_export_stats st = {0};
@@ -70,8 +68,8 @@ int cmd_export(struct cli *c, int argc, char **argv)
       have_fmt = 1;
       break;
     case O_THREADS:
-      if (parse_size(optarg, &threads) == -1 || threads == 0 || threads > 256)
-        return fail_usage(c, "--threads: '%s' is not a number from 1 to 256", optarg);
+      if (parse_threads(c, optarg, &threads) == -1)
+        return EXIT_USAGE;
       break;
     case O_JSON: json = 1; break;
     default: return fail_usage(c, "unknown option");
@@ -85,16 +83,10 @@ int cmd_export(struct cli *c, int argc, char **argv)
                       out_path);
   if (!cli_repo(c))
     return EXIT_USAGE;
-  if (split_disk_spec(argv[optind], &disk, &spec) == -1)
-    return fail_msg("out of memory");
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  r = cli_open_repo(c);
-  if (!r)
+  if (cli_open_snapshot(c, argv[optind], threads, &r, &s) == -1)
     goto out;
-  if (threads)
-    repo_set_threads(r, (int)threads);
-  s = repo_find_snapshot(r, disk, spec);
-  if (!s || image_export(r, s, fmt, out_path, (int)threads, want_progress(), &st) == -1) {
+  if (image_export(r, s, fmt, out_path, threads, want_progress(), &st) == -1) {
     fail_lib();
     goto out;
   }
@@ -118,6 +110,5 @@ int cmd_export(struct cli *c, int argc, char **argv)
 out:
   snapshot_free(s);
   repo_free(r);
-  free(disk);
   return ret;
 }

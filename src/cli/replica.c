@@ -147,7 +147,7 @@ int cmd_replica(struct cli *c, int argc, char **argv)
   };
   struct replica_opts o = {0};
   unsigned interval = 0;
-  uint64_t threads = 0;
+  int threads = 0;
   int json = 0, ch;
   if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
     return replica_usage(stdout);
@@ -172,8 +172,8 @@ int cmd_replica(struct cli *c, int argc, char **argv)
     case O_VERIFY: o.verify = 1; break;
     case O_STATE_DIR: o.state_dir = optarg; break;
     case O_THREADS:
-      if (parse_size(optarg, &threads) == -1 || threads == 0 || threads > 256)
-        return fail_usage(c, "--threads: '%s' is not a number from 1 to 256", optarg);
+      if (parse_threads(c, optarg, &threads) == -1)
+        return EXIT_USAGE;
       break;
     case O_JSON: json = 1; break;
     default: return fail_usage(c, "unknown option");
@@ -190,7 +190,7 @@ int cmd_replica(struct cli *c, int argc, char **argv)
   if (!cli_repo(c))
     return EXIT_USAGE;
   if (!interval)
-    return sync_once(c, &o, (int)threads, json);
+    return sync_once(c, &o, threads, json);
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -201,7 +201,7 @@ int cmd_replica(struct cli *c, int argc, char **argv)
   while (!stop_requested) {
     /* Each round opens the repository afresh, so new snapshots and index
      * objects are seen. A failure is reported and retried next round. */
-    last = sync_once(c, &o, (int)threads, json);
+    last = sync_once(c, &o, threads, json);
     o.force = 0; /* --force applies to the first round only */
     struct timespec ts = {.tv_sec = interval, .tv_nsec = 0};
     while (!stop_requested && nanosleep(&ts, &ts) == -1 && errno == EINTR)

@@ -19,10 +19,7 @@ int cmd_restore(struct cli *c, int argc, char **argv)
     {NULL, 0, NULL, 0},
   };
   struct restore_opts ro = {0};
-  uint64_t threads = 0;
-  int ch, ret = EXIT_FAIL, verify = 0;
-  char *disk = NULL;
-  const char *spec;
+  int threads = 0, ch, ret = EXIT_FAIL, verify = 0;
   struct repo *r = NULL;
   struct snapshot *s = NULL;
   struct timespec t0, t1;
@@ -43,8 +40,8 @@ int cmd_restore(struct cli *c, int argc, char **argv)
     case O_FORCE: ro.force = 1; break;
     case O_VERIFY: verify = 1; break;
     case O_THREADS:
-      if (parse_size(optarg, &threads) == -1 || threads == 0 || threads > 256)
-        return fail_usage(c, "--threads: '%s' is not a number from 1 to 256", optarg);
+      if (parse_threads(c, optarg, &threads) == -1)
+        return EXIT_USAGE;
       break;
     default: return fail_usage(c, "unknown option");
     }
@@ -53,18 +50,12 @@ int cmd_restore(struct cli *c, int argc, char **argv)
     return fail_usage(c, "expected NAME[@SNAPSHOT] TARGET");
   if (!cli_repo(c))
     return EXIT_USAGE;
-  if (split_disk_spec(argv[optind], &disk, &spec) == -1)
-    return fail_msg("out of memory");
   ro.target = argv[optind + 1];
   ro.progress = want_progress();
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  r = cli_open_repo(c);
-  if (!r)
+  if (cli_open_snapshot(c, argv[optind], threads, &r, &s) == -1)
     goto out;
-  if (threads)
-    repo_set_threads(r, (int)threads);
-  s = repo_find_snapshot(r, disk, spec);
-  if (!s || repo_restore(r, s, &ro) == -1 || (verify && target_verify(r, s, ro.target) == -1)) {
+  if (repo_restore(r, s, &ro) == -1 || (verify && target_verify(r, s, ro.target) == -1)) {
     fail_lib();
     goto out;
   }
@@ -76,6 +67,5 @@ int cmd_restore(struct cli *c, int argc, char **argv)
 out:
   snapshot_free(s);
   repo_free(r);
-  free(disk);
   return ret;
 }

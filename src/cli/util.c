@@ -92,17 +92,40 @@ int parse_size(const char *s, uint64_t *out)
   return 0;
 }
 
-int split_disk_spec(const char *arg, char **disk, const char **snap)
+int parse_threads(struct cli *c, const char *arg, int *out)
 {
-  const char *at = strchr(arg, '@');
-  size_t n = at ? (size_t)(at - arg) : strlen(arg);
-  *disk = strndup(arg, n);
-  *snap = at ? at + 1 : "latest";
-  if (!*disk)
+  uint64_t v;
+  if (parse_size(arg, &v) == -1 || v == 0 || v > 256) {
+    fail_usage(c, "--threads: '%s' is not a number from 1 to 256", arg);
     return -1;
-  if (!**snap)
-    *snap = "latest";
+  }
+  *out = (int)v;
   return 0;
+}
+
+int cli_open_snapshot(struct cli *c, const char *spec, int threads, struct repo **r,
+                      struct snapshot **s)
+{
+  const char *at = strchr(spec, '@');
+  const char *snap = at && at[1] ? at + 1 : "latest";
+  char *disk = strndup(spec, at ? (size_t)(at - spec) : strlen(spec));
+  *s = NULL;
+  *r = NULL;
+  if (!disk)
+    return fail_msg("out of memory"), -1;
+  *r = cli_open_repo(c);
+  if (*r) {
+    if (threads)
+      repo_set_threads(*r, threads);
+    *s = repo_find_snapshot(*r, disk, snap);
+    if (!*s) {
+      fail_lib();
+      repo_free(*r);
+      *r = NULL;
+    }
+  }
+  free(disk);
+  return *s ? 0 : -1;
 }
 
 void json_string(FILE *f, const char *s)
