@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../util/error.h"
+#include "../util/fileio.h"
 #include "../util/hash.h"
 #include "../util/progress.h"
 
@@ -23,72 +24,13 @@ struct restore_ctx {
   _Atomic uint64_t done;
 };
 
-#define SPARSE_UNIT 65536
-
-static int write_range(struct restore_ctx *c, const void *data, size_t len, uint64_t off)
-{
-  size_t done = 0;
-  while (done < len) {
-    ssize_t w = pwrite(c->fd, (const char *)data + done, len - done, (off_t)(off + done));
-    if (w == -1 && errno == EINTR)
-      continue;
-    if (w == -1) {
-      set_error(errno, "%s: write at offset %llu", c->target, (unsigned long long)(off + done));
-      return -1;
-    }
-    done += (size_t)w;
-  }
-  return 0;
-}
-
 static int write_block(void *opaque, uint64_t block, const void *data, size_t len)
 {
   struct restore_ctx *c = opaque;
   uint64_t off = block * c->m->block_size;
-  const char *p = data;
   c->done += len;
-  if (!c->sparse)
-    return write_range(c, data, len, off);
-  /* Write only the non-zero 64 KiB pieces, so holes inside a block stay holes. */
-  for (size_t i = 0; i < len;) {
-    size_t n = len - i < SPARSE_UNIT ? len - i : SPARSE_UNIT;
-    if (is_zero(p + i, n)) {
-      i += n;
-      continue;
-    }
-    size_t j = i + n;
-    while (j < len) {
-      size_t m = len - j < SPARSE_UNIT ? len - j : SPARSE_UNIT;
-      if (is_zero(p + j, m))
-        break;
-      j += m;
-    }
-    if (write_range(c, p + i, j - i, off + i) == -1)
-      return -1;
-    i = j;
-  }
-  return 0;
-}
-
-/* Zero [off, off+len) on a block device that may hold old data. */
-static int zero_device_range(int fd, const char *target, uint64_t off, uint64_t len)
-{
-  uint64_t range[2] = {off, len};
-  static const char zeros[1 << 16];
-  if (ioctl(fd, BLKZEROOUT, range) == 0)
-    return 0;
-  for (uint64_t done = 0; done < len;) {
-    size_t n = len - done < sizeof zeros ? (size_t)(len - done) : sizeof zeros;
-    ssize_t w = pwrite(fd, zeros, n, (off_t)(off + done));
-    if (w == -1 && errno == EINTR)
-      continue;
-    if (w == -1) {
-      set_error(errno, "%s: zeroing at offset %llu", target, (unsigned long long)(off + done));
-      return -1;
-    }
-    done += (uint64_t)w;
-  }
-  return 0;
+  return c->sparse ? pwrite_sparse(c->fd, data, len, off, c->target)
+                   : pwrite_all(c->fd, data, len, off, c->target);
 }
 
 int repo_restore(struct repo *r, const struct snapshot *s, const struct restore_opts *o)
@@ -162,7 +104,7 @@ int repo_restore(struct repo *r, const struct snapshot *s, const struct restore_
       uint64_t end = (j + 1) * m.block_size < m.size ? (j + 1) * m.block_size : m.size;
       if (end > dev_size)
         end = dev_size;
-      if (off < end && zero_device_range(c.fd, o->target, off, end - off) == -1)
+      if (off < end && zero_range(c.fd, 1, off, end - off, o->target) == -1)
         goto out;
       i = j;
     }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../util/error.h"
+#include "../util/hash.h"
 
 #define VHD_SECTOR 512u
 #define VHD_BLOCK (2u * 1024 * 1024)
@@ -167,7 +168,7 @@ static int vhd_write(struct image_writer *w, uint64_t off, const void *buf, size
     size_t n = VHD_BLOCK - (size_t)(off % VHD_BLOCK);
     if (n > len)
       n = len;
-    if (v->bat[b] == VHD_UNUSED && !buf_is_zero(p, n)) {
+    if (v->bat[b] == VHD_UNUSED && !is_zero(p, n)) {
       if (v->next_sector > UINT32_MAX - (VHD_BITMAP_BYTES + VHD_BLOCK) / VHD_SECTOR) {
         set_error(EFBIG, "%s: the VHD file would pass 2 TiB", w->path);
         return -1;

@@ -17,6 +17,7 @@
 #include <libdeflate.h>
 
 #include "../util/error.h"
+#include "../util/hash.h"
 
 #define SECTOR 512u
 #define GRAIN_SECTORS 128u
@@ -304,7 +305,7 @@ out:
 
 static int submit(struct vmdk_writer *v, uint64_t grain, const uint8_t *data)
 {
-  if (buf_is_zero(data, GRAIN))
+  if (is_zero(data, GRAIN))
     return 0;
   if (drain(v, 0) == -1) /* makes room for one more */
     return -1;

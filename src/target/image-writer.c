@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "../util/error.h"
+#include "../util/fileio.h"
+#include "../util/hash.h"
 
 static const char *const format_names[] = {
     [IMAGE_RAW] = "raw",
@@ -38,64 +40,15 @@ const char *image_format_name(enum image_format f)
   return format_names[f];
 }
 
-int buf_is_zero(const void *buf, size_t len)
-{
-  const unsigned char *p = buf;
-  /* Check a short head byte by byte, then compare the rest with itself
-   * shifted by 16 bytes: memcmp is vectorised, a byte loop is not. */
-  size_t head = len < 16 ? len : 16;
-  for (size_t i = 0; i < head; i++) {
-    if (p[i])
-      return 0;
-  }
-  return len <= 16 || memcmp(p, p + 16, len - 16) == 0;
-}
-
 int image_writer_pwrite(struct image_writer *w, const void *buf, size_t len, uint64_t off)
 {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t r = pwrite(w->fd, (const char *)buf + done, len - done, (off_t)(off + done));
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1) {
-      set_error(errno, "%s: write at offset %llu", w->path, (unsigned long long)(off + done));
-      return -1;
-    }
-    done += (size_t)r;
-  }
-  return 0;
+  return pwrite_all(w->fd, buf, len, off, w->path);
 }
 
 int image_writer_write_sparse(struct image_writer *w, uint64_t off, const void *buf, size_t len,
                               uint64_t file_off)
 {
-  enum { PIECE = 64 * 1024 };
-  const unsigned char *p = buf;
-  size_t i = 0;
-  while (i < len) {
-    /* Gather a run of non-zero pieces and write it with one call. */
-    size_t start = i;
-    while (i < len) {
-      size_t n = PIECE - (size_t)((off + i) % PIECE);
-      if (n > len - i)
-        n = len - i;
-      if (buf_is_zero(p + i, n))
-        break;
-      i += n;
-    }
-    if (i > start && image_writer_pwrite(w, p + start, i - start, file_off + off + start) == -1)
-      return -1;
-    while (i < len) {
-      size_t n = PIECE - (size_t)((off + i) % PIECE);
-      if (n > len - i)
-        n = len - i;
-      if (!buf_is_zero(p + i, n))
-        break;
-      i += n;
-    }
-  }
-  return 0;
+  return pwrite_sparse(w->fd, buf, len, file_off + off, w->path);
 }
 
 struct image_writer *image_writer_new(enum image_format f, const char *path, uint64_t disk_size,
@@ -166,7 +119,7 @@ int image_writer_write(struct image_writer *w, uint64_t off, const void *buf, si
     return -1;
   }
   w->next_off = off + len;
-  if (buf_is_zero(buf, len))
+  if (is_zero(buf, len))
     return 0;
   w->data_bytes += len;
   return w->ops->write(w, off, buf, len);

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "../util/error.h"
+#include "../util/fileio.h"
 #include "../util/hash.h"
 #include "../util/progress.h"
 
@@ -37,7 +38,6 @@
 #define STATE_MAX 4096
 #define DEVICE_STATE_DIR "/var/lib/pilotlight/replicas"
 #define SAMPLE_BYTES (1u << 20)
-#define PIECE 65536u
 
 struct target {
   int fd;
@@ -433,45 +433,6 @@ static int fingerprint_matches(struct target *t, const char *recorded, const cha
 
 /* ---- writing ---- */
 
-static int write_all(struct target *t, const void *buf, size_t len, uint64_t off)
-{
-  for (size_t done = 0; done < len;) {
-    ssize_t w = pwrite(t->fd, (const char *)buf + done, len - done, (off_t)(off + done));
-    if (w == -1 && errno == EINTR)
-      continue;
-    if (w == -1) {
-      set_error(errno, "%s: write at offset %llu", t->path, (unsigned long long)(off + done));
-      return -1;
-    }
-    done += (size_t)w;
-  }
-  return 0;
-}
-
-/* Make [off, off+len) read as zeros: a hole in a file, zeroed (unmapped
- * where the device can) on a block device, written zeros as a fallback. */
-static int zero_range(struct target *t, uint64_t off, uint64_t len)
-{
-  static const char zeros[PIECE];
-  if (len == 0)
-    return 0;
-  if (!t->is_dev) {
-    if (fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
-      return 0;
-  } else {
-    uint64_t range[2] = {off, len};
-    if (ioctl(t->fd, BLKZEROOUT, range) == 0)
-      return 0;
-  }
-  for (uint64_t done = 0; done < len;) {
-    size_t n = len - done < sizeof zeros ? (size_t)(len - done) : sizeof zeros;
-    if (write_all(t, zeros, n, off + done) == -1)
-      return -1;
-    done += n;
-  }
-  return 0;
-}
-
 struct apply {
   struct target *t;
   const struct blockmap *m;
@@ -534,11 +495,11 @@ static int apply_block(void *opaque, uint64_t block, const void *data, size_t le
       j += k;
     }
     if (kind == PAGE_ZERO && !a->fresh) {
-      if (zero_range(a->t, off + i, j - i) == -1)
+      if (zero_range(a->t->fd, a->t->is_dev, off + i, j - i, a->t->path) == -1)
         goto out;
       zeroed += j - i;
     } else if (kind == PAGE_DATA) {
-      if (write_all(a->t, p + i, j - i, off + i) == -1)
+      if (pwrite_all(a->t->fd, p + i, j - i, off + i, a->t->path) == -1)
         goto out;
       wrote += j - i;
     }
@@ -844,7 +805,7 @@ int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_re
     if (end > dev_end)
       end = dev_end;
     if (off < end) {
-      if (zero_range(&t, off, end - off) == -1)
+      if (zero_range(t.fd, t.is_dev, off, end - off, t.path) == -1)
         goto out;
       res->bytes_zeroed += end - off;
     }

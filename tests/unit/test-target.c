@@ -6,6 +6,7 @@
 #include "check.h"
 #include "target/image-writer.h"
 #include "target/replica.h"
+#include "util/hash.h"
 
 static const char good[] =
     "pilotlight-replica-state 1\n"
@@ -37,13 +38,13 @@ int main(void)
   check_str(image_format_name(IMAGE_VHD), "vhd");
 
   static unsigned char buf[100000];
-  check(buf_is_zero(buf, sizeof buf));
-  check(buf_is_zero(buf, 0));
+  check(is_zero(buf, sizeof buf));
+  check(is_zero(buf, 0));
   buf[99999] = 1;
-  check(!buf_is_zero(buf, sizeof buf));
-  check(buf_is_zero(buf, 99999));
+  check(!is_zero(buf, sizeof buf));
+  check(is_zero(buf, 99999));
   buf[3] = 1;
-  check(!buf_is_zero(buf, 5));
+  check(!is_zero(buf, 5));
 
   struct replica_state st;
   check_int(replica_state_parse(good, strlen(good), &st), ==, 0);
