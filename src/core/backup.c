@@ -131,7 +131,9 @@ static int upload_pack(struct backup *b, struct pack_buf *p)
     goto out;
   memcpy(p->data.v + p->data.len, trailer, tlen);
   p->data.len += tlen;
-  sha256(p->data.v, p->data.len, h);
+  /* The trailer names every chunk by the hash of its content, so hashing it
+   * names the pack without a second pass over the data. */
+  sha256(trailer, tlen, h);
   pack_key(h, key);
   if (store_put(b->r->store, key, p->data.v, p->data.len, 0) == -1)
     goto out;

@@ -331,13 +331,21 @@ int repo_read_trailer(struct repo *r, const uint8_t pack[HASH_LEN], struct chunk
     set_error_code(EIO, "pack trailer larger than the pack (truncated pack?)");
     goto bad;
   }
-  buf = malloc(tlen ? tlen : 1);
+  buf = malloc(tlen + PACK_FOOTER_LEN);
   if (!buf) {
     set_error(errno, "malloc");
     return -1;
   }
   if (store_get_range(r->store, key, size - PACK_FOOTER_LEN - tlen, tlen, buf) == -1)
     goto out;
+  /* A pack is named by the hash of its trailer and footer. */
+  memcpy(buf + tlen, footer, PACK_FOOTER_LEN);
+  uint8_t name[HASH_LEN];
+  sha256(buf, tlen + PACK_FOOTER_LEN, name);
+  if (memcmp(name, pack, HASH_LEN) != 0) {
+    set_error_code(EIO, "pack trailer does not match the pack's name (damaged pack)");
+    goto bad;
+  }
   if (pack_entries_decode(buf, *n, th, size - PACK_FOOTER_LEN - tlen, e) == -1)
     goto bad;
   *pack_size = size;

@@ -43,6 +43,13 @@ grep -q "$(basename "$victim")" "$TMP/out" || fail "truncated pack not named: $(
 grep -q "disk a is damaged" "$TMP/out" || fail "affected snapshot not named"
 expect_fail $PL -r "$repo" restore a "$TMP/ra"
 
+# Damage its trailer (an entry's stored length): the structure check finds it.
+cp "$TMP/victim.orig" "$victim"
+size=$(stat -c %s "$victim")
+printf '\377' | dd of="$victim" bs=1 seek=$((size - 44 - 52 + 36)) conv=notrunc status=none
+expect_fail $PL -r "$repo" verify
+grep -q "$(basename "$victim").*damaged pack" "$TMP/out" || fail "damaged trailer not found: $(cat "$TMP/out")"
+
 # Remove it: reported as missing.
 rm "$victim"
 expect_fail $PL -r "$repo" verify --json
