@@ -303,7 +303,7 @@ if counts:
             "added no cost beyond the noise (at most %.2f×)" % max(pr)))
         w("run; either way the timed figures above come from the direct runs. The request counts do")
         w("not depend on the proxy, but the number of ranged GETs in a restore can vary a little from")
-        w("run to run (it did between two quick runs: 45 and 48), so read it as approximate.")
+        w("run to run (between our quick runs it differed by a few), so read it as approximate.")
     w("")
 
 # targets
@@ -349,7 +349,9 @@ w("RGW, the OSD and the mon run on the same %d cores as pilotlight (and as other
 w("shared machine: see the load average). \"CPU floor\" is the CPU time of pilotlight plus that of")
 w("the Ceph daemons, divided by %d cores: no schedule could finish the step faster on this" % ncpu)
 w("machine. The local floor is pilotlight's CPU alone divided by %d. \"Ceph share of the gap\" is" % ncpu)
-w("Ceph's CPU time spread over the %d cores, as a share of the S3 − local difference." % ncpu)
+w("Ceph's CPU time spread over the %d cores, as a share of the S3 − local difference: at 100%% or" % ncpu)
+w("more, the Ceph daemons' CPU alone accounts for the whole difference; well below 100%, most of")
+w("the difference is waiting, not computing.")
 w("")
 w("| step | server | local wall | local CPU floor | S3 wall | pilotlight CPU | Ceph CPU | S3 CPU floor | S3 − local | Ceph share of the gap |")
 w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
