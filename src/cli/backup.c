@@ -27,7 +27,7 @@ static void help(void)
     "                              QueryChangedDiskAreas format)\n"
     "  --full                      ignore the previous snapshot and read everything\n"
     "  --block-size BYTES          block size for the disk's first backup (or with --full):\n"
-    "                              a power of two from 4K to 64M (default 1M)\n"
+    "                              a power of two from 4K to 64M (default 512K)\n"
     "  --threads N                 worker threads (default: the number of CPUs)\n"
     "  --json                      print the committed snapshot as JSON\n"
     "\n"

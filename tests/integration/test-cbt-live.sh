@@ -29,7 +29,7 @@ backup_check() {
   local want=$1 ref=$2
   shift 2
   n=$((n + 1))
-  "$PL" -r "$repo" backup --disk live --qmp "$qmpsock" --node disk0 "$@" \
+  "$PL" -r "$repo" backup --disk live --qmp "$qmpsock" --node disk0 --block-size 1M "$@" \
     >"$TMP/out.$n" 2>"$TMP/err.$n" || fail "backup $n failed: $(cat "$TMP/err.$n")"
   local mode
   mode=$(snap_field "$repo" live mode)

@@ -27,7 +27,7 @@ backup_check() {
   local want=$1
   shift
   n=$((n + 1))
-  "$PL" -r "$repo" backup --disk u "$uri" "$@" >"$TMP/out.$n" 2>"$TMP/err.$n" ||
+  "$PL" -r "$repo" backup --disk u "$uri" --block-size 1M "$@" >"$TMP/out.$n" 2>"$TMP/err.$n" ||
     fail "backup $n failed: $(cat "$TMP/err.$n")"
   nbd_stop "$sock"
   local mode

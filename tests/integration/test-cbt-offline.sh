@@ -19,14 +19,15 @@ qemu-img create -q -f qcow2 "$img" 128M
 qemu-io -f qcow2 -c 'write -P 0x11 0 6M' -c 'write -P 0x22 70M 5M' -c 'write -P 0x33 127M 1M' \
   "$img" >/dev/null
 
-# backup_check MODE [pilotlight options]: back up, check the recorded mode,
+# backup_check MODE [pilotlight options]: back up (1 MiB blocks, which the
+# expected block counts and offsets below assume), check the recorded mode,
 # restore and compare with the image.
 n=0
 backup_check() {
   local want=$1
   shift
   n=$((n + 1))
-  "$PL" -r "$repo" backup --disk vm --qcow2 "$img" "$@" >"$TMP/out.$n" 2>"$TMP/err.$n" ||
+  "$PL" -r "$repo" backup --disk vm --qcow2 "$img" --block-size 1M "$@" >"$TMP/out.$n" 2>"$TMP/err.$n" ||
     fail "backup $n failed: $(cat "$TMP/err.$n")"
   local mode
   mode=$(snap_field "$repo" vm mode)

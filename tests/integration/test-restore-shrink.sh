@@ -14,7 +14,7 @@ $PL -r "$repo" init >/dev/null
 truncate -s 64M "$TMP/disk"
 head -c 3000000 /dev/urandom | dd of="$TMP/disk" bs=1M seek=2 conv=notrunc status=none
 head -c 65536 /dev/urandom | dd of="$TMP/disk" bs=64K seek=320 conv=notrunc status=none
-$PL -r "$repo" backup --disk vm "$TMP/disk" >/dev/null
+$PL -r "$repo" backup --disk vm "$TMP/disk" --block-size 1M >/dev/null
 $PL -r "$repo" snapshots --disk vm --json >"$TMP/list.json"
 used=$(json_field used_end <"$TMP/list.json")
 [ "$used" -eq $((21 << 20)) ] || fail "used_end $used, expected $((21 << 20)) (block end of the last data)"
@@ -50,7 +50,7 @@ grep -q "highest used offset is $used" "$TMP/err" || fail "replica message lacks
 # Incremental replica sync on the device, then a write through the device
 # behind pilotlight's back is detected.
 head -c 100000 /dev/urandom | dd of="$TMP/disk" bs=4096 seek=100 conv=notrunc status=none
-$PL -r "$repo" backup --disk vm "$TMP/disk" >/dev/null
+$PL -r "$repo" backup --disk vm "$TMP/disk" --block-size 1M >/dev/null
 $PL -r "$repo" replica sync --disk vm "$dev3" --state-dir "$TMP/state" >"$TMP/out"
 cmp -n $((24 << 20)) "$TMP/disk" "$dev3" || fail "incremental replica on a device differs"
 printf 'booted' | dd of="$dev3" bs=4096 seek=1000 conv=notrunc,fsync status=none
