@@ -530,7 +530,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
   if (repo_adopt_packs(r) == -1)
     goto out;
 
-  for (int nup = repo_io_threads(r, 1); up_started < nup; up_started++)
+  for (int nup = repo_io_threads(r, 1, 4); up_started < nup; up_started++)
     if (pthread_create(&up[up_started], NULL, uploader, &b) != 0) {
       set_error(errno, "pthread_create");
       fail(&b);

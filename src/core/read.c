@@ -159,7 +159,9 @@ int repo_read_blocks(struct repo *r, const struct blockmap *m, const uint64_t *b
   }
   qsort(rd.w, rd.n, sizeof *rd.w, cmp_want);
   pthread_mutex_init(&rd.lock, NULL);
-  int want = repo_io_threads(r, r->threads);
+  /* Reads are small (at most MAX_RUN) and a server may stall each reply
+   * for a delayed ACK: keep more of them in flight than uploads. */
+  int want = repo_io_threads(r, r->threads, 8);
   if (want < r->threads)
     want = r->threads;
   t = calloc((size_t)want, sizeof *t);

@@ -47,10 +47,11 @@ int repo_adopt_packs(struct repo *r);
 int chunk_decode(const struct index_slot *s, const uint8_t *src, uint8_t *dst,
                  const char *pack);
 
-/* Threads for object I/O: uploads (local_default for a folder) or ranged
- * reads. A remote store needs several requests in flight to fill the link;
- * PILOTLIGHT_IO_THREADS overrides (1 to 16). */
-int repo_io_threads(const struct repo *r, int local_default);
+/* Threads for object I/O (uploads or ranged reads): local_default for a
+ * folder, remote_default for a remote store, which needs several requests
+ * in flight to hide each request's latency. PILOTLIGHT_IO_THREADS
+ * overrides both (1 to 16). */
+int repo_io_threads(const struct repo *r, int local_default, int remote_default);
 
 /* Derive nblocks for size and block size. */
 static inline uint64_t blocks_for(uint64_t size, uint32_t bs)

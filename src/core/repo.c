@@ -38,7 +38,7 @@ void repo_set_threads(struct repo *r, int n)
   r->threads = n > 0 ? n : 1;
 }
 
-int repo_io_threads(const struct repo *r, int local_default)
+int repo_io_threads(const struct repo *r, int local_default, int remote_default)
 {
   const char *env = getenv("PILOTLIGHT_IO_THREADS");
   if (env && *env) {
@@ -47,7 +47,7 @@ int repo_io_threads(const struct repo *r, int local_default)
     if (*end == 0 && v >= 1 && v <= 16)
       return (int)v;
   }
-  return r->store->is_remote ? 4 : local_default;
+  return r->store->is_remote ? remote_default : local_default;
 }
 
 void repo_free(struct repo *r)
