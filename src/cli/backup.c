@@ -12,61 +12,74 @@
 
 static void help(void)
 {
-  printf(
-    "usage: pilotlight -r REPO backup --disk NAME SOURCE [OPTIONS]\n"
-    "\n"
-    "Back up SOURCE (a raw image file or a block device) as disk NAME and commit a\n"
-    "snapshot. The first backup of a disk reads every allocated extent; later ones\n"
-    "read only the changed extents when given a list, or else read everything and\n"
-    "store only the blocks whose content is new (hash-compare).\n"
-    "\n"
-    "Options:\n"
-    "  --disk NAME                 disk name: letters, digits, '.', '_', '-' (required)\n"
-    "  --changed-extents FILE|-    changed-area list since the previous snapshot: one\n"
-    "                              \"offset length\" pair of decimal bytes per line (VMware\n"
-    "                              QueryChangedDiskAreas format)\n"
-    "  --full                      ignore the previous snapshot and read everything\n"
-    "  --block-size BYTES          block size for the disk's first backup (or with --full):\n"
-    "                              a power of two from 4K to 64M (default 512K)\n"
-    "  --threads N                 worker threads (default: the number of CPUs)\n"
-    "  --json                      print the committed snapshot as JSON\n"
-    "\n"
-    "Changed-block tracking with QEMU dirty bitmaps (see docs/CBT.md):\n"
-    "  --cbt qemu-bitmap:BITMAP    SOURCE is an NBD URI offering qemu:dirty-bitmap:BITMAP,\n"
-    "                              the changes since the previous snapshot\n"
-    "  --cbt-next BITMAP           with --cbt: the bitmap recording from now on, named in\n"
-    "                              the snapshot for the next run (default: BITMAP)\n"
-    "  --qcow2 IMAGE               back up an offline qcow2 image (no SOURCE); pilotlight\n"
-    "                              rotates its bitmaps and serves it with qemu-nbd\n"
-    "  --qmp SOCKET --node NODE    back up node NODE of a running qemu-storage-daemon or\n"
-    "                              QEMU (no SOURCE) at one point in time, via a fleece\n"
-    "  --nbd-socket PATH           with --qmp: the daemon's running NBD server, if any\n"
-    "  --fleece-dir DIR            with --qmp: where the fleece overlay goes (/var/tmp)\n"
-    "  --verify-cbt                read everything and check the snapshot equals the disk\n");
+  printf("usage: pilotlight -r REPO backup --disk NAME SOURCE [OPTIONS]\n"
+         "\n"
+         "Back up SOURCE (a raw image file or a block device) as disk NAME and commit a\n"
+         "snapshot. The first backup of a disk reads every allocated extent; later ones\n"
+         "read only the changed extents when given a list, or else read everything and\n"
+         "store only the blocks whose content is new (hash-compare).\n"
+         "\n"
+         "Options:\n"
+         "  --disk NAME                 disk name: letters, digits, '.', '_', '-' (required)\n"
+         "  --changed-extents FILE|-    changed-area list since the previous snapshot: one\n"
+         "                              \"offset length\" pair of decimal bytes per line (VMware\n"
+         "                              QueryChangedDiskAreas format)\n"
+         "  --full                      ignore the previous snapshot and read everything\n"
+         "  --block-size BYTES          block size for the disk's first backup (or with --full):\n"
+         "                              a power of two from 4K to 64M (default 512K)\n"
+         "  --threads N                 worker threads (default: the number of CPUs)\n"
+         "  --json                      print the committed snapshot as JSON\n"
+         "\n"
+         "Changed-block tracking with QEMU dirty bitmaps (see docs/CBT.md):\n"
+         "  --cbt qemu-bitmap:BITMAP    SOURCE is an NBD URI offering qemu:dirty-bitmap:BITMAP,\n"
+         "                              the changes since the previous snapshot\n"
+         "  --cbt-next BITMAP           with --cbt: the bitmap recording from now on, named in\n"
+         "                              the snapshot for the next run (default: BITMAP)\n"
+         "  --qcow2 IMAGE               back up an offline qcow2 image (no SOURCE); pilotlight\n"
+         "                              rotates its bitmaps and serves it with qemu-nbd\n"
+         "  --qmp SOCKET --node NODE    back up node NODE of a running qemu-storage-daemon or\n"
+         "                              QEMU (no SOURCE) at one point in time, via a fleece\n"
+         "  --nbd-socket PATH           with --qmp: the daemon's running NBD server, if any\n"
+         "  --fleece-dir DIR            with --qmp: where the fleece overlay goes (/var/tmp)\n"
+         "  --verify-cbt                read everything and check the snapshot equals the disk\n");
 }
 
 int cmd_backup(struct cli *c, int argc, char **argv)
 {
-  enum { O_EXTENTS = 256, O_FULL, O_BS, O_JSON, O_THREADS, O_DISK, O_CBT, O_CBT_NEXT, O_QCOW2,
-         O_QMP, O_NODE, O_NBD_SOCKET, O_FLEECE_DIR, O_VERIFY_CBT };
+  enum {
+    O_EXTENTS = 256,
+    O_FULL,
+    O_BS,
+    O_JSON,
+    O_THREADS,
+    O_DISK,
+    O_CBT,
+    O_CBT_NEXT,
+    O_QCOW2,
+    O_QMP,
+    O_NODE,
+    O_NBD_SOCKET,
+    O_FLEECE_DIR,
+    O_VERIFY_CBT
+  };
   static const struct option opts[] = {
-    {"repo", required_argument, NULL, 'r'},
-    {"help", no_argument, NULL, 'h'},
-    {"disk", required_argument, NULL, O_DISK},
-    {"changed-extents", required_argument, NULL, O_EXTENTS},
-    {"full", no_argument, NULL, O_FULL},
-    {"block-size", required_argument, NULL, O_BS},
-    {"threads", required_argument, NULL, O_THREADS},
-    {"json", no_argument, NULL, O_JSON},
-    {"cbt", required_argument, NULL, O_CBT},
-    {"cbt-next", required_argument, NULL, O_CBT_NEXT},
-    {"qcow2", required_argument, NULL, O_QCOW2},
-    {"qmp", required_argument, NULL, O_QMP},
-    {"node", required_argument, NULL, O_NODE},
-    {"nbd-socket", required_argument, NULL, O_NBD_SOCKET},
-    {"fleece-dir", required_argument, NULL, O_FLEECE_DIR},
-    {"verify-cbt", no_argument, NULL, O_VERIFY_CBT},
-    {NULL, 0, NULL, 0},
+      {"repo", required_argument, NULL, 'r'},
+      {"help", no_argument, NULL, 'h'},
+      {"disk", required_argument, NULL, O_DISK},
+      {"changed-extents", required_argument, NULL, O_EXTENTS},
+      {"full", no_argument, NULL, O_FULL},
+      {"block-size", required_argument, NULL, O_BS},
+      {"threads", required_argument, NULL, O_THREADS},
+      {"json", no_argument, NULL, O_JSON},
+      {"cbt", required_argument, NULL, O_CBT},
+      {"cbt-next", required_argument, NULL, O_CBT_NEXT},
+      {"qcow2", required_argument, NULL, O_QCOW2},
+      {"qmp", required_argument, NULL, O_QMP},
+      {"node", required_argument, NULL, O_NODE},
+      {"nbd-socket", required_argument, NULL, O_NBD_SOCKET},
+      {"fleece-dir", required_argument, NULL, O_FLEECE_DIR},
+      {"verify-cbt", no_argument, NULL, O_VERIFY_CBT},
+      {NULL, 0, NULL, 0},
   };
   struct backup_opts bo = {0};
   const char *extents = NULL;
@@ -84,20 +97,48 @@ int cmd_backup(struct cli *c, int argc, char **argv)
 
   while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
     switch (ch) {
-    case 'r': c->repo = optarg; break;
-    case 'h': help(); return 0;
-    case O_DISK: bo.disk = optarg; break;
-    case O_EXTENTS: extents = optarg; break;
-    case O_FULL: bo.full = 1; break;
-    case O_JSON: json = 1; break;
-    case O_CBT: cbo.cbt = optarg; break;
-    case O_CBT_NEXT: cbo.cbt_next = optarg; break;
-    case O_QCOW2: cbo.qcow2 = optarg; break;
-    case O_QMP: cbo.qmp = optarg; break;
-    case O_NODE: cbo.node = optarg; break;
-    case O_NBD_SOCKET: cbo.nbd_socket = optarg; break;
-    case O_FLEECE_DIR: cbo.tmpdir = optarg; break;
-    case O_VERIFY_CBT: cbo.verify = 1; break;
+    case 'r':
+      c->repo = optarg;
+      break;
+    case 'h':
+      help();
+      return 0;
+    case O_DISK:
+      bo.disk = optarg;
+      break;
+    case O_EXTENTS:
+      extents = optarg;
+      break;
+    case O_FULL:
+      bo.full = 1;
+      break;
+    case O_JSON:
+      json = 1;
+      break;
+    case O_CBT:
+      cbo.cbt = optarg;
+      break;
+    case O_CBT_NEXT:
+      cbo.cbt_next = optarg;
+      break;
+    case O_QCOW2:
+      cbo.qcow2 = optarg;
+      break;
+    case O_QMP:
+      cbo.qmp = optarg;
+      break;
+    case O_NODE:
+      cbo.node = optarg;
+      break;
+    case O_NBD_SOCKET:
+      cbo.nbd_socket = optarg;
+      break;
+    case O_FLEECE_DIR:
+      cbo.tmpdir = optarg;
+      break;
+    case O_VERIFY_CBT:
+      cbo.verify = 1;
+      break;
     case O_BS:
       if (parse_size(optarg, &v) == -1 || v > UINT32_MAX)
         return fail_usage(c, "--block-size: '%s' is not a size", optarg);
@@ -107,7 +148,8 @@ int cmd_backup(struct cli *c, int argc, char **argv)
       if (parse_threads(c, optarg, &threads) == -1)
         return EXIT_USAGE;
       break;
-    default: return fail_usage(c, "unknown option");
+    default:
+      return fail_usage(c, "unknown option");
     }
   }
   if (!bo.disk)

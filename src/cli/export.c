@@ -30,12 +30,12 @@ int cmd_export(struct cli *c, int argc, char **argv)
 {
   enum { O_FORMAT = 256, O_THREADS, O_JSON };
   static const struct option opts[] = {
-    {"repo", required_argument, NULL, 'r'},
-    {"help", no_argument, NULL, 'h'},
-    {"format", required_argument, NULL, O_FORMAT},
-    {"threads", required_argument, NULL, O_THREADS},
-    {"json", no_argument, NULL, O_JSON},
-    {NULL, 0, NULL, 0},
+      {"repo", required_argument, NULL, 'r'},
+      {"help", no_argument, NULL, 'h'},
+      {"format", required_argument, NULL, O_FORMAT},
+      {"threads", required_argument, NULL, O_THREADS},
+      {"json", no_argument, NULL, O_JSON},
+      {NULL, 0, NULL, 0},
   };
   enum image_format fmt = IMAGE_RAW;
   int have_fmt = 0, json = 0, ch, ret = EXIT_FAIL;
@@ -46,7 +46,9 @@ int cmd_export(struct cli *c, int argc, char **argv)
   struct timespec t0, t1;
   while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
     switch (ch) {
-    case 'r': c->repo = optarg; break;
+    case 'r':
+      c->repo = optarg;
+      break;
     case 'h':
       printf("usage: pilotlight -r REPO export NAME[@SNAPSHOT] OUT [--format FORMAT]\n\n"
              "Write disk NAME at SNAPSHOT (an id, a unique id prefix, or latest, the default)\n"
@@ -71,8 +73,11 @@ int cmd_export(struct cli *c, int argc, char **argv)
       if (parse_threads(c, optarg, &threads) == -1)
         return EXIT_USAGE;
       break;
-    case O_JSON: json = 1; break;
-    default: return fail_usage(c, "unknown option");
+    case O_JSON:
+      json = 1;
+      break;
+    default:
+      return fail_usage(c, "unknown option");
     }
   }
   if (optind + 2 != argc)

@@ -7,20 +7,23 @@
 int cmd_init(struct cli *c, int argc, char **argv)
 {
   static const struct option opts[] = {
-    {"repo", required_argument, NULL, 'r'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+      {"repo", required_argument, NULL, 'r'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
   };
   int ch;
   while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
     switch (ch) {
-    case 'r': c->repo = optarg; break;
+    case 'r':
+      c->repo = optarg;
+      break;
     case 'h':
       printf("usage: pilotlight -r REPO init\n\n"
              "Create an empty repository at REPO (a folder, created if missing, or an s3: URL).\n"
              "Refuses if REPO already holds a repository.\n");
       return 0;
-    default: return fail_usage(c, "unknown option");
+    default:
+      return fail_usage(c, "unknown option");
     }
   }
   if (optind != argc)

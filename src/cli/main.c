@@ -14,53 +14,59 @@ struct command {
 };
 
 static const struct command commands[] = {
-  {"init", cmd_init, "create a new repository"},
-  {"backup", cmd_backup, "back up a disk image or block device"},
-  {"snapshots", cmd_snapshots, "list snapshots"},
-  {"restore", cmd_restore, "restore a snapshot to a file or block device"},
-  {"verify", cmd_verify, "check the repository's integrity"},
-  {"export", cmd_export, "write a snapshot as a raw, VMDK or VHD image file"},
-  {"replica", cmd_replica, "replica sync: keep a warm replica at the latest snapshot"},
+    {"init", cmd_init, "create a new repository"},
+    {"backup", cmd_backup, "back up a disk image or block device"},
+    {"snapshots", cmd_snapshots, "list snapshots"},
+    {"restore", cmd_restore, "restore a snapshot to a file or block device"},
+    {"verify", cmd_verify, "check the repository's integrity"},
+    {"export", cmd_export, "write a snapshot as a raw, VMDK or VHD image file"},
+    {"replica", cmd_replica, "replica sync: keep a warm replica at the latest snapshot"},
 };
 
 static void usage(FILE *f)
 {
-  fprintf(f,
-          "usage: pilotlight [-r REPO] COMMAND [OPTIONS] [ARGS]\n"
-          "\n"
-          "Keeps a pilot-light copy of disks in a repository and rebuilds them exactly.\n"
-          "\n"
-          "Commands:\n");
+  fprintf(f, "usage: pilotlight [-r REPO] COMMAND [OPTIONS] [ARGS]\n"
+             "\n"
+             "Keeps a pilot-light copy of disks in a repository and rebuilds them exactly.\n"
+             "\n"
+             "Commands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
     fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-  fprintf(f,
-          "\n"
-          "Global options (also accepted after the command name):\n"
-          "  -r, --repo REPO   repository: a folder, s3://BUCKET/PREFIX or\n"
-          "                    s3:http(s)://HOST[:PORT]/BUCKET/PREFIX\n"
-          "                    (default: $PILOTLIGHT_REPOSITORY)\n"
-          "  -h, --help        show this help; 'pilotlight COMMAND --help' for a command\n"
-          "  -V, --version     show the version\n"
-          "\n"
-          "Exit status: 0 success, 1 failure, 2 usage error.\n");
+  fprintf(f, "\n"
+             "Global options (also accepted after the command name):\n"
+             "  -r, --repo REPO   repository: a folder, s3://BUCKET/PREFIX or\n"
+             "                    s3:http(s)://HOST[:PORT]/BUCKET/PREFIX\n"
+             "                    (default: $PILOTLIGHT_REPOSITORY)\n"
+             "  -h, --help        show this help; 'pilotlight COMMAND --help' for a command\n"
+             "  -V, --version     show the version\n"
+             "\n"
+             "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
 int main(int argc, char **argv)
 {
   static const struct option opts[] = {
-    {"repo", required_argument, NULL, 'r'},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
-    {NULL, 0, NULL, 0},
+      {"repo", required_argument, NULL, 'r'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0},
   };
   struct cli c = {0};
   int ch;
   while ((ch = getopt_long(argc, argv, "+r:hV", opts, NULL)) != -1) {
     switch (ch) {
-    case 'r': c.repo = optarg; break;
-    case 'h': usage(stdout); return 0;
-    case 'V': printf("pilotlight %s\n", PL_VERSION); return 0;
-    default: usage(stderr); return EXIT_USAGE;
+    case 'r':
+      c.repo = optarg;
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    case 'V':
+      printf("pilotlight %s\n", PL_VERSION);
+      return 0;
+    default:
+      usage(stderr);
+      return EXIT_USAGE;
     }
   }
   if (optind >= argc) {

@@ -133,17 +133,17 @@ int cmd_replica(struct cli *c, int argc, char **argv)
 {
   enum { O_DISK = 256, O_SNAPSHOT, O_WATCH, O_FORCE, O_VERIFY, O_STATE_DIR, O_THREADS, O_JSON };
   static const struct option opts[] = {
-    {"repo", required_argument, NULL, 'r'},
-    {"help", no_argument, NULL, 'h'},
-    {"disk", required_argument, NULL, O_DISK},
-    {"snapshot", required_argument, NULL, O_SNAPSHOT},
-    {"watch", required_argument, NULL, O_WATCH},
-    {"force", no_argument, NULL, O_FORCE},
-    {"verify", no_argument, NULL, O_VERIFY},
-    {"state-dir", required_argument, NULL, O_STATE_DIR},
-    {"threads", required_argument, NULL, O_THREADS},
-    {"json", no_argument, NULL, O_JSON},
-    {NULL, 0, NULL, 0},
+      {"repo", required_argument, NULL, 'r'},
+      {"help", no_argument, NULL, 'h'},
+      {"disk", required_argument, NULL, O_DISK},
+      {"snapshot", required_argument, NULL, O_SNAPSHOT},
+      {"watch", required_argument, NULL, O_WATCH},
+      {"force", no_argument, NULL, O_FORCE},
+      {"verify", no_argument, NULL, O_VERIFY},
+      {"state-dir", required_argument, NULL, O_STATE_DIR},
+      {"threads", required_argument, NULL, O_THREADS},
+      {"json", no_argument, NULL, O_JSON},
+      {NULL, 0, NULL, 0},
   };
   struct replica_opts o = {0};
   unsigned interval = 0;
@@ -160,23 +160,39 @@ int cmd_replica(struct cli *c, int argc, char **argv)
   argv++;
   while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
     switch (ch) {
-    case 'r': c->repo = optarg; break;
-    case 'h': return replica_usage(stdout);
-    case O_DISK: o.disk = optarg; break;
-    case O_SNAPSHOT: o.snapshot = optarg; break;
+    case 'r':
+      c->repo = optarg;
+      break;
+    case 'h':
+      return replica_usage(stdout);
+    case O_DISK:
+      o.disk = optarg;
+      break;
+    case O_SNAPSHOT:
+      o.snapshot = optarg;
+      break;
     case O_WATCH:
       if (parse_interval(optarg, &interval) == -1)
         return fail_usage(c, "--watch: '%s' is not an interval such as 30, 30s, 5m or 1h", optarg);
       break;
-    case O_FORCE: o.force = 1; break;
-    case O_VERIFY: o.verify = 1; break;
-    case O_STATE_DIR: o.state_dir = optarg; break;
+    case O_FORCE:
+      o.force = 1;
+      break;
+    case O_VERIFY:
+      o.verify = 1;
+      break;
+    case O_STATE_DIR:
+      o.state_dir = optarg;
+      break;
     case O_THREADS:
       if (parse_threads(c, optarg, &threads) == -1)
         return EXIT_USAGE;
       break;
-    case O_JSON: json = 1; break;
-    default: return fail_usage(c, "unknown option");
+    case O_JSON:
+      json = 1;
+      break;
+    default:
+      return fail_usage(c, "unknown option");
     }
   }
   if (optind + 1 != argc)

@@ -11,12 +11,9 @@ int cmd_restore(struct cli *c, int argc, char **argv)
 {
   enum { O_FORCE = 256, O_THREADS, O_VERIFY };
   static const struct option opts[] = {
-    {"repo", required_argument, NULL, 'r'},
-    {"help", no_argument, NULL, 'h'},
-    {"force", no_argument, NULL, O_FORCE},
-    {"threads", required_argument, NULL, O_THREADS},
-    {"verify", no_argument, NULL, O_VERIFY},
-    {NULL, 0, NULL, 0},
+      {"repo", required_argument, NULL, 'r'},  {"help", no_argument, NULL, 'h'},
+      {"force", no_argument, NULL, O_FORCE},   {"threads", required_argument, NULL, O_THREADS},
+      {"verify", no_argument, NULL, O_VERIFY}, {NULL, 0, NULL, 0},
   };
   struct restore_opts ro = {0};
   int threads = 0, ch, ret = EXIT_FAIL, verify = 0;
@@ -25,7 +22,9 @@ int cmd_restore(struct cli *c, int argc, char **argv)
   struct timespec t0, t1;
   while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
     switch (ch) {
-    case 'r': c->repo = optarg; break;
+    case 'r':
+      c->repo = optarg;
+      break;
     case 'h':
       printf("usage: pilotlight -r REPO restore NAME[@SNAPSHOT] TARGET [--force]\n\n"
              "Restore disk NAME at SNAPSHOT (an id, a unique id prefix, or latest, the\n"
@@ -37,13 +36,18 @@ int cmd_restore(struct cli *c, int argc, char **argv)
              "  --threads N   reader threads (default: the number of CPUs)\n"
              "  --verify      re-read the whole target afterwards and compare it\n");
       return 0;
-    case O_FORCE: ro.force = 1; break;
-    case O_VERIFY: verify = 1; break;
+    case O_FORCE:
+      ro.force = 1;
+      break;
+    case O_VERIFY:
+      verify = 1;
+      break;
     case O_THREADS:
       if (parse_threads(c, optarg, &threads) == -1)
         return EXIT_USAGE;
       break;
-    default: return fail_usage(c, "unknown option");
+    default:
+      return fail_usage(c, "unknown option");
     }
   }
   if (optind + 2 != argc)

@@ -38,8 +38,8 @@ static void print_json(struct snapshot *const *s, size_t n)
 
 static void print_table(struct snapshot *const *s, size_t n)
 {
-  printf("%-12s  %-16s  %-20s  %10s  %10s  %10s  %-15s  %s\n", "ID", "DISK", "TIME (UTC)",
-         "SIZE", "NEW", "USED END", "MODE", "PARENT");
+  printf("%-12s  %-16s  %-20s  %10s  %10s  %10s  %-15s  %s\n", "ID", "DISK", "TIME (UTC)", "SIZE",
+         "NEW", "USED END", "MODE", "PARENT");
   for (size_t i = 0; i < n; i++) {
     char t[32], size[32], nw[32], used[32];
     format_time(s[i]->time, t, sizeof t);
@@ -55,25 +55,32 @@ int cmd_snapshots(struct cli *c, int argc, char **argv)
 {
   enum { O_JSON = 256, O_DISK };
   static const struct option opts[] = {
-    {"repo", required_argument, NULL, 'r'},
-    {"help", no_argument, NULL, 'h'},
-    {"disk", required_argument, NULL, O_DISK},
-    {"json", no_argument, NULL, O_JSON},
-    {NULL, 0, NULL, 0},
+      {"repo", required_argument, NULL, 'r'},
+      {"help", no_argument, NULL, 'h'},
+      {"disk", required_argument, NULL, O_DISK},
+      {"json", no_argument, NULL, O_JSON},
+      {NULL, 0, NULL, 0},
   };
   const char *disk = NULL;
   int json = 0, ch;
   while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
     switch (ch) {
-    case 'r': c->repo = optarg; break;
+    case 'r':
+      c->repo = optarg;
+      break;
     case 'h':
       printf("usage: pilotlight -r REPO snapshots [--disk NAME] [--json]\n\n"
              "List snapshots, oldest first: id, disk, time, disk size, bytes new to the\n"
              "repository, the end of the last non-zero block (USED END), mode and parent.\n");
       return 0;
-    case O_DISK: disk = optarg; break;
-    case O_JSON: json = 1; break;
-    default: return fail_usage(c, "unknown option");
+    case O_DISK:
+      disk = optarg;
+      break;
+    case O_JSON:
+      json = 1;
+      break;
+    default:
+      return fail_usage(c, "unknown option");
     }
   }
   if (optind != argc)

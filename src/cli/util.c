@@ -75,12 +75,30 @@ int parse_size(const char *s, uint64_t *out)
     return -1;
   unsigned shift = 0;
   switch (*end) {
-  case 0: break;
-  case 'k': case 'K': shift = 10; end++; break;
-  case 'm': case 'M': shift = 20; end++; break;
-  case 'g': case 'G': shift = 30; end++; break;
-  case 't': case 'T': shift = 40; end++; break;
-  default: return -1;
+  case 0:
+    break;
+  case 'k':
+  case 'K':
+    shift = 10;
+    end++;
+    break;
+  case 'm':
+  case 'M':
+    shift = 20;
+    end++;
+    break;
+  case 'g':
+  case 'G':
+    shift = 30;
+    end++;
+    break;
+  case 't':
+  case 'T':
+    shift = 40;
+    end++;
+    break;
+  default:
+    return -1;
   }
   if (*end == 'i' && shift)
     end++;

@@ -25,18 +25,20 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 {
   enum { O_READ = 256, O_JSON };
   static const struct option opts[] = {
-    {"repo", required_argument, NULL, 'r'},
-    {"help", no_argument, NULL, 'h'},
-    {"read-data", no_argument, NULL, O_READ},
-    {"json", no_argument, NULL, O_JSON},
-    {NULL, 0, NULL, 0},
+      {"repo", required_argument, NULL, 'r'},
+      {"help", no_argument, NULL, 'h'},
+      {"read-data", no_argument, NULL, O_READ},
+      {"json", no_argument, NULL, O_JSON},
+      {NULL, 0, NULL, 0},
   };
   int read_data = 0, ch;
   struct verify_out o = {0};
   struct verify_report rep;
   while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
     switch (ch) {
-    case 'r': c->repo = optarg; break;
+    case 'r':
+      c->repo = optarg;
+      break;
     case 'h':
       printf("usage: pilotlight -r REPO verify [--read-data] [--json]\n\n"
              "Check the repository's structure: every snapshot, block-map page, index entry\n"
@@ -44,9 +46,14 @@ int cmd_verify(struct cli *c, int argc, char **argv)
              "chunk against its hash. Each damaged or missing object is reported with the\n"
              "snapshots it affects; the exit status is 1 if there is any.\n");
       return 0;
-    case O_READ: read_data = 1; break;
-    case O_JSON: o.json = 1; break;
-    default: return fail_usage(c, "unknown option");
+    case O_READ:
+      read_data = 1;
+      break;
+    case O_JSON:
+      o.json = 1;
+      break;
+    default:
+      return fail_usage(c, "unknown option");
     }
   }
   if (optind != argc)
@@ -68,11 +75,12 @@ int cmd_verify(struct cli *c, int argc, char **argv)
            rep.snapshots, rep.packs, rep.chunks, rep.damaged);
   } else {
     printf("checked %zu snapshots and %zu packs%s: %s\n", rep.snapshots, rep.packs,
-           read_data ? " (all data read)" : "",
-           rep.damaged ? "DAMAGE FOUND" : "no problems found");
+           read_data ? " (all data read)" : "", rep.damaged ? "DAMAGE FOUND" : "no problems found");
   }
   if (rep.damaged)
-    fprintf(stderr, "pilotlight: verify found %zu problem(s); restore what you can from "
-            "unaffected snapshots and take a new full backup (--full)\n", rep.damaged);
+    fprintf(stderr,
+            "pilotlight: verify found %zu problem(s); restore what you can from "
+            "unaffected snapshots and take a new full backup (--full)\n",
+            rep.damaged);
   return rep.damaged ? EXIT_FAIL : 0;
 }

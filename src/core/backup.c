@@ -223,8 +223,11 @@ static int pack_add(struct backup *b, const uint8_t h[HASH_LEN], uint8_t type, u
       goto out;
   }
   struct pack_buf *p = b->open_pack;
-  struct chunk_entry e = {.type = type, .comp = comp, .stored_len = stored_len,
-                          .raw_len = raw_len, .offset = p->data.len};
+  struct chunk_entry e = {.type = type,
+                          .comp = comp,
+                          .stored_len = stored_len,
+                          .raw_len = raw_len,
+                          .offset = p->data.len};
   memcpy(e.hash, h, HASH_LEN);
   if (vec_reserve(&p->data, stored_len) == -1 || vec_push(&p->entries, e) == -1)
     goto out;
@@ -393,8 +396,11 @@ static int write_index(struct repo *r)
       if (vec_push(&packs, ix->packs.v[s->pack]) == -1)
         goto out;
     }
-    struct chunk_entry ce = {.type = s->type, .comp = s->comp, .stored_len = s->stored_len,
-                             .raw_len = s->raw_len, .offset = s->offset};
+    struct chunk_entry ce = {.type = s->type,
+                             .comp = s->comp,
+                             .stored_len = s->stored_len,
+                             .raw_len = s->raw_len,
+                             .offset = s->offset};
     memcpy(ce.hash, s->hash, HASH_LEN);
     if (vec_push(&e, ce) == -1 || vec_push(&pack_of, local[s->pack]) == -1)
       goto out;
@@ -404,7 +410,7 @@ static int write_index(struct repo *r)
     goto out;
   }
   /* packs.v holds pointers; index_encode wants contiguous hashes. */
-  uint8_t (*flat)[HASH_LEN] = malloc(packs.len * HASH_LEN);
+  uint8_t(*flat)[HASH_LEN] = malloc(packs.len * HASH_LEN);
   if (!flat) {
     set_error(errno, "malloc");
     goto out;
@@ -441,8 +447,8 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
   struct blockmap pmap = {0};
   struct timespec now;
   pthread_t *workers = NULL, up[MAX_UPLOADERS];
-  struct progress prog = {.label = o->disk, .done = &b.bytes_done, .extra = &b.bytes_new,
-                          .extra_label = "new"};
+  struct progress prog = {
+      .label = o->disk, .done = &b.bytes_done, .extra = &b.bytes_new, .extra_label = "new"};
   int nworkers = 0, up_started = 0, ret = -1;
   const char *mode = "full";
   char note[512] = "";
@@ -451,7 +457,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
 
   if (!valid_disk_name(o->disk)) {
     set_error_code(EINVAL, "disk name \"%s\" is not valid: use letters, digits, '.', '_' and '-'",
-              o->disk ? o->disk : "");
+                   o->disk ? o->disk : "");
     return -1;
   }
   clock_gettime(CLOCK_REALTIME, &now);
@@ -467,16 +473,17 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
     goto out;
   b.bs = parent ? parent->block_size : (o->block_size ? o->block_size : DEFAULT_BLOCK_SIZE);
   if (parent && o->block_size && o->block_size != parent->block_size && !o->full) {
-    set_error_code(EINVAL, "disk %s uses a block size of %u bytes, fixed at its first backup: drop "
-              "--block-size, or add --full to start over with a new one", o->disk,
-              parent->block_size);
+    set_error_code(EINVAL,
+                   "disk %s uses a block size of %u bytes, fixed at its first backup: drop "
+                   "--block-size, or add --full to start over with a new one",
+                   o->disk, parent->block_size);
     goto out;
   }
   if (o->full && o->block_size)
     b.bs = o->block_size;
   if (b.bs < MIN_BLOCK_SIZE || b.bs > MAX_BLOCK_SIZE || (b.bs & (b.bs - 1))) {
     set_error_code(EINVAL, "block size %u is not a power of two between %u and %u", b.bs,
-              MIN_BLOCK_SIZE, MAX_BLOCK_SIZE);
+                   MIN_BLOCK_SIZE, MAX_BLOCK_SIZE);
     goto out;
   }
   b.nblocks = blocks_for(b.src->size, b.bs);
@@ -519,8 +526,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
     if (parent && !o->full)
       mode = "hash-compare";
     if (o->changed && !parent)
-      snprintf(note, sizeof note, "first backup of disk %s: read every allocated block",
-               o->disk);
+      snprintf(note, sizeof note, "first backup of disk %s: read every allocated block", o->disk);
   }
   extent_list_normalize(&b.work);
   for (size_t i = 0; i < b.work.e.len; i++)
@@ -565,8 +571,8 @@ join:
     uint8_t *cbuf = malloc(cap);
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     for (uint64_t first = 0; cbuf && cctx && first < b.nblocks; first += snap.page_entries) {
-      uint64_t count = b.nblocks - first < snap.page_entries ? b.nblocks - first
-                                                             : snap.page_entries;
+      uint64_t count =
+          b.nblocks - first < snap.page_entries ? b.nblocks - first : snap.page_entries;
       uint8_t *h = malloc(HASH_LEN);
       if (!h || vec_push(&snap.pages, h) == -1) {
         free(h);
@@ -579,8 +585,7 @@ join:
         continue;
       }
       sha256(b.map[first], count * HASH_LEN, h);
-      if (store_chunk(&b, cctx, cbuf, cap, h, CHUNK_PAGE, b.map[first], count * HASH_LEN) ==
-          -1) {
+      if (store_chunk(&b, cctx, cbuf, cap, h, CHUNK_PAGE, b.map[first], count * HASH_LEN) == -1) {
         fail(&b);
         break;
       }
@@ -595,15 +600,14 @@ join:
   if (!b.failed && pack_flush(&b) == -1)
     fail(&b);
 
-stop_uploader:
-  {
-    pthread_mutex_lock(&b.q_lock);
-    b.q_closed = 1;
-    pthread_cond_broadcast(&b.q_cond);
-    pthread_mutex_unlock(&b.q_lock);
-    for (int i = 0; i < up_started; i++)
-      pthread_join(up[i], NULL);
-  }
+stop_uploader : {
+  pthread_mutex_lock(&b.q_lock);
+  b.q_closed = 1;
+  pthread_cond_broadcast(&b.q_cond);
+  pthread_mutex_unlock(&b.q_lock);
+  for (int i = 0; i < up_started; i++)
+    pthread_join(up[i], NULL);
+}
   if (b.failed) {
     set_error_msg(b.err_errno, b.err);
     goto out;

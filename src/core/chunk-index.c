@@ -94,8 +94,7 @@ static int grow(struct chunk_index *ix)
   return 0;
 }
 
-struct index_slot *chunk_index_insert(struct chunk_index *ix, const uint8_t h[HASH_LEN],
-                                      int *added)
+struct index_slot *chunk_index_insert(struct chunk_index *ix, const uint8_t h[HASH_LEN], int *added)
 {
   *added = 0;
   if ((ix->count + 1) * 4 > ix->cap * 3 && grow(ix) == -1)

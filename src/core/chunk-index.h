@@ -16,14 +16,14 @@ struct index_slot {
   uint32_t pack; /* ordinal into packs, or PACK_PENDING */
   uint32_t stored_len, raw_len;
   uint8_t type, comp, used, indexed; /* indexed: listed in a stored index object */
-  uint8_t damaged;                    /* set by verify */
+  uint8_t damaged;                   /* set by verify */
   uint64_t offset;
 };
 
 struct chunk_index {
   pthread_mutex_t lock;
   struct index_slot *slots;
-  size_t cap, count; /* cap is a power of two */
+  size_t cap, count;    /* cap is a power of two */
   VEC(uint8_t *) packs; /* pack hashes by ordinal, each HASH_LEN bytes, owned */
 };
 

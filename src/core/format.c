@@ -165,17 +165,17 @@ int config_decode(const char *buf, size_t len, struct repo_config *c)
   uint64_t x;
   memset(c, 0, sizeof *c);
   r = next_line(&l, &k, &kl, &v, &vl);
-  if (r != 1 || !key_is(k, kl, "pilotlight-repository") || parse_u64(v, vl, &x) == -1 ||
-      x == 0 || x > 1000000) {
+  if (r != 1 || !key_is(k, kl, "pilotlight-repository") || parse_u64(v, vl, &x) == -1 || x == 0 ||
+      x > 1000000) {
     set_error_code(EINVAL, "not a pilotlight repository config");
     return -1;
   }
   c->version = (unsigned)x;
   if (c->version > REPO_FORMAT_VERSION) {
     set_error_code(ENOTSUP,
-              "repository format version %u is newer than this pilotlight supports (%u): "
-              "upgrade pilotlight",
-              c->version, REPO_FORMAT_VERSION);
+                   "repository format version %u is newer than this pilotlight supports (%u): "
+                   "upgrade pilotlight",
+                   c->version, REPO_FORMAT_VERSION);
     return -1;
   }
   while ((r = next_line(&l, &k, &kl, &v, &vl)) == 1) {
@@ -207,8 +207,10 @@ int config_decode(const char *buf, size_t len, struct repo_config *c)
     goto bad;
   return 0;
 unsupported:
-  set_error_code(ENOTSUP, "repository config line %lu: \"%.*s=%.*s\" is not supported by this "
-            "pilotlight: upgrade pilotlight", l.lineno, (int)kl, k, (int)(vl > 40 ? 40 : vl), v);
+  set_error_code(ENOTSUP,
+                 "repository config line %lu: \"%.*s=%.*s\" is not supported by this "
+                 "pilotlight: upgrade pilotlight",
+                 l.lineno, (int)kl, k, (int)(vl > 40 ? 40 : vl), v);
   return -1;
 bad:
   set_error_code(EINVAL, "repository config is malformed (line %lu)", l.lineno);
@@ -248,11 +250,30 @@ char *snapshot_encode(const struct snapshot *s)
 }
 
 /* Fields of a snapshot object, in the order they must appear. */
-enum { F_DISK, F_SIZE, F_BS, F_TIME, F_TIMENS, F_PARENT, F_SOURCE, F_CBT, F_HOST, F_MODE,
-       F_NOTE, F_READ, F_NEW, F_STORED, F_USED, F_PE, F_PAGES, F_COUNT };
+enum {
+  F_DISK,
+  F_SIZE,
+  F_BS,
+  F_TIME,
+  F_TIMENS,
+  F_PARENT,
+  F_SOURCE,
+  F_CBT,
+  F_HOST,
+  F_MODE,
+  F_NOTE,
+  F_READ,
+  F_NEW,
+  F_STORED,
+  F_USED,
+  F_PE,
+  F_PAGES,
+  F_COUNT
+};
 static const char *const snapshot_keys[F_COUNT] = {
-  "disk", "size", "block-size", "time", "time-ns", "parent", "source", "cbt", "host", "mode",
-  "note", "bytes-read", "bytes-new", "bytes-stored", "used-end", "page-entries", "pages",
+    "disk",      "size",         "block-size", "time",         "time-ns", "parent",
+    "source",    "cbt",          "host",       "mode",         "note",    "bytes-read",
+    "bytes-new", "bytes-stored", "used-end",   "page-entries", "pages",
 };
 
 int snapshot_decode(const char *buf, size_t len, struct snapshot *s)
@@ -262,9 +283,10 @@ int snapshot_decode(const char *buf, size_t len, struct snapshot *s)
   size_t kl, vl;
   uint64_t x, npages = 0;
   memset(s, 0, sizeof *s);
-  if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "pilotlight-snapshot") ||
-      vl != 1 || v[0] != '1') {
-    set_error_code(EINVAL, "not a pilotlight snapshot (or a newer snapshot version: upgrade pilotlight)");
+  if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "pilotlight-snapshot") || vl != 1 ||
+      v[0] != '1') {
+    set_error_code(EINVAL,
+                   "not a pilotlight snapshot (or a newer snapshot version: upgrade pilotlight)");
     return -1;
   }
   for (int f = 0; f < F_COUNT; f++) {
@@ -272,12 +294,24 @@ int snapshot_decode(const char *buf, size_t len, struct snapshot *s)
     if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, snapshot_keys[f]))
       goto bad;
     switch (f) {
-    case F_DISK: str = &s->disk; break;
-    case F_SOURCE: str = &s->source; break;
-    case F_CBT: str = &s->cbt; break;
-    case F_HOST: str = &s->host; break;
-    case F_MODE: str = &s->mode; break;
-    case F_NOTE: str = &s->note; break;
+    case F_DISK:
+      str = &s->disk;
+      break;
+    case F_SOURCE:
+      str = &s->source;
+      break;
+    case F_CBT:
+      str = &s->cbt;
+      break;
+    case F_HOST:
+      str = &s->host;
+      break;
+    case F_MODE:
+      str = &s->mode;
+      break;
+    case F_NOTE:
+      str = &s->note;
+      break;
     case F_PARENT:
       if (vl == 1 && v[0] == '-') {
         s->parent[0] = 0;
@@ -292,7 +326,9 @@ int snapshot_decode(const char *buf, size_t len, struct snapshot *s)
       if (parse_u64(v, vl, &x) == -1)
         goto bad;
       switch (f) {
-      case F_SIZE: s->size = x; break;
+      case F_SIZE:
+        s->size = x;
+        break;
       case F_BS:
         if (x < MIN_BLOCK_SIZE || x > MAX_BLOCK_SIZE || (x & (x - 1)))
           goto bad;
@@ -308,16 +344,26 @@ int snapshot_decode(const char *buf, size_t len, struct snapshot *s)
           goto bad;
         s->time_ns = (uint32_t)x;
         break;
-      case F_READ: s->bytes_read = x; break;
-      case F_NEW: s->bytes_new = x; break;
-      case F_STORED: s->bytes_stored = x; break;
-      case F_USED: s->used_end = x; break;
+      case F_READ:
+        s->bytes_read = x;
+        break;
+      case F_NEW:
+        s->bytes_new = x;
+        break;
+      case F_STORED:
+        s->bytes_stored = x;
+        break;
+      case F_USED:
+        s->used_end = x;
+        break;
       case F_PE:
         if (x == 0 || x > MAX_PAGE_ENTRIES)
           goto bad;
         s->page_entries = (uint32_t)x;
         break;
-      case F_PAGES: npages = x; break;
+      case F_PAGES:
+        npages = x;
+        break;
       }
     }
     if (str) {

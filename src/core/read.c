@@ -14,7 +14,7 @@
 #include "../util/error.h"
 #include "../util/hash.h"
 
-#define MAX_RUN (8u << 20)  /* one ranged read covers at most this much */
+#define MAX_RUN (8u << 20)   /* one ranged read covers at most this much */
 #define MAX_GAP (256u << 10) /* chunks closer than this share a read */
 
 struct want {
@@ -145,14 +145,17 @@ int repo_read_blocks(struct repo *r, const struct blockmap *m, const uint64_t *b
     const struct index_slot *s = chunk_index_find(r->ix, m->h[blk]);
     if (!s || s->pack == PACK_PENDING) {
       hex_encode(m->h[blk], HASH_LEN, hex);
-      set_error_code(ENOENT, "chunk %.16s of block %llu is missing from the repository index: run "
-                "pilotlight verify", hex, (unsigned long long)blk);
+      set_error_code(ENOENT,
+                     "chunk %.16s of block %llu is missing from the repository index: run "
+                     "pilotlight verify",
+                     hex, (unsigned long long)blk);
       goto out;
     }
     if (s->raw_len != blockmap_block_len(m, blk)) {
-      set_error_code(EIO, "chunk of block %llu has length %u, expected %zu (damaged repository): run "
-                "pilotlight verify", (unsigned long long)blk, s->raw_len,
-                blockmap_block_len(m, blk));
+      set_error_code(EIO,
+                     "chunk of block %llu has length %u, expected %zu (damaged repository): run "
+                     "pilotlight verify",
+                     (unsigned long long)blk, s->raw_len, blockmap_block_len(m, blk));
       goto out;
     }
     rd.w[rd.n++] = (struct want){s, blk};

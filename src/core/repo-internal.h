@@ -14,7 +14,7 @@ struct repo {
   struct repo_config cfg;
   struct chunk_index *ix;
   int threads;
-  int level; /* zstd compression level */
+  int level;   /* zstd compression level */
   int adopted; /* unindexed packs have been scanned */
 };
 
@@ -44,8 +44,7 @@ int repo_adopt_packs(struct repo *r);
 
 /* Decompress and verify one stored chunk (stored_len bytes at src) into dst
  * (raw_len bytes). pack is for messages. */
-int chunk_decode(const struct index_slot *s, const uint8_t *src, uint8_t *dst,
-                 const char *pack);
+int chunk_decode(const struct index_slot *s, const uint8_t *src, uint8_t *dst, const char *pack);
 
 /* Threads for object I/O (uploads or ranged reads): local_default for a
  * folder, remote_default for a remote store, which needs several requests

@@ -92,8 +92,10 @@ struct repo *repo_create(const char *location)
   if (!r->store)
     goto fail;
   if (store_head(r->store, "config", &size) == 0) {
-    set_error_code(EEXIST, "%s already holds a pilotlight repository: use it, or choose another "
-              "location", location);
+    set_error_code(EEXIST,
+                   "%s already holds a pilotlight repository: use it, or choose another "
+                   "location",
+                   location);
     goto fail;
   }
   if (get_errno() != ENOENT)
@@ -164,8 +166,8 @@ int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t
     return -1;
   sha256(*buf, *len, got);
   if (memcmp(got, want, HASH_LEN) != 0) {
-    set_error_code(EIO, "%s: content does not match its name (damaged object): run pilotlight verify",
-              key);
+    set_error_code(
+        EIO, "%s: content does not match its name (damaged object): run pilotlight verify", key);
     free(*buf);
     return -1;
   }
@@ -190,7 +192,7 @@ int repo_put_hashed(struct repo *r, const char *dir, const void *buf, size_t len
 struct load_ctx {
   struct repo *r;
   VEC(char *) keys;
-  uint32_t map[1]; /* unused */
+  uint32_t map[1];   /* unused */
   VEC(uint32_t) ord; /* object-local pack ordinal -> global ordinal */
 };
 
@@ -279,14 +281,18 @@ struct repo *repo_open(const char *location)
   r->store = store_open(location, 0);
   if (!r->store) {
     if (get_errno() == ENOENT)
-      set_error_code(ENOENT, "%s is not a pilotlight repository (no such folder): check -r, or "
-                     "create one with pilotlight init", location);
+      set_error_code(ENOENT,
+                     "%s is not a pilotlight repository (no such folder): check -r, or "
+                     "create one with pilotlight init",
+                     location);
     goto fail;
   }
   if (store_get(r->store, "config", MAX_CONFIG_BYTES, &buf, &len) == -1) {
     if (get_errno() == ENOENT)
-      set_error_code(ENOENT, "%s is not a pilotlight repository (it has no config object): check -r, "
-                "or create one with pilotlight init", location);
+      set_error_code(ENOENT,
+                     "%s is not a pilotlight repository (it has no config object): check -r, "
+                     "or create one with pilotlight init",
+                     location);
     goto fail;
   }
   if (config_decode(buf, len, &r->cfg) == -1) {
@@ -426,8 +432,10 @@ int chunk_decode(const struct index_slot *s, const uint8_t *src, uint8_t *dst, c
     size_t n = ZSTD_decompress(dst, s->raw_len, src, s->stored_len);
     if (ZSTD_isError(n) || n != s->raw_len) {
       hex_encode(s->hash, HASH_LEN, hex);
-      set_error_code(EIO, "chunk %.16s in %s: cannot decompress (damaged pack): run pilotlight verify "
-                "--read-data", hex, pack);
+      set_error_code(EIO,
+                     "chunk %.16s in %s: cannot decompress (damaged pack): run pilotlight verify "
+                     "--read-data",
+                     hex, pack);
       return -1;
     }
   } else {
@@ -436,8 +444,10 @@ int chunk_decode(const struct index_slot *s, const uint8_t *src, uint8_t *dst, c
   sha256(dst, s->raw_len, h);
   if (memcmp(h, s->hash, HASH_LEN) != 0) {
     hex_encode(s->hash, HASH_LEN, hex);
-    set_error_code(EIO, "chunk %.16s in %s: content does not match its hash (damaged pack): run "
-              "pilotlight verify --read-data", hex, pack);
+    set_error_code(EIO,
+                   "chunk %.16s in %s: content does not match its hash (damaged pack): run "
+                   "pilotlight verify --read-data",
+                   hex, pack);
     return -1;
   }
   return 0;
@@ -543,20 +553,24 @@ struct snapshot *repo_find_snapshot(struct repo *r, const char *disk, const char
     if (n)
       found = all[n - 1];
     else
-      set_error_code(ENOENT, "disk %s has no snapshots in this repository: list them with pilotlight "
-                "snapshots", disk);
+      set_error_code(ENOENT,
+                     "disk %s has no snapshots in this repository: list them with pilotlight "
+                     "snapshots",
+                     disk);
   } else {
     size_t sl = strlen(spec);
     for (size_t i = 0; i < n; i++)
       if (strncmp(all[i]->id, spec, sl) == 0 && (matches++, 1))
         found = all[i];
     if (matches == 0) {
-      set_error_code(ENOENT, "disk %s has no snapshot %s: list them with pilotlight snapshots --disk "
-                "%s", disk, spec, disk);
+      set_error_code(ENOENT,
+                     "disk %s has no snapshot %s: list them with pilotlight snapshots --disk "
+                     "%s",
+                     disk, spec, disk);
       found = NULL;
     } else if (matches > 1) {
-      set_error_code(EINVAL, "snapshot prefix %s matches %zu snapshots of %s: give more digits", spec,
-                matches, disk);
+      set_error_code(EINVAL, "snapshot prefix %s matches %zu snapshots of %s: give more digits",
+                     spec, matches, disk);
       found = NULL;
     }
   }

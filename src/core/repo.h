@@ -35,16 +35,16 @@ void repo_set_threads(struct repo *r, int n);
 struct snapshot {
   char id[2 * HASH_LEN + 1]; /* hex SHA-256 of the snapshot object */
   char *disk;
-  uint64_t size;       /* disk size in bytes */
-  uint32_t block_size; /* bytes; a power of two */
-  int64_t time;        /* seconds since the epoch, UTC */
-  uint32_t time_ns;    /* and nanoseconds within that second */
+  uint64_t size;                 /* disk size in bytes */
+  uint32_t block_size;           /* bytes; a power of two */
+  int64_t time;                  /* seconds since the epoch, UTC */
+  uint32_t time_ns;              /* and nanoseconds within that second */
   char parent[2 * HASH_LEN + 1]; /* "" for none */
-  char *source;        /* as the user named it */
-  char *cbt;           /* the CBT cookie the next backup continues from; "" if none */
+  char *source;                  /* as the user named it */
+  char *cbt;                     /* the CBT cookie the next backup continues from; "" if none */
   char *host;
-  char *mode;          /* "full", "changed-extents", "hash-compare", "cbt" */
-  char *note;          /* why CBT was not used, etc.; "" if nothing to say */
+  char *mode;            /* "full", "changed-extents", "hash-compare", "cbt" */
+  char *note;            /* why CBT was not used, etc.; "" if nothing to say */
   uint64_t bytes_read;   /* bytes read from the source */
   uint64_t bytes_new;    /* uncompressed bytes of chunks new to the repository */
   uint64_t bytes_stored; /* bytes those new chunks take in packs */
@@ -91,15 +91,15 @@ int repo_read_blocks(struct repo *r, const struct blockmap *m, const uint64_t *b
 int repo_read_chunk(struct repo *r, const uint8_t hash[HASH_LEN], void **data, size_t *len);
 
 struct backup_opts {
-  const char *disk;            /* required: [A-Za-z0-9._-]+ */
-  struct source *src;          /* borrowed */
+  const char *disk;                  /* required: [A-Za-z0-9._-]+ */
+  struct source *src;                /* borrowed */
   const struct extent_list *changed; /* changed extents since the parent, or NULL */
-  int full;                    /* ignore the parent: read every allocated extent */
-  uint32_t block_size;         /* for a disk's first backup; 0 = default */
-  const char *cbt;             /* CBT cookie to record, or NULL */
-  const char *mode;            /* override the recorded mode (e.g. "cbt"), or NULL */
-  const char *note;            /* recorded in the snapshot (e.g. a CBT fallback reason) */
-  int progress;                /* show progress on stderr */
+  int full;                          /* ignore the parent: read every allocated extent */
+  uint32_t block_size;               /* for a disk's first backup; 0 = default */
+  const char *cbt;                   /* CBT cookie to record, or NULL */
+  const char *mode;                  /* override the recorded mode (e.g. "cbt"), or NULL */
+  const char *note;                  /* recorded in the snapshot (e.g. a CBT fallback reason) */
+  int progress;                      /* show progress on stderr */
 };
 
 /* Back up a disk and commit a snapshot. *out (may be NULL) receives the

@@ -73,9 +73,10 @@ int repo_restore(struct repo *r, const struct snapshot *s, const struct restore_
     }
     /* A smaller device will do when every non-zero block fits. */
     if (size < s->size && s->used_end > size) {
-      set_error_code(ENOSPC, "%s holds %llu bytes, too small for disk %s: its highest used "
-                     "offset is %llu", o->target, (unsigned long long)size, s->disk,
-                     (unsigned long long)s->used_end);
+      set_error_code(ENOSPC,
+                     "%s holds %llu bytes, too small for disk %s: its highest used "
+                     "offset is %llu",
+                     o->target, (unsigned long long)size, s->disk, (unsigned long long)s->used_end);
       goto out;
     }
     dev_size = size;

@@ -95,7 +95,8 @@ static void check_pack(struct verifier *v, uint32_t ord, int read_data)
         continue; /* a duplicate kept elsewhere */
       free(dst);
       dst = malloc(s->raw_len);
-      if (!dst || s->offset + s->stored_len > len || chunk_decode(s, buf + s->offset, dst, key) == -1) {
+      if (!dst || s->offset + s->stored_len > len ||
+          chunk_decode(s, buf + s->offset, dst, key) == -1) {
         problem(v, "%s", dst ? get_error() : "out of memory");
         s->damaged = 1;
       }
@@ -146,9 +147,10 @@ static void check_snapshot(struct verifier *v, const struct snapshot *s)
     free(data);
   }
   if (bad)
-    problem(v, "snapshot %.12s of disk %s is damaged: %llu block(s) unreadable, the first at "
-            "offset %llu", s->id, s->disk, (unsigned long long)bad,
-            (unsigned long long)first_bad);
+    problem(v,
+            "snapshot %.12s of disk %s is damaged: %llu block(s) unreadable, the first at "
+            "offset %llu",
+            s->id, s->disk, (unsigned long long)bad, (unsigned long long)first_bad);
 }
 
 int repo_verify(struct repo *r, int read_data, void (*report)(void *opaque, const char *msg),

@@ -113,11 +113,12 @@ int extent_list_parse(struct extent_list *l, const char *text, size_t len, uint6
     }
     if (nf == 2) {
       if (f[1] > disk_size || f[0] > disk_size - f[1]) {
-        set_error_code(ERANGE,
-                  "%s:%lu: extent %llu+%llu ends past the end of the disk (%llu bytes); is this "
-                  "the list for this disk?",
-                  name, lineno, (unsigned long long)f[0], (unsigned long long)f[1],
-                  (unsigned long long)disk_size);
+        set_error_code(
+            ERANGE,
+            "%s:%lu: extent %llu+%llu ends past the end of the disk (%llu bytes); is this "
+            "the list for this disk?",
+            name, lineno, (unsigned long long)f[0], (unsigned long long)f[1],
+            (unsigned long long)disk_size);
         goto fail;
       }
       if (extent_list_add(l, f[0], f[1]) == -1)
@@ -127,7 +128,7 @@ int extent_list_parse(struct extent_list *l, const char *text, size_t len, uint6
     continue;
   bad:
     set_error_code(EINVAL, "%s:%lu: %s; each line must be \"offset length\" in decimal bytes", name,
-              lineno, why);
+                   lineno, why);
     goto fail;
   }
   extent_list_normalize(l);
@@ -163,7 +164,8 @@ int extent_list_load(struct extent_list *l, const char *file, uint64_t disk_size
       break;
     buf.len += (size_t)r;
     if (buf.len > MAX_LIST_BYTES) {
-      set_error_code(EFBIG, "%s: changed-extent list larger than %u MiB", name, MAX_LIST_BYTES >> 20);
+      set_error_code(EFBIG, "%s: changed-extent list larger than %u MiB", name,
+                     MAX_LIST_BYTES >> 20);
       goto out;
     }
   }

@@ -33,8 +33,9 @@ static int file_pread(struct source *s, void *buf, size_t len, uint64_t off)
       return -1;
     }
     if (r == 0) {
-      set_error_code(EIO, "%s: unexpected end of file at offset %llu (did it shrink during the backup?)",
-                s->name, (unsigned long long)(off + got));
+      set_error_code(EIO,
+                     "%s: unexpected end of file at offset %llu (did it shrink during the backup?)",
+                     s->name, (unsigned long long)(off + got));
       return -1;
     }
     got += (size_t)r;
@@ -42,8 +43,7 @@ static int file_pread(struct source *s, void *buf, size_t len, uint64_t off)
   return 0;
 }
 
-static int file_allocated(struct source *s, uint64_t off, uint64_t len, extent_cb cb,
-                          void *opaque)
+static int file_allocated(struct source *s, uint64_t off, uint64_t len, extent_cb cb, void *opaque)
 {
   struct file_source *fs = (struct file_source *)s;
   uint64_t end = off + len;
@@ -53,7 +53,7 @@ static int file_allocated(struct source *s, uint64_t off, uint64_t len, extent_c
     off_t data = lseek(fs->fd, (off_t)off, SEEK_DATA);
     if (data == -1) {
       if (errno == ENXIO)
-        return 0; /* only a hole remains */
+        return 0;          /* only a hole remains */
       if (errno == EINVAL) /* no SEEK_DATA support: everything is data */
         return cb(opaque, off, end - off);
       set_error(errno, "%s: SEEK_DATA", s->name);
@@ -84,10 +84,10 @@ static void file_close(struct source *s)
 }
 
 static const struct source_ops file_ops = {
-  .name = "file",
-  .pread = file_pread,
-  .allocated = file_allocated,
-  .close = file_close,
+    .name = "file",
+    .pread = file_pread,
+    .allocated = file_allocated,
+    .close = file_close,
 };
 
 struct source *file_source_open(const char *path)

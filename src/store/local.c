@@ -86,8 +86,7 @@ static int write_all(int fd, const void *buf, size_t len)
   return 0;
 }
 
-static int local_put(struct store *s, const char *key, const void *buf, size_t len,
-                     unsigned flags)
+static int local_put(struct store *s, const char *key, const void *buf, size_t len, unsigned flags)
 {
   struct local_store *ls = (struct local_store *)s;
   char tmp[PATH_MAX];
@@ -264,8 +263,7 @@ static int walk(struct local_store *ls, const char *rel, const char *prefix, sto
     if (e->d_name[0] == '.' || strstr(e->d_name, ".tmp."))
       continue;
     char key[PATH_MAX];
-    if (snprintf(key, sizeof key, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) >=
-        (int)sizeof key)
+    if (snprintf(key, sizeof key, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) >= (int)sizeof key)
       continue;
     struct stat st;
     if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
@@ -313,14 +311,14 @@ static void local_free(struct store *s)
 }
 
 static const struct store_ops local_ops = {
-  .name = "local",
-  .put = local_put,
-  .get = local_get,
-  .get_range = local_get_range,
-  .head = local_head,
-  .del = local_del,
-  .list = local_list,
-  .free = local_free,
+    .name = "local",
+    .put = local_put,
+    .get = local_get,
+    .get_range = local_get_range,
+    .head = local_head,
+    .del = local_del,
+    .list = local_list,
+    .free = local_free,
 };
 
 struct store *local_store_open(const char *path, int create)

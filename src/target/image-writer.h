@@ -69,7 +69,6 @@ void image_writer_free(struct image_writer *w);
 /* Size of the image file written so far (after finish: the final size). */
 int image_writer_file_size(struct image_writer *w, uint64_t *size);
 
-
 /* Shared by the format backends (image-writer.c): write all of buf at off. */
 int image_writer_pwrite(struct image_writer *w, const void *buf, size_t len, uint64_t off);
 

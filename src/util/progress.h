@@ -8,9 +8,9 @@
 #include <stdint.h>
 
 struct progress {
-  const char *label;            /* borrowed until progress_stop */
-  uint64_t total;               /* bytes expected */
-  const _Atomic uint64_t *done; /* bytes done so far, updated by the workers */
+  const char *label;             /* borrowed until progress_stop */
+  uint64_t total;                /* bytes expected */
+  const _Atomic uint64_t *done;  /* bytes done so far, updated by the workers */
   const _Atomic uint64_t *extra; /* optional second figure (e.g. new bytes), or NULL */
   const char *extra_label;
   pthread_t thread;

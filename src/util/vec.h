@@ -8,26 +8,26 @@
 #include <errno.h>
 #include "error.h"
 
-#define VEC(T)                                                                                   \
-  struct {                                                                                       \
-    T *v;                                                                                        \
-    size_t len, cap;                                                                             \
+#define VEC(T)                                                                                     \
+  struct {                                                                                         \
+    T *v;                                                                                          \
+    size_t len, cap;                                                                               \
   }
 
 /* Make room for n more elements. Returns 0, or -1 with the error set. */
 int vec_reserve_(void **v, size_t *cap, size_t len, size_t n, size_t elem);
 
-#define vec_reserve(vp, n)                                                                       \
+#define vec_reserve(vp, n)                                                                         \
   vec_reserve_((void **)&(vp)->v, &(vp)->cap, (vp)->len, (n), sizeof *(vp)->v)
 
 /* Append one element (an expression of the element type). Returns 0 or -1. */
 #define vec_push(vp, x) (vec_reserve(vp, 1) == -1 ? -1 : ((vp)->v[(vp)->len++] = (x), 0))
 
-#define vec_free(vp)                                                                             \
-  do {                                                                                           \
-    free((vp)->v);                                                                               \
-    (vp)->v = NULL;                                                                              \
-    (vp)->len = (vp)->cap = 0;                                                                   \
+#define vec_free(vp)                                                                               \
+  do {                                                                                             \
+    free((vp)->v);                                                                                 \
+    (vp)->v = NULL;                                                                                \
+    (vp)->len = (vp)->cap = 0;                                                                     \
   } while (0)
 
 #endif
