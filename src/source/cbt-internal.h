@@ -25,6 +25,12 @@ void cbt_fall_back(struct cbt_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* The state of a bitmap on a block node, as QMP reports it. */
+/* After the rotation: if usable, read bitmap oldname's changed extents into
+ * the session (falling back to hash-compare when that fails), and set the
+ * cookie the next backup continues from to newname. Returns 0, or -1 when
+ * out of memory. */
+int cbt_use_bitmap(struct cbt_session *s, int usable, const char *oldname, const char *newname);
+
 struct node_bitmap {
   int found, recording, busy, inconsistent;
 };

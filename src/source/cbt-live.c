@@ -389,23 +389,7 @@ int cbt_live_start(struct cbt_session *s, const struct cbt_plan *p)
     free(s->src->name);
     s->src->name = nm;
   }
-  if (usable) {
-    int r = cbt_read_bitmap(s->src, oldname, &s->changes, why, sizeof why);
-    if (r == 1)
-      cbt_fall_back(s, "%s", why);
-    else if (r == -1)
-      cbt_fall_back(s, "reading bitmap %s failed: %s", oldname, get_error());
-    else {
-      s->changed = &s->changes;
-      s->mode = "cbt";
-    }
-  }
-  if (asprintf(&s->cookie, "%s%s", CBT_COOKIE_PREFIX, newname) == -1) {
-    s->cookie = NULL;
-    set_error(ENOMEM, "cookie");
-    return -1;
-  }
-  return 0;
+  return cbt_use_bitmap(s, usable, oldname, newname);
 }
 
 /* Keep the first error of a teardown, but go on tearing down. */

@@ -413,22 +413,8 @@ static int offline_start(struct cbt_session *s, const struct cbt_plan *p)
     free(s->src->name);
     s->src->name = nm;
   }
-  if (usable) {
-    int r = cbt_read_bitmap(s->src, oldname, &s->changes, why, sizeof why);
-    if (r == 1)
-      cbt_fall_back(s, "%s", why);
-    else if (r == -1)
-      cbt_fall_back(s, "reading bitmap %s failed: %s", oldname, get_error());
-    else {
-      s->changed = &s->changes;
-      s->mode = "cbt";
-    }
-  }
-  if (asprintf(&s->cookie, "%s%s", CBT_COOKIE_PREFIX, newname) == -1) {
-    s->cookie = NULL;
-    set_error(ENOMEM, "cookie");
+  if (cbt_use_bitmap(s, usable, oldname, newname) == -1)
     goto out;
-  }
   ret = 0;
 out:
   img_info_free(&ii);
@@ -564,4 +550,26 @@ int cbt_session_finish(struct cbt_session *s, int committed)
   free(s->export_id);
   free(s);
   return ret;
+}
+
+int cbt_use_bitmap(struct cbt_session *s, int usable, const char *oldname, const char *newname)
+{
+  char why[512];
+  if (usable) {
+    int r = cbt_read_bitmap(s->src, oldname, &s->changes, why, sizeof why);
+    if (r == 1)
+      cbt_fall_back(s, "%s", why);
+    else if (r == -1)
+      cbt_fall_back(s, "reading bitmap %s failed: %s", oldname, get_error());
+    else {
+      s->changed = &s->changes;
+      s->mode = "cbt";
+    }
+  }
+  if (asprintf(&s->cookie, "%s%s", CBT_COOKIE_PREFIX, newname) == -1) {
+    s->cookie = NULL;
+    set_error(ENOMEM, "cookie");
+    return -1;
+  }
+  return 0;
 }
