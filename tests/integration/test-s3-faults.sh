@@ -193,9 +193,13 @@ uploads=$(aws --endpoint-url "$PL_TEST_S3_ENDPOINT" s3api list-multipart-uploads
 [ -z "$uploads" ] || [ "$uploads" = None ] || fail "multipart upload left behind: $uploads"
 unset PILOTLIGHT_S3_MULTIPART_THRESHOLD PILOTLIGHT_S3_PART_SIZE
 
-# Many threads through a proxy that fails about one request in five.
+# Many threads through a proxy that fails about one request in five. With
+# the default 6 retries a request gives up with probability 0.19^7 = 1.3e-5,
+# and this step sends about 500 requests (twice per suite run, with ASan):
+# that failed one CI run in a hundred. 12 retries make it 0.19^13 = 4e-10, so
+# a failure here means a real bug in the retry path, not bad luck.
 proxy 'rand:0.12=503' 'rand:0.08=drop'
-"$TOOL" "$LOC" parallel par 120 8 50000
+PILOTLIGHT_S3_RETRIES=12 "$TOOL" "$LOC" parallel par 120 8 50000
 seen '-> 503'
 seen '-> drop'
 proxy_stop
