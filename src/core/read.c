@@ -162,8 +162,8 @@ int repo_read_blocks(struct repo *r, const struct blockmap *m, const uint64_t *b
   }
   qsort(rd.w, rd.n, sizeof *rd.w, cmp_want);
   pthread_mutex_init(&rd.lock, NULL);
-  /* Reads are small (at most MAX_RUN) and a server may stall each reply
-   * for a delayed ACK: keep more of them in flight than uploads. */
+  /* Reads are small (at most MAX_RUN) and each waits a round trip: keep
+   * more of them in flight than uploads. */
   int want = repo_io_threads(r, r->threads, 8);
   if (want < r->threads)
     want = r->threads;
