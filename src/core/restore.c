@@ -31,9 +31,9 @@ static int write_block(void *opaque, uint64_t block, const void *data, size_t le
   struct restore_ctx *c = opaque;
   uint64_t off = block * c->m->block_size;
   c->done += len;
-  /* The reader runs up to eight threads; buffered writes to one file take
-   * its inode lock anyway, and waiting here sleeps where the kernel's lock
-   * spins (a third less system time restoring from S3). */
+  /* Several reader threads (eight on S3) call this at once. Buffered writes
+   * to one file take its inode lock anyway; waiting here sleeps where the
+   * kernel's lock spins (a third less system time restoring from S3). */
   pthread_mutex_lock(&c->write_lock);
   int rc = c->sparse ? pwrite_sparse(c->fd, data, len, off, c->target)
                      : pwrite_all(c->fd, data, len, off, c->target);

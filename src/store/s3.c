@@ -496,7 +496,7 @@ static int slist_add(struct curl_slist **l, const char *fmt, ...)
   return 0;
 }
 
-/* Send req once on h. Returns 0 with *code set to curl's result (the HTTP
+/* Send req once on conn. Returns 0 with *code set to curl's result (the HTTP
  * outcome is in resp), or -1 with the error set for a local failure. */
 static int exchange(struct s3_store *s, struct s3_conn *conn, const struct s3_request *req,
                     const char *payload_hash, struct s3_response *resp, CURLcode *code,
