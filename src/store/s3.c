@@ -716,13 +716,22 @@ static int s3_perform(struct s3_store *s, const struct s3_request *req, struct s
       conn_free(conn);
       return -1;
     }
-    int e = code == CURLE_OPERATION_TIMEDOUT     ? ETIMEDOUT
-            : code == CURLE_COULDNT_CONNECT      ? ECONNREFUSED
-            : code == CURLE_COULDNT_RESOLVE_HOST ? EHOSTUNREACH
-                                                 : EIO;
-    set_error(e, "%s %s: cannot reach the S3 endpoint %s: %s (%u attempt%s)", req->method,
-              where(s, req->key, w, sizeof w), s->endpoint,
-              curl_msg[0] ? curl_msg : curl_easy_strerror(code), attempt + 1, attempt ? "s" : "");
+    /* A gateway whose storage is full (Ceph blocks writes to a full OSD)
+     * or that is overloaded accepts connections and then says nothing. */
+    if (code == CURLE_OPERATION_TIMEDOUT)
+      set_error(ETIMEDOUT,
+                "%s %s: no answer from the S3 endpoint %s within %ld s (%u attempt%s): check "
+                "that it is up, not overloaded and not out of space; PILOTLIGHT_S3_TIMEOUT "
+                "sets the limit (%s)",
+                req->method, where(s, req->key, w, sizeof w), s->endpoint, s->timeout, attempt + 1,
+                attempt ? "s" : "", curl_msg[0] ? curl_msg : curl_easy_strerror(code));
+    else
+      set_error(code == CURLE_COULDNT_CONNECT        ? ECONNREFUSED
+                : code == CURLE_COULDNT_RESOLVE_HOST ? EHOSTUNREACH
+                                                     : EIO,
+                "%s %s: cannot reach the S3 endpoint %s: %s (%u attempt%s)", req->method,
+                where(s, req->key, w, sizeof w), s->endpoint,
+                curl_msg[0] ? curl_msg : curl_easy_strerror(code), attempt + 1, attempt ? "s" : "");
     /* A handle whose transfer failed may hold a broken connection. */
     conn_free(conn);
     return -1;

@@ -142,6 +142,12 @@ grep -q "request id faultproxy-" "$TMP/err" || fail "request id: $(cat "$TMP/err
 proxy 'all=drop'
 expect_rc 6 env PILOTLIGHT_S3_RETRIES=1 "$TOOL" "$LOC" get a
 grep -q "cannot reach the S3 endpoint" "$TMP/err" || fail "drop message: $(cat "$TMP/err")"
+# A gateway that takes the request and never answers (as Ceph does when its
+# storage is full): the timeout names the endpoint, the limit and what to check.
+proxy 'all=delay:4'
+expect_rc 1 env PILOTLIGHT_S3_TIMEOUT=1 PILOTLIGHT_S3_RETRIES=1 "$TOOL" "$LOC" get a
+grep -q "no answer from the S3 endpoint http://127.0.0.1:[0-9]* within 1 s (2 attempts): check that it is up, not overloaded and not out of space" \
+  "$TMP/err" || fail "timeout message: $(cat "$TMP/err")"
 
 # Conditional create whose first answer was lost: the retry sees 412, finds
 # its own bytes there, and succeeds; a second writer still gets EEXIST.
