@@ -603,39 +603,101 @@ size_t blockmap_block_len(const struct blockmap *m, uint64_t block)
   return rem < m->block_size ? (size_t)rem : m->block_size;
 }
 
+/* A block-map page to load: where its chunk is, and where it goes. */
+struct page_ref {
+  struct index_slot slot; /* a copy: the index may grow while we read */
+  size_t page;
+};
+
+static int cmp_page_ref(const void *a, const void *b)
+{
+  const struct page_ref *x = a, *y = b;
+  if (x->slot.pack != y->slot.pack)
+    return x->slot.pack < y->slot.pack ? -1 : 1;
+  if (x->slot.offset != y->slot.offset)
+    return x->slot.offset < y->slot.offset ? -1 : 1;
+  return 0;
+}
+
+/* Pages that sit near each other in one pack are read with one ranged read:
+ * a snapshot's new pages are written together, so a map of thousands of
+ * pages costs a few requests, not one per page (a round trip each on S3). */
+#define PAGE_READ_GAP (256u << 10)
+#define PAGE_READ_SPAN (16u << 20)
+
 int repo_load_blockmap(struct repo *r, const struct snapshot *s, struct blockmap *out)
 {
   uint64_t nblocks = blocks_for(s->size, s->block_size);
+  struct page_ref *refs = NULL;
+  uint8_t *buf = NULL;
+  size_t nrefs = 0;
+  char key[PACK_KEY_LEN], hex[2 * HASH_LEN + 1];
   memset(out, 0, sizeof *out);
   out->nblocks = nblocks;
   out->block_size = s->block_size;
   out->size = s->size;
   out->h = calloc(nblocks ? nblocks : 1, HASH_LEN);
-  if (!out->h) {
+  refs = calloc(s->pages.len ? s->pages.len : 1, sizeof *refs);
+  if (!out->h || !refs) {
     set_error(errno, "block map of %llu blocks", (unsigned long long)nblocks);
-    return -1;
+    goto fail;
   }
   for (size_t p = 0; p < s->pages.len; p++) {
     uint64_t first = (uint64_t)p * s->page_entries;
     uint64_t count = nblocks - first < s->page_entries ? nblocks - first : s->page_entries;
-    void *data;
-    size_t len;
+    struct index_slot *slot;
     if (memcmp(s->pages.v[p], zero_hash, HASH_LEN) == 0)
       continue;
-    if (repo_read_chunk(r, s->pages.v[p], &data, &len) == -1) {
-      prefix_error("snapshot %.12s block map page %zu", s->id, p);
+    slot = chunk_index_find(r->ix, s->pages.v[p]);
+    if (!slot || slot->pack == PACK_PENDING) {
+      hex_encode(s->pages.v[p], HASH_LEN, hex);
+      set_error_code(ENOENT,
+                     "snapshot %.12s block map page %zu: chunk %s is missing from the index: run "
+                     "pilotlight verify",
+                     s->id, p, hex);
       goto fail;
     }
-    if (len != count * HASH_LEN) {
-      free(data);
+    if (slot->raw_len != count * HASH_LEN) {
       set_error_code(EIO, "snapshot %.12s block map page %zu has the wrong length", s->id, p);
       goto fail;
     }
-    memcpy(out->h[first], data, len);
-    free(data);
+    refs[nrefs].slot = *slot;
+    refs[nrefs++].page = p;
   }
+  qsort(refs, nrefs, sizeof *refs, cmp_page_ref);
+  for (size_t i = 0, j; i < nrefs; i = j) {
+    uint64_t lo = refs[i].slot.offset, hi = lo + refs[i].slot.stored_len;
+    for (j = i + 1; j < nrefs && refs[j].slot.pack == refs[i].slot.pack &&
+                    refs[j].slot.offset <= hi + PAGE_READ_GAP &&
+                    refs[j].slot.offset + refs[j].slot.stored_len - lo <= PAGE_READ_SPAN;
+         j++)
+      if (refs[j].slot.offset + refs[j].slot.stored_len > hi)
+        hi = refs[j].slot.offset + refs[j].slot.stored_len;
+    pack_key(r->ix->packs.v[refs[i].slot.pack], key);
+    free(buf);
+    buf = malloc(hi - lo);
+    if (!buf) {
+      set_error(errno, "malloc");
+      goto fail;
+    }
+    if (store_get_range(r->store, key, lo, hi - lo, buf) == -1) {
+      prefix_error("snapshot %.12s block map page %zu", s->id, refs[i].page);
+      goto fail;
+    }
+    for (size_t k = i; k < j; k++) {
+      uint8_t *dst = out->h[(uint64_t)refs[k].page * s->page_entries];
+      if (chunk_decode(&refs[k].slot, buf + (refs[k].slot.offset - lo), dst, key) == -1) {
+        prefix_error("snapshot %.12s block map page %zu", s->id, refs[k].page);
+        goto fail;
+      }
+    }
+  }
+  free(buf);
+  free(refs);
   return 0;
 fail:
+  free(buf);
+  free(refs);
   blockmap_free(out);
   return -1;
 }

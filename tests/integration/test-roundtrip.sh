@@ -83,5 +83,15 @@ for bs in 4096 262144 4M; do
   $PL -r "$repo2" restore "bs$bs" "$TMP/rbs$bs"
   cmp "$TMP/disk" "$TMP/rbs$bs"
 done
+# A block map of many pages (13 at 4 KiB blocks), where an incremental's two
+# new pages sit in its own pack and the rest in the parent's: both restore.
+cp --sparse=always "$TMP/disk" "$TMP/disk.v7"
+{ scribble "$TMP/disk" $((3 << 20)) 4096; scribble "$TMP/disk" $((45 << 20)) 4096; } >"$TMP/ch7"
+$PL -r "$repo2" backup --disk bs4096 "$TMP/disk" --changed-extents "$TMP/ch7" >/dev/null
+$PL -r "$repo2" restore bs4096 "$TMP/r7"
+cmp "$TMP/disk" "$TMP/r7"
+old7=$($PL -r "$repo2" snapshots --disk bs4096 --json | json_field id)
+$PL -r "$repo2" restore "bs4096@$old7" "$TMP/r7old"
+cmp "$TMP/disk.v7" "$TMP/r7old"
 $PL -r "$repo" verify --read-data >/dev/null
 echo OK
