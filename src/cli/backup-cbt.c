@@ -80,6 +80,10 @@ struct cbt_session *cbt_cli_start(struct repo *r, const struct cbt_cli *o, const
     fail_lib();
     return NULL;
   }
+  /* A disk's first backup fixes its block size: unless told otherwise,
+   * match QEMU's default bitmap granularity (see repo.h). */
+  if (!p.has_parent && !bo->block_size)
+    bo->block_size = repo_cbt_block_size(s->src->size);
   bo->src = s->src;
   bo->changed = s->changed;
   bo->cbt = s->cookie;

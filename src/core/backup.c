@@ -440,6 +440,14 @@ static char *dup_or_empty(const char *s)
   return strdup(s ? s : "");
 }
 
+uint32_t repo_cbt_block_size(uint64_t disk_size)
+{
+  uint32_t bs = CBT_BLOCK_SIZE;
+  while (bs < DEFAULT_BLOCK_SIZE && (disk_size + bs - 1) / bs > CBT_MAX_BLOCKS)
+    bs <<= 1;
+  return bs;
+}
+
 int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **out)
 {
   struct backup b = {.r = r, .o = o, .src = o->src};

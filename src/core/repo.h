@@ -131,4 +131,13 @@ int repo_verify(struct repo *r, int read_data, void (*report)(void *opaque, cons
 
 #define DEFAULT_BLOCK_SIZE (512u << 10) /* chosen by bench/: see bench/RESULTS.md */
 
+/* The block size for a disk's first backup with QEMU changed-block tracking,
+ * when none is given: QEMU's default dirty-bitmap granularity (64 KiB), so
+ * that one dirty bit costs one block, not eight (see docs/CBT.md). Past
+ * 256 GiB it doubles, so that the block map never holds more than
+ * CBT_MAX_BLOCKS entries, up to DEFAULT_BLOCK_SIZE. */
+#define CBT_BLOCK_SIZE (64u << 10)
+#define CBT_MAX_BLOCKS (4ull << 20)
+uint32_t repo_cbt_block_size(uint64_t disk_size);
+
 #endif

@@ -139,6 +139,26 @@ grep -q "disk size changed from 134217728 to 167772160" "$TMP/err.$n" ||
 qemu-io -f qcow2 -c 'write -P 0x7c 155M 4k' "$img" >/dev/null
 backup_check cbt
 
+# Without --block-size, a CBT disk gets 64 KiB blocks, QEMU's default bitmap
+# granularity: a 4 KiB write costs one 64 KiB block, not a 512 KiB one.
+img2=$TMP/small.qcow2
+qemu-img create -q -f qcow2 "$img2" 64M
+qemu-io -f qcow2 -c 'write -P 0x21 0 3M' "$img2" >/dev/null
+"$PL" -r "$repo" backup --disk small --qcow2 "$img2" >/dev/null 2>"$TMP/err" ||
+  fail "default-size backup failed: $(cat "$TMP/err")"
+bs=$("$PL" -r "$repo" snapshots --disk small --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["block_size"])')
+[ "$bs" = 65536 ] || fail "a CBT disk's default block size is $bs, expected 65536"
+qemu-io -f qcow2 -c 'write -P 0x22 40M 4k' -c 'write -P 0x23 1M 4k' "$img2" >/dev/null
+"$PL" -r "$repo" backup --disk small --qcow2 "$img2" >/dev/null 2>"$TMP/err" ||
+  fail "default-size CBT backup failed: $(cat "$TMP/err")"
+[ "$(snap_field "$repo" small mode)" = cbt ] || fail "the default-size incremental did not use CBT"
+[ "$(snap_field "$repo" small bytes_read)" = $((2 * 65536)) ] ||
+  fail "two 4 KiB writes read $(snap_field "$repo" small bytes_read) bytes, expected two 64 KiB blocks"
+rm -f "$TMP/restored.raw"
+"$PL" -r "$repo" restore small "$TMP/restored.raw" >/dev/null
+qemu-img compare -q -f raw -F qcow2 "$TMP/restored.raw" "$img2" || fail "64 KiB restore differs"
+echo "ok: CBT disk defaults to 64 KiB blocks; two 4 KiB writes read 128 KiB"
+
 # Not a qcow2 image.
 qemu-img convert -q -O raw "$img" "$TMP/plain.raw"
 expect_fail "$PL" -r "$repo" backup --disk raw --qcow2 "$TMP/plain.raw"

@@ -4,6 +4,7 @@
 
 #include "check.h"
 #include "core/format.h"
+#include "core/repo.h"
 #include "util/error.h"
 #include "util/hash.h"
 
@@ -153,11 +154,26 @@ static void test_hash(void)
   check(is_zero(z, 5));
 }
 
+/* CBT disks: 64 KiB blocks up to 256 GiB, then doubling to keep the block
+ * map at most CBT_MAX_BLOCKS entries, never past the general default. */
+static void test_cbt_block_size(void)
+{
+  const uint64_t gib = 1ull << 30;
+  check_int(repo_cbt_block_size(0), ==, 64 << 10);
+  check_int(repo_cbt_block_size(8 * gib), ==, 64 << 10);
+  check_int(repo_cbt_block_size(256 * gib), ==, 64 << 10);
+  check_int(repo_cbt_block_size(256 * gib + 1), ==, 128 << 10);
+  check_int(repo_cbt_block_size(1024 * gib), ==, 256 << 10);
+  check_int(repo_cbt_block_size(2048 * gib), ==, 512 << 10);
+  check_int(repo_cbt_block_size(64 * 1024 * gib), ==, DEFAULT_BLOCK_SIZE);
+}
+
 int main(void)
 {
   test_config();
   test_snapshot();
   test_pack_and_index();
   test_hash();
+  test_cbt_block_size();
   return check_summary();
 }
