@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backup-cbt.h"
 #include "cli.h"
@@ -28,7 +29,8 @@ static void help(void)
          "  --block-size BYTES          block size for the disk's first backup (or with --full):\n"
          "                              a power of two from 4K to 64M (default 512K; with\n"
          "                              --cbt, --qcow2 or --qmp 64K, doubling past 256 GiB)\n"
-         "  --threads N                 worker threads (default: the number of CPUs)\n"
+         "  --threads N                 worker threads (default: the number of CPUs, twice that\n"
+         "                              for an NBD source)\n"
          "  --json                      print the committed snapshot as JSON\n"
          "\n"
          "Changed-block tracking with QEMU dirty bitmaps (see docs/CBT.md):\n"
@@ -191,10 +193,15 @@ int cmd_backup(struct cli *c, int argc, char **argv)
     r = cli_open_repo(c);
   if (!r)
     goto out;
-  if (threads)
-    repo_set_threads(r, threads);
   if (src)
     bo.src = src;
+  if (threads) {
+    repo_set_threads(r, threads);
+  } else if (bo.src->remote) {
+    /* Twice the workers keep the CPUs busy while half of them wait for a read. */
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    repo_set_threads(r, 2 * (n > 0 ? (int)n : 1));
+  }
   bo.progress = want_progress() && !json;
   if (repo_backup(r, &bo, &snap) == -1) {
     fail_lib();

@@ -375,6 +375,7 @@ struct source *nbd_source_open_ctx(const char *uri, const char *extra_ctx)
     return NULL;
   }
   ns->base.ops = &nbd_ops;
+  ns->base.remote = 1;
   pthread_mutex_init(&ns->lock, NULL);
   pthread_cond_init(&ns->cond, NULL);
   ns->base.name = strdup(uri);

@@ -30,6 +30,7 @@ struct source {
   const struct source_ops *ops;
   uint64_t size;
   char *name; /* as given by the user, for messages and the snapshot record; owned */
+  int remote; /* each read is a round trip to a server (NBD) */
 };
 
 /* Open SOURCE read-only: an "nbd://" / "nbd+unix://" URI, a block device or
