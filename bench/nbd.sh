@@ -41,7 +41,7 @@ BUILD=${BUILD:-$TOP/build}
 PL=${PL:-$BUILD/pilotlight}
 GEN=${GEN:-$BUILD/bench/gen-workload}
 die() { echo "nbd.sh: $*" >&2; exit 1; }
-for t in qemu-img qemu-nbd nbdkit python3 cc pkg-config; do
+for t in qemu-img qemu-nbd nbdkit python3 cc pkg-config /usr/bin/time; do
   command -v "$t" >/dev/null || die "$t is missing"
 done
 [[ -x $PL ]] || die "no pilotlight at $PL (build it or set PL)"
@@ -143,6 +143,15 @@ LIBS=$(pkg-config --libs libnbd json-c libcrypto libzstd libcurl zlib)
 cc -O2 -o nbd-apply nbd-apply.c -lnbd
 cc -O2 -I"$TOP/src" -o nbd-read nbd-read.c "$BUILD/libpilotlight.a" $LIBS -lpthread
 
+# rss CMD...: run CMD under /usr/bin/time and append its peak RSS (KiB) to $RSS_FILE.
+rss() {
+  local rc=0
+  /usr/bin/time -f '%M' -o "$WORK/rss.out" "$@" || rc=$?
+  tail -n1 "$WORK/rss.out" >>"$RSS_FILE"
+  return $rc
+}
+# max_mib FILE: the largest KiB figure in FILE, in MiB.
+max_mib() { sort -n "$1" | tail -n1 | awk '{printf "%.0f", $1 / 1024}'; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 now() { date +%s.%N; }
 secs() { python3 -c "import sys; print('%.2f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$2"; }
@@ -159,7 +168,8 @@ echo "== pilotlight full backup through --qcow2 (adds the bitmap)"
 mkdir -p pl
 "$PL" -r pl/repo init >/dev/null
 t0=$(now)
-"$PL" -r pl/repo backup --disk bench --qcow2 disk.qcow2 ${BS:+--block-size "$BS"} >log/pl-full.txt
+RSS_FILE=log/pl-full.rss rss "$PL" -r pl/repo backup --disk bench --qcow2 disk.qcow2 ${BS:+--block-size "$BS"} \
+  >log/pl-full.txt
 FULL_S=$(secs "$t0" "$(now)")
 cat log/pl-full.txt
 
@@ -178,6 +188,7 @@ cp -a pl/repo pl/repo.before
 
 echo "== pilotlight CBT incremental (--qcow2), $REPS runs"
 : >log/pl-inc.tsv
+: >log/pl-inc.rss
 for r in $(seq "$REPS"); do
   if [[ $r -gt 1 ]]; then
     rm -rf pl/repo disk.qcow2
@@ -186,7 +197,8 @@ for r in $(seq "$REPS"); do
   fi
   sync
   t0=$(now)
-  "$PL" -r pl/repo backup --disk bench --qcow2 disk.qcow2 --json >log/pl-inc-$r.json
+  RSS_FILE=log/pl-inc.rss rss "$PL" -r pl/repo backup --disk bench --qcow2 disk.qcow2 --json \
+    >log/pl-inc-$r.json
   t=$(secs "$t0" "$(now)")
   echo "$t" >>log/pl-inc.tsv
   echo "run $r: $t s $(cat log/pl-inc-$r.json)"
@@ -213,7 +225,7 @@ read -r KIT_MBS KIT_S < <(./nbd-read "nbd+unix:///?socket=$WORK/k.sock")
 kill "$(cat k.pid)"
 echo "qemu-nbd qcow2: $QNBD_MBS MB/s; nbdkit raw: $KIT_MBS MB/s"
 
-RESTIC_S=- BORG_S=-
+RESTIC_S=- BORG_S=- RESTIC_RSS=- BORG_RSS=-
 export RESTIC_PASSWORD=bench
 if [[ ,$PEERS, == *,restic,* ]] && command -v restic >/dev/null; then
   echo "== restic: full, then the incremental of the same change"
@@ -222,13 +234,15 @@ if [[ ,$PEERS, == *,restic,* ]] && command -v restic >/dev/null; then
   restic -q -r restic backup --host bench peer.raw >/dev/null
   "$GEN" copy changed.raw peer.raw
   : >log/restic-inc.tsv
+  : >log/restic-inc.rss
   for r in $(seq "$REPS"); do
     touch peer.raw
     t0=$(now)
-    restic -q -r restic backup --host bench peer.raw >/dev/null
+    RSS_FILE=log/restic-inc.rss rss restic -q -r restic backup --host bench peer.raw >/dev/null
     secs "$t0" "$(now)" >>log/restic-inc.tsv
   done
   RESTIC_S=$(median <log/restic-inc.tsv)
+  RESTIC_RSS=$(max_mib log/restic-inc.rss)
 fi
 if [[ ,$PEERS, == *,borg,* ]] && command -v borg >/dev/null; then
   echo "== borg (zstd,3): full, then the incremental of the same change"
@@ -238,13 +252,15 @@ if [[ ,$PEERS, == *,borg,* ]] && command -v borg >/dev/null; then
   borg create --compression zstd,3 borg::full peer.raw
   "$GEN" copy changed.raw peer.raw
   : >log/borg-inc.tsv
+  : >log/borg-inc.rss
   for r in $(seq "$REPS"); do
     touch peer.raw
     t0=$(now)
-    borg create --compression zstd,3 "borg::inc$r" peer.raw
+    RSS_FILE=log/borg-inc.rss rss borg create --compression zstd,3 "borg::inc$r" peer.raw
     secs "$t0" "$(now)" >>log/borg-inc.tsv
   done
   BORG_S=$(median <log/borg-inc.tsv)
+  BORG_RSS=$(max_mib log/borg-inc.rss)
 fi
 rm -f peer.raw
 
@@ -256,15 +272,16 @@ ratio() { python3 -c "import sys; print('-' if sys.argv[2] == '-' else '%.1f' % 
   echo "Block size: $("$PL" -r pl/repo snapshots --disk bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["block_size"])') bytes."
   echo "Disk: $SIZE bytes (qcow2), change: $CHANGED bytes in $(wc -l <changes.txt) extents, written through NBD."
   echo
-  echo "| step | time (s) | vs pilotlight CBT |"
-  echo "| --- | --- | --- |"
-  echo "| pilotlight full backup, --qcow2 | $FULL_S | |"
-  echo "| **pilotlight CBT incremental, --qcow2** (median of $REPS; read $READ bytes) | **$INC_S** | 1 |"
-  echo "| restic incremental (median of $REPS) | $RESTIC_S | $(ratio "$INC_S" "$RESTIC_S")× |"
-  echo "| borg incremental, zstd,3 (median of $REPS) | $BORG_S | $(ratio "$INC_S" "$BORG_S")× |"
+  echo "| step | time (s) | vs pilotlight CBT | peak RSS (MiB) |"
+  echo "| --- | --- | --- | --- |"
+  echo "| pilotlight full backup, --qcow2 | $FULL_S | | $(max_mib log/pl-full.rss) |"
+  echo "| **pilotlight CBT incremental, --qcow2** (median of $REPS, range $(sort -n log/pl-inc.tsv | head -n1)–$(sort -n log/pl-inc.tsv | tail -n1); read $READ bytes) | **$INC_S** | 1 | $(max_mib log/pl-inc.rss) |"
+  echo "| restic incremental (median of $REPS) | $RESTIC_S | $(ratio "$INC_S" "$RESTIC_S")× | $RESTIC_RSS |"
+  echo "| borg incremental, zstd,3 (median of $REPS) | $BORG_S | $(ratio "$INC_S" "$BORG_S")× | $BORG_RSS |"
   echo
   echo "The CBT time includes everything --qcow2 does: qemu-img info and bitmap rotation, starting"
-  echo "and stopping qemu-nbd, reading the dirty bitmap, the backup and the commit."
+  echo "and stopping qemu-nbd, reading the dirty bitmap, the backup and the commit. Peak RSS is the"
+  echo "largest over the runs, from /usr/bin/time (for pilotlight, its qemu-img children count too)."
   echo
   echo "NBD full read of the whole $SIZE-byte disk through pilotlight's NBD source, 1 MiB"
   echo "blocks on 2 threads, warm page cache:"
