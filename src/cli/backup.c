@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "backup-cbt.h"
 #include "cli.h"
@@ -199,8 +198,7 @@ int cmd_backup(struct cli *c, int argc, char **argv)
     repo_set_threads(r, threads);
   } else if (bo.src->remote) {
     /* Twice the workers keep the CPUs busy while half of them wait for a read. */
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    repo_set_threads(r, 2 * (n > 0 ? (int)n : 1));
+    repo_set_threads(r, 2 * repo_threads(r));
   }
   bo.progress = want_progress() && !json;
   if (repo_backup(r, &bo, &snap) == -1) {

@@ -38,6 +38,11 @@ void repo_set_threads(struct repo *r, int n)
   r->threads = n > 0 ? n : 1;
 }
 
+int repo_threads(const struct repo *r)
+{
+  return r->threads;
+}
+
 int repo_io_threads(const struct repo *r, int local_default, int remote_default)
 {
   const char *env = getenv("PILOTLIGHT_IO_THREADS");
@@ -453,16 +458,25 @@ int chunk_decode(const struct index_slot *s, const uint8_t *src, uint8_t *dst, c
   return 0;
 }
 
+/* The index slot of a stored chunk, or NULL with the error set. */
+static struct index_slot *find_stored(struct repo *r, const uint8_t hash[HASH_LEN])
+{
+  char hex[2 * HASH_LEN + 1];
+  struct index_slot *s = chunk_index_find(r->ix, hash);
+  if (s && s->pack != PACK_PENDING)
+    return s;
+  hex_encode(hash, HASH_LEN, hex);
+  set_error_code(ENOENT, "chunk %s is missing from the index: run pilotlight verify", hex);
+  return NULL;
+}
+
 int repo_read_chunk(struct repo *r, const uint8_t hash[HASH_LEN], void **data, size_t *len)
 {
-  char key[PACK_KEY_LEN], hex[2 * HASH_LEN + 1];
-  struct index_slot *s = chunk_index_find(r->ix, hash);
+  char key[PACK_KEY_LEN];
+  struct index_slot *s = find_stored(r, hash);
   uint8_t *src = NULL, *dst = NULL;
-  if (!s || s->pack == PACK_PENDING) {
-    hex_encode(hash, HASH_LEN, hex);
-    set_error_code(ENOENT, "chunk %s is missing from the index: run pilotlight verify", hex);
+  if (!s)
     return -1;
-  }
   pack_key(r->ix->packs.v[s->pack], key);
   src = malloc(s->stored_len);
   dst = malloc(s->raw_len);
@@ -631,7 +645,7 @@ int repo_load_blockmap(struct repo *r, const struct snapshot *s, struct blockmap
   struct page_ref *refs = NULL;
   uint8_t *buf = NULL;
   size_t nrefs = 0;
-  char key[PACK_KEY_LEN], hex[2 * HASH_LEN + 1];
+  char key[PACK_KEY_LEN];
   memset(out, 0, sizeof *out);
   out->nblocks = nblocks;
   out->block_size = s->block_size;
@@ -648,13 +662,9 @@ int repo_load_blockmap(struct repo *r, const struct snapshot *s, struct blockmap
     struct index_slot *slot;
     if (memcmp(s->pages.v[p], zero_hash, HASH_LEN) == 0)
       continue;
-    slot = chunk_index_find(r->ix, s->pages.v[p]);
-    if (!slot || slot->pack == PACK_PENDING) {
-      hex_encode(s->pages.v[p], HASH_LEN, hex);
-      set_error_code(ENOENT,
-                     "snapshot %.12s block map page %zu: chunk %s is missing from the index: run "
-                     "pilotlight verify",
-                     s->id, p, hex);
+    slot = find_stored(r, s->pages.v[p]);
+    if (!slot) {
+      prefix_error("snapshot %.12s block map page %zu", s->id, p);
       goto fail;
     }
     if (slot->raw_len != count * HASH_LEN) {

@@ -30,6 +30,7 @@ const char *repo_id(const struct repo *r);
 
 /* Threads to use for hashing, compression and reads (default: online CPUs). */
 void repo_set_threads(struct repo *r, int n);
+int repo_threads(const struct repo *r);
 
 /* A snapshot: one complete block map of a disk at one point in time. */
 struct snapshot {
