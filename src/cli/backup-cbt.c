@@ -100,7 +100,7 @@ struct cbt_session *cbt_cli_start(struct repo *r, const struct cbt_cli *o, const
 
 /* Read the whole disk and compare it with the committed snapshot. Returns 0
  * when equal, 1 after printing a mismatch or an error. */
-static int verify(struct repo *r, struct cbt_session *s, const struct snapshot *snap, int threads)
+static int verify(struct repo *r, struct cbt_session *s, const struct snapshot *snap)
 {
   struct blockmap m = {0};
   uint64_t bad = 0, first = 0;
@@ -110,7 +110,7 @@ static int verify(struct repo *r, struct cbt_session *s, const struct snapshot *
     goto out;
   }
   if (cbt_verify(s->src, m.block_size, m.nblocks, (const uint8_t(*)[32])m.h,
-                 threads > 0 ? threads : 2, &bad, &first) == -1) {
+                 repo_threads(r), &bad, &first) == -1) {
     fail_lib();
     goto out;
   }
@@ -133,12 +133,12 @@ out:
 }
 
 int cbt_cli_end(struct repo *r, struct cbt_session *s, const struct cbt_cli *o,
-                const struct snapshot *snap, int threads)
+                const struct snapshot *snap)
 {
   int ret = 0, committed = snap ? 1 : 0;
   if (!s)
     return 0;
-  if (snap && o->verify && verify(r, s, snap, threads) != 0) {
+  if (snap && o->verify && verify(r, s, snap) != 0) {
     ret = 1;
     committed = 2; /* drop the new bitmap too, so that the next run reads everything */
   }

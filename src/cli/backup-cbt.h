@@ -31,9 +31,10 @@ const char *cbt_cli_check(const struct cbt_cli *o, int nsources, int has_extents
 struct cbt_session *cbt_cli_start(struct repo *r, const struct cbt_cli *o, const char *source,
                                   struct backup_opts *bo);
 
-/* After repo_backup (snap is NULL when it failed): run --verify-cbt if asked
- * and end the session. Returns the exit status: 0, or 1 after printing. */
+/* After repo_backup (snap is NULL when it failed): run --verify-cbt if asked,
+ * with the backup's worker count, and end the session. Returns the exit
+ * status: 0, or 1 after printing. */
 int cbt_cli_end(struct repo *r, struct cbt_session *s, const struct cbt_cli *o,
-                const struct snapshot *snap, int threads);
+                const struct snapshot *snap);
 
 #endif

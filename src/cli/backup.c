@@ -206,7 +206,7 @@ int cmd_backup(struct cli *c, int argc, char **argv)
     goto out;
   }
   if (cbt) {
-    int vrc = cbt_cli_end(r, cbt, &cbo, snap, threads);
+    int vrc = cbt_cli_end(r, cbt, &cbo, snap);
     cbt = NULL;
     if (vrc != 0)
       goto out;
@@ -234,7 +234,7 @@ int cmd_backup(struct cli *c, int argc, char **argv)
   }
   ret = 0;
 out:
-  cbt_cli_end(r, cbt, &cbo, NULL, 0);
+  cbt_cli_end(r, cbt, &cbo, NULL);
   snapshot_free(snap);
   extent_list_free(&changed);
   repo_free(r);

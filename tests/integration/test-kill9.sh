@@ -15,7 +15,7 @@ head -c $((160 << 20)) /dev/urandom >"$TMP/disk"   # incompressible: ten packs
 if is_local "$repo"; then
   npacks() { find "$repo/packs" -type f ! -name '*.tmp.*' | wc -l; }
 else
-  TOOL=$(dirname "$PL")/tests/unit/s3-tool
+  TOOL=${S3_TOOL:-$(dirname "$PL")/tests/unit/s3-tool}
   [ -x "$TOOL" ] || fail "s3-tool not built: $TOOL"
   npacks() { "$TOOL" "$repo" list packs/ | wc -l; }
 fi
