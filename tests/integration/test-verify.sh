@@ -58,6 +58,32 @@ grep -q '"damaged":[1-9]' "$TMP/out" || fail "json report: $(cat "$TMP/out")"
 cp "$TMP/victim.orig" "$victim"
 $PL -r "$repo" verify --read-data >/dev/null || fail "restored pack does not verify"
 
+# A damaged block-map page: the restore names the snapshot and the page, and
+# the disk's earlier snapshot, which does not use that page, still restores.
+head -c $((8 << 20)) /dev/urandom >"$TMP/c"   # 4 KiB blocks: 2048 blocks, two pages
+$PL -r "$repo" backup --disk c "$TMP/c" --block-size 4K >/dev/null
+cp "$TMP/c" "$TMP/c.v1"
+scribble "$TMP/c" 8192 4096 >"$TMP/c.ch"
+$PL -r "$repo" backup --disk c "$TMP/c" --changed-extents "$TMP/c.ch" >/dev/null
+# The incremental's pack holds the new 4 KiB chunk, then its new page (32 KiB
+# of hashes, stored raw), then the trailer (44 bytes + 52 per chunk).
+pagepack=$(ls -t $(find "$repo/packs" -type f) | head -n1)
+cp "$pagepack" "$TMP/pagepack.orig"
+off=$(($(stat -c %s "$pagepack") - 44 - 2 * 52 - 1000))
+byte=$(dd if="$pagepack" bs=1 skip=$off count=1 status=none | od -An -tu1 | tr -d ' ')
+printf "\\$(printf %03o $(((byte + 1) % 256)))" | dd of="$pagepack" bs=1 seek=$off conv=notrunc status=none
+expect_fail $PL -r "$repo" restore c "$TMP/rpage"
+grep -q "snapshot [0-9a-f]* block map page 0: chunk .*content does not match its hash (damaged pack)" \
+  "$TMP/err" || fail "damaged page not named: $(cat "$TMP/err")"
+[ "$(wc -l <"$TMP/err")" = 1 ] || fail "not one line: $(cat "$TMP/err")"
+[ ! -e "$TMP/rpage" ] || fail "failed restore left a file"
+first_c=$($PL -r "$repo" snapshots --disk c --json | json_field id)
+$PL -r "$repo" restore "c@$first_c" "$TMP/rpage1"
+cmp "$TMP/c.v1" "$TMP/rpage1"
+cp "$TMP/pagepack.orig" "$pagepack"
+$PL -r "$repo" restore c "$TMP/rpage"
+cmp "$TMP/c" "$TMP/rpage"
+
 # A damaged snapshot object is named.
 snap=$(find "$repo/snapshots" -type f | head -n1)
 sed -i 's/^size=/size=1/' "$snap"
