@@ -20,8 +20,8 @@ build() { # DIR MESON-ARGS...
   fi
   ninja -C "$dir" >/dev/null || ninja -C "$dir"
 }
-build build --werror || exit 1
-build build-asan --werror -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+build build --werror -Dtest_hooks=true || exit 1
+build build-asan --werror -Dtest_hooks=true -Db_sanitize=address,undefined -Db_lundef=false || exit 1
 
 total_pass=0 total_fail=0 total_skip=0
 tally() { # LOG: add the runner's closing counts

@@ -200,7 +200,7 @@ int cmd_backup(struct cli *c, int argc, char **argv)
     /* Twice the workers keep the CPUs busy while half of them wait for a read. */
     repo_set_threads(r, 2 * repo_threads(r));
   }
-  bo.progress = want_progress() && !json;
+  bo.progress = json ? NULL : cli_progress();
   if (repo_backup(r, &bo, &snap) == -1) {
     fail_lib();
     goto out;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "core/repo.h"
+#include "util/progress.h"
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
@@ -56,7 +57,8 @@ void json_string(FILE *f, const char *s);
 void format_time(int64_t t, char *buf, size_t n);
 /* Format bytes for humans ("1.5 GiB") into buf. */
 void format_bytes(uint64_t v, char *buf, size_t n);
-/* 1 if stderr is a terminal (progress is shown). */
-int want_progress(void);
+/* The progress renderer for the library's options: a line redrawn on
+ * stderr when it is a terminal, else NULL (no progress). */
+const struct progress_ops *cli_progress(void);
 
 #endif

@@ -91,7 +91,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
   clock_gettime(CLOCK_MONOTONIC, &t0);
   if (cli_open_snapshot(c, argv[optind], threads, &r, &s) == -1)
     goto out;
-  if (image_export(r, s, fmt, out_path, threads, want_progress(), &st) == -1) {
+  if (image_export(r, s, fmt, out_path, threads, cli_progress(), &st) == -1) {
     fail_lib();
     goto out;
   }

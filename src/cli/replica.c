@@ -202,7 +202,7 @@ int cmd_replica(struct cli *c, int argc, char **argv)
   if (interval && o.snapshot)
     return fail_usage(c, "--watch follows the latest snapshot; it cannot be used with --snapshot");
   o.target = argv[optind];
-  o.progress = want_progress();
+  o.progress = cli_progress();
   if (!cli_repo(c))
     return EXIT_USAGE;
   if (!interval)

@@ -55,7 +55,7 @@ int cmd_restore(struct cli *c, int argc, char **argv)
   if (!cli_repo(c))
     return EXIT_USAGE;
   ro.target = argv[optind + 1];
-  ro.progress = want_progress();
+  ro.progress = cli_progress();
   clock_gettime(CLOCK_MONOTONIC, &t0);
   if (cli_open_snapshot(c, argv[optind], threads, &r, &s) == -1)
     goto out;

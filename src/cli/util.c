@@ -183,7 +183,3 @@ void format_bytes(uint64_t v, char *buf, size_t n)
     snprintf(buf, n, "%.1f %s", d, units[u]);
 }
 
-int want_progress(void)
-{
-  return isatty(STDERR_FILENO);
-}

@@ -455,7 +455,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
   struct blockmap pmap = {0};
   struct timespec now;
   pthread_t *workers = NULL, up[MAX_UPLOADERS];
-  struct progress prog = {
+  struct progress_info prog = {
       .label = o->disk, .done = &b.bytes_done, .extra = &b.bytes_new, .extra_label = "new"};
   int nworkers = 0, up_started = 0, ret = -1;
   const char *mode = "full";
@@ -553,7 +553,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
   if (b.failed)
     goto stop_uploader;
   prog.total = b.total_bytes;
-  progress_start(&prog, o->progress);
+  progress_begin(o->progress, &prog);
   workers = calloc((size_t)r->threads, sizeof *workers);
   if (!workers) {
     set_error(errno, "calloc");
@@ -568,7 +568,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
 join:
   for (int i = 0; i < nworkers; i++)
     pthread_join(workers[i], NULL);
-  progress_stop(&prog);
+  progress_end(o->progress);
   if (b.failed)
     goto stop_uploader;
 

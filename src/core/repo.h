@@ -9,6 +9,7 @@
 
 #include "../source/extent-list.h"
 #include "../source/source.h"
+#include "../util/progress.h"
 #include "../util/vec.h"
 
 #define HASH_LEN 32
@@ -100,7 +101,7 @@ struct backup_opts {
   const char *cbt;                   /* CBT cookie to record, or NULL */
   const char *mode;                  /* override the recorded mode (e.g. "cbt"), or NULL */
   const char *note;                  /* recorded in the snapshot (e.g. a CBT fallback reason) */
-  int progress;                      /* show progress on stderr */
+  const struct progress_ops *progress; /* borrowed; NULL: none */
 };
 
 /* Back up a disk and commit a snapshot. *out (may be NULL) receives the
@@ -110,7 +111,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
 struct restore_opts {
   const char *target; /* a new file (created sparse), or with force an existing file or device */
   int force;
-  int progress;
+  const struct progress_ops *progress; /* borrowed; NULL: none */
 };
 
 /* Write snapshot s to a target: zero blocks become holes, every chunk is

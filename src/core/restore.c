@@ -119,12 +119,12 @@ int repo_restore(struct repo *r, const struct snapshot *s, const struct restore_
       i = j;
     }
   }
-  struct progress prog = {.label = s->disk, .done = &c.done};
+  struct progress_info prog = {.label = s->disk, .done = &c.done};
   for (size_t i = 0; i < n; i++)
     prog.total += blockmap_block_len(&m, blocks[i]);
-  progress_start(&prog, o->progress);
+  progress_begin(o->progress, &prog);
   int rc = repo_read_blocks(r, &m, blocks, n, write_block, &c);
-  progress_stop(&prog);
+  progress_end(o->progress);
   if (rc == -1)
     goto out;
   if (fsync(c.fd) == -1) {

@@ -40,7 +40,7 @@ static int batch_store(void *opaque, uint64_t block, const void *data, size_t le
 }
 
 int image_export(struct repo *r, const struct snapshot *s, enum image_format f, const char *path,
-                 int threads, int progress, struct image_export_stats *st)
+                 int threads, const struct progress_ops *progress, struct image_export_stats *st)
 {
   struct blockmap m = {0};
   struct image_writer *w = NULL;
@@ -48,7 +48,7 @@ int image_export(struct repo *r, const struct snapshot *s, enum image_format f, 
   uint64_t *list = NULL;
   uint64_t read = 0;
   _Atomic uint64_t done = 0;
-  struct progress prog = {.label = s->disk, .done = &done};
+  struct progress_info prog = {.label = s->disk, .done = &done};
   int ret = -1;
 
   if (repo_load_blockmap(r, s, &m) == -1)
@@ -69,7 +69,7 @@ int image_export(struct repo *r, const struct snapshot *s, enum image_format f, 
     if (!blockmap_is_zero(&m, i))
       prog.total += blockmap_block_len(&m, i);
   }
-  progress_start(&prog, progress);
+  progress_begin(progress, &prog);
   for (uint64_t next = 0; next < m.nblocks;) {
     b.n = 0;
     while (next < m.nblocks && b.n < per) {
@@ -99,7 +99,7 @@ int image_export(struct repo *r, const struct snapshot *s, enum image_format f, 
   }
   ret = 0;
 out:
-  progress_stop(&prog);
+  progress_end(progress);
   image_writer_free(w);
   free(list);
   free(b.buf);

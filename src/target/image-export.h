@@ -16,9 +16,10 @@ struct image_export_stats {
 
 /* Write snapshot s (borrowed) of repository r to path in format f. The file
  * appears under its name only when complete. threads: compression threads
- * (0: online CPUs); progress: draw a progress line on stderr. st may be
+ * (0: online CPUs); progress: the caller's renderer
+ * or NULL. st may be
  * NULL. Returns 0 or -1 (error set). */
 int image_export(struct repo *r, const struct snapshot *s, enum image_format f, const char *path,
-                 int threads, int progress, struct image_export_stats *st);
+                 int threads, const struct progress_ops *progress, struct image_export_stats *st);
 
 #endif

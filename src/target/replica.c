@@ -814,13 +814,13 @@ int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_re
   const char *k = getenv("PILOTLIGHT_TEST_KILL_AFTER_BLOCKS");
   if (k != NULL)
     ap.kill_after = strtoull(k, NULL, 10);
-  struct progress prog = {.label = o->disk, .done = &ap.done};
+  struct progress_info prog = {.label = o->disk, .done = &ap.done};
   for (size_t i = 0; i < n; i++)
     prog.total += blockmap_block_len(&mnew, list[i]);
   pthread_mutex_init(&ap.mu, NULL);
-  progress_start(&prog, o->progress);
+  progress_begin(o->progress, &prog);
   int rr = repo_read_blocks(r, &mnew, list, n, apply_block, &ap);
-  progress_stop(&prog);
+  progress_end(o->progress);
   pthread_mutex_destroy(&ap.mu);
   if (rr == -1)
     goto out;

@@ -20,7 +20,7 @@ struct replica_opts {
                             default to /var/lib/pilotlight/replicas */
   int force;             /* resync fully over a modified or unknown target */
   int verify;            /* re-read the whole target afterwards and check it */
-  int progress;          /* draw a progress line on stderr */
+  const struct progress_ops *progress; /* borrowed; NULL: none */
 };
 
 struct replica_result {
