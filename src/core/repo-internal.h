@@ -58,6 +58,4 @@ static inline uint64_t blocks_for(uint64_t size, uint32_t bs)
   return size / bs + (size % bs != 0);
 }
 
-extern const uint8_t zero_hash[HASH_LEN];
-
 #endif

@@ -15,8 +15,6 @@
 #include "../util/error.h"
 #include "../util/hash.h"
 
-const uint8_t zero_hash[HASH_LEN];
-
 #define MAX_CONFIG_BYTES (64u << 10)
 #define MAX_SNAPSHOT_BYTES (512u << 20)
 #define MAX_INDEX_BYTES (1u << 30)

@@ -9,10 +9,10 @@
 
 #include "../source/extent-list.h"
 #include "../source/source.h"
+#include "../util/hash.h"
 #include "../util/progress.h"
 #include "../util/vec.h"
 
-#define HASH_LEN 32
 #define REPO_FORMAT_VERSION 1
 
 struct repo;

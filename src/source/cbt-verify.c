@@ -28,7 +28,6 @@ struct verify {
 static void *verify_worker(void *arg)
 {
   struct verify *v = arg;
-  static const uint8_t zero_hash[32];
   uint8_t *buf = malloc(v->bs), got[32];
   if (!buf) {
     pthread_mutex_lock(&v->lock);

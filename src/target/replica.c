@@ -602,8 +602,6 @@ static int load_map(struct repo *r, const char *disk, const char *id, struct blo
   return ret;
 }
 
-static const uint8_t zero_hash[HASH_LEN];
-
 /* The hash of block b in m, or the zero hash past its end. */
 static const uint8_t *hash_at(const struct blockmap *m, uint64_t b)
 {

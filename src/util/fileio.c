@@ -1,9 +1,14 @@
-/* Whole, sparse and zeroing writes with EINTR and short-write handling. */
+/* Whole reads and writes with EINTR and short-transfer handling, sparse and
+ * zeroing writes, and write-temporary / fsync / rename / fsync-folder. */
 #include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fs.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -11,6 +16,45 @@
 #include "hash.h"
 
 #define PIECE 65536u
+
+int pread_all(int fd, void *buf, size_t len, uint64_t off, const char *name)
+{
+  for (size_t got = 0; got < len;) {
+    ssize_t r = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1) {
+      set_error(errno, "%s: read at offset %llu", name, (unsigned long long)(off + got));
+      return -1;
+    }
+    if (r == 0) {
+      set_error_code(EIO, "%s: truncated: wanted %zu bytes at offset %llu, it ends at %llu", name,
+                     len, (unsigned long long)off, (unsigned long long)(off + got));
+      return -1;
+    }
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+int read_all(int fd, void *buf, size_t cap, size_t *len, const char *name)
+{
+  size_t got = 0;
+  while (got < cap) {
+    ssize_t r = read(fd, (char *)buf + got, cap - got);
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1) {
+      set_error(errno, "%s: read", name);
+      return -1;
+    }
+    if (r == 0)
+      break;
+    got += (size_t)r;
+  }
+  *len = got;
+  return 0;
+}
 
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off, const char *name)
 {
@@ -72,4 +116,78 @@ int zero_range(int fd, int is_dev, uint64_t off, uint64_t len, const char *name)
     done += n;
   }
   return 0;
+}
+
+static atomic_uint tmp_counter;
+
+/* Open the folder that holds name (relative to dirfd) and fsync it. */
+static int fsync_folder_of(int dirfd, const char *name, const char *shown)
+{
+  char dir[PATH_MAX];
+  const char *slash = strrchr(name, '/');
+  size_t n = slash ? (size_t)(slash - name) : 0;
+  if (slash == name)
+    n = 1; /* "/x": the root folder */
+  if (n == 0) {
+    dir[0] = '.';
+    dir[1] = 0;
+  } else {
+    memcpy(dir, name, n);
+    dir[n] = 0;
+  }
+  int fd = openat(dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd == -1 || fsync(fd) == -1) {
+    set_error(errno, "%s: fsync of its folder", shown);
+    if (fd != -1)
+      close(fd);
+    return -1;
+  }
+  close(fd);
+  return 0;
+}
+
+int write_file_atomic(int dirfd, const char *label, const char *name, const void *buf, size_t len,
+                      mode_t mode, unsigned flags)
+{
+  char tmp[PATH_MAX], shown[PATH_MAX + 256], shown_tmp[PATH_MAX + 256];
+  int fd = -1, ret = -1;
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", name, (long)getpid(),
+               atomic_fetch_add(&tmp_counter, 1)) >= (int)sizeof tmp) {
+    set_error(ENAMETOOLONG, "%s", name);
+    return -1;
+  }
+  snprintf(shown, sizeof shown, "%s%s%s", label ? label : "", label ? "/" : "", name);
+  snprintf(shown_tmp, sizeof shown_tmp, "%s%s%s", label ? label : "", label ? "/" : "", tmp);
+  fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd == -1) {
+    set_error(errno, "%s: cannot create", shown_tmp);
+    return -1;
+  }
+  if (pwrite_all(fd, buf, len, 0, shown_tmp) == -1)
+    goto out;
+  if (fsync(fd) == -1) {
+    set_error(errno, "%s: fsync", shown_tmp);
+    goto out;
+  }
+  int rc = close(fd);
+  fd = -1;
+  if (rc == -1) {
+    set_error(errno, "%s: close", shown_tmp);
+    goto out;
+  }
+  if (renameat2(dirfd, tmp, dirfd, name, (flags & WRITE_ATOMIC_EXCL) ? RENAME_NOREPLACE : 0) ==
+      -1) {
+    if (errno == EEXIST)
+      set_error(EEXIST, "%s: already exists", shown);
+    else
+      set_error(errno, "%s: rename", shown);
+    goto out;
+  }
+  /* The file is in place; a failed folder fsync must not remove it. */
+  return fsync_folder_of(dirfd, name, shown);
+out:
+  if (fd != -1)
+    close(fd);
+  unlinkat(dirfd, tmp, 0);
+  return ret;
 }

@@ -1,10 +1,22 @@
-/* Writing to files and block devices: whole writes, sparse writes and
- * zeroing. Shared by restore, replica sync and the image writers. */
+/* Reading and writing files and block devices: whole reads and writes,
+ * sparse writes, zeroing and atomic replacement of small files. Shared by
+ * sources, stores, restore, replica sync and the image writers. */
 #ifndef PL_FILEIO_H
 #define PL_FILEIO_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+/* Read exactly len bytes at off into buf, retrying EINTR and short reads.
+ * The end of the file before len bytes is an error (EIO, "NAME: truncated:
+ * ..."). name is for messages. Returns 0 or -1. */
+int pread_all(int fd, void *buf, size_t len, uint64_t off, const char *name);
+
+/* Read a stream (pipe, socket, file position) until its end or until cap
+ * bytes are in buf, retrying EINTR and short reads. *len receives the count;
+ * *len == cap means the stream may hold more. Returns 0 or -1. */
+int read_all(int fd, void *buf, size_t cap, size_t *len, const char *name);
 
 /* Write all len bytes of buf at off. name is for messages. */
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off, const char *name);
@@ -16,5 +28,18 @@ int pwrite_sparse(int fd, const void *buf, size_t len, uint64_t off, const char 
 /* Make [off, off + len) read as zeros: a punched hole in a file, BLKZEROOUT
  * on a block device, and written zeros where neither works. */
 int zero_range(int fd, int is_dev, uint64_t off, uint64_t len, const char *name);
+
+/* write_file_atomic flag: fail with EEXIST ("already exists") if name exists. */
+#define WRITE_ATOMIC_EXCL 1u
+
+/* Replace (or create) file name, relative to folder dirfd (AT_FDCWD for the
+ * current folder), with len bytes of buf and mode: writes a unique temporary
+ * "NAME.tmp.PID.N" beside it, fsyncs it, renames it into place and fsyncs
+ * the folder, so a crash leaves the old file or the new one, whole. The
+ * folders of name must exist. label, if not NULL, names dirfd in messages
+ * ("LABEL/NAME"). Thread-safe. Returns 0 or -1; the temporary is removed on
+ * failure. */
+int write_file_atomic(int dirfd, const char *label, const char *name, const void *buf, size_t len,
+                      mode_t mode, unsigned flags);
 
 #endif

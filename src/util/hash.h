@@ -1,11 +1,21 @@
-/* SHA-256 (OpenSSL) and hex helpers. */
+/* SHA-256 (OpenSSL), the hash length every chunk, page and object name
+ * uses, the all-zero hash that marks a zero block, and hex helpers. */
 #ifndef PL_HASH_H
 #define PL_HASH_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHA256_LEN 32
+/* The length of every hash in the repository (SHA-256). */
+#define HASH_LEN 32
+/* Alias for code about SHA-256 itself (signatures, digests). */
+#define SHA256_LEN HASH_LEN
+
+/* HASH_LEN zero bytes: the hash a block map gives a zero block or page. */
+extern const uint8_t zero_hash[HASH_LEN];
+
+/* 1 if h is zero_hash. */
+int hash_is_zero(const uint8_t h[HASH_LEN]);
 
 /* out receives the SHA-256 of buf. */
 void sha256(const void *buf, size_t len, uint8_t out[SHA256_LEN]);
