@@ -6,13 +6,14 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/error-slot.h"
 #include "../util/error.h"
 #include "../util/hash.h"
+#include "../util/workers.h"
 
 #define MAX_RUN (8u << 20)   /* one ranged read covers at most this much */
 #define MAX_GAP (256u << 10) /* chunks closer than this share a read */
@@ -30,9 +31,7 @@ struct reader {
   void *opaque;
   pthread_mutex_t lock;
   size_t next; /* first want not yet taken */
-  _Atomic int failed;
-  char err[1024];
-  int err_errno;
+  struct error_slot err;
 };
 
 static int cmp_want(const void *a, const void *b)
@@ -50,7 +49,7 @@ static int take_run(struct reader *rd, size_t *first, size_t *end)
 {
   pthread_mutex_lock(&rd->lock);
   size_t i = rd->next;
-  if (i >= rd->n || rd->failed) {
+  if (i >= rd->n || error_slot_failed(&rd->err)) {
     pthread_mutex_unlock(&rd->lock);
     return 0;
   }
@@ -73,24 +72,14 @@ static int take_run(struct reader *rd, size_t *first, size_t *end)
   return 1;
 }
 
-static void reader_fail(struct reader *rd)
+static int read_worker(void *opaque, int index)
 {
-  pthread_mutex_lock(&rd->lock);
-  if (!rd->failed) {
-    snprintf(rd->err, sizeof rd->err, "%s", get_error());
-    rd->err_errno = get_errno();
-    rd->failed = 1;
-  }
-  pthread_mutex_unlock(&rd->lock);
-}
-
-static void *read_worker(void *arg)
-{
-  struct reader *rd = arg;
+  struct reader *rd = opaque;
   VEC(uint8_t) src = {0}, dst = {0};
   size_t first, end;
   char key[PACK_KEY_LEN];
-  while (!rd->failed && take_run(rd, &first, &end)) {
+  int ret = 0;
+  while (ret == 0 && take_run(rd, &first, &end)) {
     const struct index_slot *s0 = rd->w[first].s;
     uint64_t start = s0->offset, stop = 0;
     for (size_t k = first; k < end; k++)
@@ -100,38 +89,35 @@ static void *read_worker(void *arg)
     src.len = 0;
     if (vec_reserve(&src, stop - start) == -1 ||
         store_get_range(rd->r->store, key, start, stop - start, src.v) == -1) {
-      reader_fail(rd);
+      ret = -1;
       break;
     }
     const struct index_slot *decoded = NULL;
-    for (size_t k = first; k < end && !rd->failed; k++) {
+    for (size_t k = first; ret == 0 && k < end && !error_slot_failed(&rd->err); k++) {
       const struct index_slot *s = rd->w[k].s;
       if (s != decoded) {
         dst.len = 0;
         if (vec_reserve(&dst, s->raw_len) == -1 ||
             chunk_decode(s, src.v + (s->offset - start), dst.v, key) == -1) {
-          reader_fail(rd);
+          ret = -1;
           break;
         }
         decoded = s;
       }
-      if (rd->cb(rd->opaque, rd->w[k].block, dst.v, s->raw_len) == -1) {
-        reader_fail(rd);
-        break;
-      }
+      if (rd->cb(rd->opaque, rd->w[k].block, dst.v, s->raw_len) == -1)
+        ret = -1;
     }
   }
   vec_free(&src);
   vec_free(&dst);
-  return NULL;
+  return ret;
 }
 
 int repo_read_blocks(struct repo *r, const struct blockmap *m, const uint64_t *blocks, size_t n,
                      block_data_cb cb, void *opaque)
 {
   struct reader rd = {.r = r, .cb = cb, .opaque = opaque};
-  pthread_t *t = NULL;
-  int nt = 0, ret = -1;
+  int ret = -1;
   char hex[2 * HASH_LEN + 1];
   rd.w = malloc((n ? n : 1) * sizeof *rd.w);
   if (!rd.w) {
@@ -162,32 +148,16 @@ int repo_read_blocks(struct repo *r, const struct blockmap *m, const uint64_t *b
   }
   qsort(rd.w, rd.n, sizeof *rd.w, cmp_want);
   pthread_mutex_init(&rd.lock, NULL);
+  error_slot_init(&rd.err);
   /* Reads are small (at most MAX_RUN) and each waits a round trip: keep
    * more of them in flight than uploads. */
   int want = repo_io_threads(r, r->threads, 8);
   if (want < r->threads)
     want = r->threads;
-  t = calloc((size_t)want, sizeof *t);
-  if (!t) {
-    set_error(errno, "calloc");
-    goto destroy;
-  }
-  for (; nt < want; nt++)
-    if (pthread_create(&t[nt], NULL, read_worker, &rd) != 0) {
-      set_error(errno, "pthread_create");
-      reader_fail(&rd);
-      break;
-    }
-  for (int i = 0; i < nt; i++)
-    pthread_join(t[i], NULL);
-  if (rd.failed)
-    set_error_msg(rd.err_errno, rd.err);
-  else
-    ret = 0;
-destroy:
+  ret = workers_run(want, read_worker, &rd, &rd.err);
+  error_slot_destroy(&rd.err);
   pthread_mutex_destroy(&rd.lock);
 out:
-  free(t);
   free(rd.w);
   return ret;
 }
