@@ -11,62 +11,20 @@
 
 #include "../util/error.h"
 #include "../util/hash.h"
+#include "../util/strbuf.h"
 
 /* ---- text objects ---------------------------------------------------- */
 
-/* A growable string. */
-struct sbuf {
-  VEC(char) s;
-  int failed;
-};
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-  va_list ap;
-  if (b->failed)
-    return;
-  for (;;) {
-    size_t room = b->s.cap - b->s.len;
-    va_start(ap, fmt);
-    int n = vsnprintf(b->s.v ? b->s.v + b->s.len : NULL, room, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-      b->failed = 1;
-      return;
-    }
-    if ((size_t)n < room) {
-      b->s.len += (size_t)n;
-      return;
-    }
-    if (vec_reserve(&b->s, (size_t)n + 1) == -1) {
-      b->failed = 1;
-      return;
-    }
-  }
-}
-
-/* Append value percent-encoded: bytes outside '!'..'~' and '%' become %XX. */
-static void sb_encoded(struct sbuf *b, const char *v)
+/* Append value percent-encoded: bytes outside '!'..'~' and '%' become %XX.
+ * Failures stick in b and are reported by strbuf_take. */
+static void append_encoded(struct strbuf *b, const char *v)
 {
   for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
     if (*p <= ' ' || *p >= 0x7f || *p == '%')
-      sb_printf(b, "%%%02X", *p);
+      strbuf_appendf(b, "%%%02X", *p);
     else
-      sb_printf(b, "%c", *p);
+      strbuf_append(b, p, 1);
   }
-}
-
-static char *sb_finish(struct sbuf *b)
-{
-  if (b->failed) {
-    vec_free(&b->s);
-    set_error(ENOMEM, "encoding an object");
-    return NULL;
-  }
-  if (!b->s.v)
-    sb_printf(b, "%s", "");
-  return b->s.v;
 }
 
 /* Decode a percent-encoded value of n bytes into a new string. */
@@ -148,12 +106,12 @@ static int key_is(const char *k, size_t klen, const char *want)
 
 char *config_encode(const struct repo_config *c)
 {
-  struct sbuf b = {0};
-  sb_printf(&b,
-            "pilotlight-repository=%u\nid=%s\nchunk-hash=sha256\ncompression=zstd\n"
-            "encryption=none\npage-entries=%" PRIu32 "\n",
-            c->version, c->id, c->page_entries);
-  return sb_finish(&b);
+  struct strbuf b = STRBUF_INIT(MAX_CONFIG_BYTES, "repository config");
+  strbuf_appendf(&b,
+                 "pilotlight-repository=%u\nid=%s\nchunk-hash=sha256\ncompression=zstd\n"
+                 "encryption=none\npage-entries=%" PRIu32 "\n",
+                 c->version, c->id, c->page_entries);
+  return strbuf_take(&b, NULL);
 }
 
 int config_decode(const char *buf, size_t len, struct repo_config *c)
@@ -219,34 +177,34 @@ bad:
 
 char *snapshot_encode(const struct snapshot *s)
 {
-  struct sbuf b = {0};
+  struct strbuf b = STRBUF_INIT(MAX_SNAPSHOT_BYTES, "snapshot object");
   char hex[2 * HASH_LEN + 1];
-  sb_printf(&b, "pilotlight-snapshot=1\ndisk=");
-  sb_encoded(&b, s->disk);
-  sb_printf(&b,
-            "\nsize=%" PRIu64 "\nblock-size=%" PRIu32 "\ntime=%" PRId64 "\ntime-ns=%" PRIu32
-            "\nparent=%s\nsource=",
-            s->size, s->block_size, s->time, s->time_ns, s->parent[0] ? s->parent : "-");
-  sb_encoded(&b, s->source ? s->source : "");
-  sb_printf(&b, "\ncbt=");
-  sb_encoded(&b, s->cbt ? s->cbt : "");
-  sb_printf(&b, "\nhost=");
-  sb_encoded(&b, s->host ? s->host : "");
-  sb_printf(&b, "\nmode=");
-  sb_encoded(&b, s->mode ? s->mode : "");
-  sb_printf(&b, "\nnote=");
-  sb_encoded(&b, s->note ? s->note : "");
-  sb_printf(&b,
-            "\nbytes-read=%" PRIu64 "\nbytes-new=%" PRIu64 "\nbytes-stored=%" PRIu64
-            "\nused-end=%" PRIu64 "\npage-entries=%" PRIu32 "\npages=%zu\n",
-            s->bytes_read, s->bytes_new, s->bytes_stored, s->used_end, s->page_entries,
-            s->pages.len);
+  strbuf_appends(&b, "pilotlight-snapshot=1\ndisk=");
+  append_encoded(&b, s->disk);
+  strbuf_appendf(&b,
+                 "\nsize=%" PRIu64 "\nblock-size=%" PRIu32 "\ntime=%" PRId64 "\ntime-ns=%" PRIu32
+                 "\nparent=%s\nsource=",
+                 s->size, s->block_size, s->time, s->time_ns, s->parent[0] ? s->parent : "-");
+  append_encoded(&b, s->source ? s->source : "");
+  strbuf_appends(&b, "\ncbt=");
+  append_encoded(&b, s->cbt ? s->cbt : "");
+  strbuf_appends(&b, "\nhost=");
+  append_encoded(&b, s->host ? s->host : "");
+  strbuf_appends(&b, "\nmode=");
+  append_encoded(&b, s->mode ? s->mode : "");
+  strbuf_appends(&b, "\nnote=");
+  append_encoded(&b, s->note ? s->note : "");
+  strbuf_appendf(&b,
+                 "\nbytes-read=%" PRIu64 "\nbytes-new=%" PRIu64 "\nbytes-stored=%" PRIu64
+                 "\nused-end=%" PRIu64 "\npage-entries=%" PRIu32 "\npages=%zu\n",
+                 s->bytes_read, s->bytes_new, s->bytes_stored, s->used_end, s->page_entries,
+                 s->pages.len);
   for (size_t i = 0; i < s->pages.len; i++) {
     hex_encode(s->pages.v[i], HASH_LEN, hex);
-    sb_printf(&b, "page=%s\n", hex);
+    strbuf_appendf(&b, "page=%s\n", hex);
   }
-  sb_printf(&b, "end=\n");
-  return sb_finish(&b);
+  strbuf_appends(&b, "end=\n");
+  return strbuf_take(&b, NULL);
 }
 
 /* Fields of a snapshot object, in the order they must appear. */
@@ -428,7 +386,7 @@ void snapshot_free(struct snapshot *s)
 static void entry_put(uint8_t *p, const struct chunk_entry *e)
 {
   memcpy(p, e->hash, HASH_LEN);
-  p[32] = e->type;
+  p[HASH_LEN] = e->type;
   p[33] = e->comp;
   p[34] = p[35] = 0;
   put_u32(p + 36, e->stored_len);
@@ -439,7 +397,7 @@ static void entry_put(uint8_t *p, const struct chunk_entry *e)
 static int entry_get(const uint8_t *p, struct chunk_entry *e)
 {
   memcpy(e->hash, p, HASH_LEN);
-  e->type = p[32];
+  e->type = p[HASH_LEN];
   e->comp = p[33];
   e->stored_len = get_u32(p + 36);
   e->raw_len = get_u32(p + 40);

@@ -27,6 +27,12 @@
 #define MIN_BLOCK_SIZE 4096u
 #define MAX_PAGE_ENTRIES (1u << 20)
 
+/* Largest objects of each kind: readers refuse larger ones and the text
+ * encoders never produce them. */
+#define MAX_CONFIG_BYTES (64u << 10)
+#define MAX_SNAPSHOT_BYTES (512u << 20)
+#define MAX_INDEX_BYTES (1u << 30)
+
 struct repo_config {
   unsigned version;
   char id[33];

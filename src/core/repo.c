@@ -15,10 +15,6 @@
 #include "../util/error.h"
 #include "../util/hash.h"
 
-#define MAX_CONFIG_BYTES (64u << 10)
-#define MAX_SNAPSHOT_BYTES (512u << 20)
-#define MAX_INDEX_BYTES (1u << 30)
-
 void pack_key(const uint8_t h[HASH_LEN], char out[PACK_KEY_LEN])
 {
   char hex[2 * HASH_LEN + 1];
@@ -605,7 +601,7 @@ void blockmap_free(struct blockmap *m)
 
 int blockmap_is_zero(const struct blockmap *m, uint64_t block)
 {
-  return memcmp(m->h[block], zero_hash, HASH_LEN) == 0;
+  return hash_is_zero(m->h[block]);
 }
 
 size_t blockmap_block_len(const struct blockmap *m, uint64_t block)
@@ -658,7 +654,7 @@ int repo_load_blockmap(struct repo *r, const struct snapshot *s, struct blockmap
     uint64_t first = (uint64_t)p * s->page_entries;
     uint64_t count = nblocks - first < s->page_entries ? nblocks - first : s->page_entries;
     struct index_slot *slot;
-    if (memcmp(s->pages.v[p], zero_hash, HASH_LEN) == 0)
+    if (hash_is_zero(s->pages.v[p]))
       continue;
     slot = find_stored(r, s->pages.v[p]);
     if (!slot) {
