@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../util/error.h"
+#include "../util/fileio.h"
 
 int extent_list_add(struct extent_list *l, uint64_t off, uint64_t len)
 {
@@ -153,21 +154,17 @@ int extent_list_load(struct extent_list *l, const char *file, uint64_t disk_size
   for (;;) {
     if (vec_reserve(&buf, 65536) == -1)
       goto out;
-    ssize_t r = read(fd, buf.v + buf.len, buf.cap - buf.len);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1) {
-      set_error(errno, "%s: read", name);
+    size_t room = buf.cap - buf.len, got;
+    if (read_all(fd, buf.v + buf.len, room, &got, name) == -1)
       goto out;
-    }
-    if (r == 0)
-      break;
-    buf.len += (size_t)r;
+    buf.len += got;
     if (buf.len > MAX_LIST_BYTES) {
       set_error_code(EFBIG, "%s: changed-extent list larger than %u MiB", name,
                      MAX_LIST_BYTES >> 20);
       goto out;
     }
+    if (got < room)
+      break; /* the end of the stream */
   }
   ret = extent_list_parse(l, buf.v ? buf.v : "", buf.len, disk_size, name);
 out:

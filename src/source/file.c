@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../util/error.h"
+#include "../util/fileio.h"
 
 struct file_source {
   struct source base;
@@ -23,24 +24,7 @@ struct file_source {
 static int file_pread(struct source *s, void *buf, size_t len, uint64_t off)
 {
   struct file_source *fs = (struct file_source *)s;
-  size_t got = 0;
-  while (got < len) {
-    ssize_t r = pread(fs->fd, (char *)buf + got, len - got, (off_t)(off + got));
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1) {
-      set_error(errno, "%s: read at offset %llu", s->name, (unsigned long long)(off + got));
-      return -1;
-    }
-    if (r == 0) {
-      set_error_code(EIO,
-                     "%s: unexpected end of file at offset %llu (did it shrink during the backup?)",
-                     s->name, (unsigned long long)(off + got));
-      return -1;
-    }
-    got += (size_t)r;
-  }
-  return 0;
+  return pread_all(fs->fd, buf, len, off, s->name);
 }
 
 static int file_allocated(struct source *s, uint64_t off, uint64_t len, extent_cb cb, void *opaque)

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +15,13 @@
 #include <unistd.h>
 
 #include "../util/error.h"
+#include "../util/fileio.h"
 
 struct local_store {
   struct store base;
   char *root;
   int rootfd;
 };
-
-static atomic_uint tmp_counter;
 
 /* Create the parent folders of key below the root. */
 static int make_parents(struct local_store *ls, const char *key)
@@ -38,7 +36,13 @@ static int make_parents(struct local_store *ls, const char *key)
     }
     memcpy(dir, key, n);
     dir[n] = 0;
-    if (mkdirat(ls->rootfd, dir, 0755) == -1 && errno != EEXIST) {
+    if (mkdirat(ls->rootfd, dir, 0755) == 0) {
+      /* A new folder is durable only once the folder holding it is. */
+      char shown[PATH_MAX + 256];
+      snprintf(shown, sizeof shown, "%s/%s", ls->root, dir);
+      if (fsync_folder_of(ls->rootfd, dir, shown) == -1)
+        return -1;
+    } else if (errno != EEXIST) {
       set_error(errno, "%s/%s: cannot create folder", ls->root, dir);
       return -1;
     }
@@ -47,100 +51,20 @@ static int make_parents(struct local_store *ls, const char *key)
   return 0;
 }
 
-static int fsync_parent(struct local_store *ls, const char *key)
-{
-  char dir[PATH_MAX];
-  const char *slash = strrchr(key, '/');
-  size_t n = slash ? (size_t)(slash - key) : 0;
-  if (n == 0) {
-    dir[0] = '.';
-    dir[1] = 0;
-  } else {
-    memcpy(dir, key, n);
-    dir[n] = 0;
-  }
-  int fd = openat(ls->rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd == -1 || fsync(fd) == -1) {
-    set_error(errno, "%s/%s: fsync folder", ls->root, dir);
-    if (fd != -1)
-      close(fd);
-    return -1;
-  }
-  close(fd);
-  return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t r = write(fd, p, len);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    p += r;
-    len -= (size_t)r;
-  }
-  return 0;
-}
-
 static int local_put(struct store *s, const char *key, const void *buf, size_t len, unsigned flags)
 {
   struct local_store *ls = (struct local_store *)s;
-  char tmp[PATH_MAX];
-  int fd = -1, ret = -1;
-
   if (make_parents(ls, key) == -1)
     return -1;
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", key, (long)getpid(),
-               atomic_fetch_add(&tmp_counter, 1)) >= (int)sizeof tmp) {
-    set_error(ENAMETOOLONG, "%s", key);
-    return -1;
-  }
-  fd = openat(ls->rootfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd == -1) {
-    set_error(errno, "%s/%s: cannot create", ls->root, tmp);
-    return -1;
-  }
-  if (write_all(fd, buf, len) == -1) {
-    set_error(errno, "%s/%s: write", ls->root, tmp);
-    goto out;
-  }
-  if (fsync(fd) == -1) {
-    set_error(errno, "%s/%s: fsync", ls->root, tmp);
-    goto out;
-  }
-  if (close(fd) == -1) {
-    fd = -1;
-    set_error(errno, "%s/%s: close", ls->root, tmp);
-    goto out;
-  }
-  fd = -1;
-  if (renameat2(ls->rootfd, tmp, ls->rootfd, key,
-                (flags & STORE_PUT_EXCL) ? RENAME_NOREPLACE : 0) == -1) {
-    if (errno == EEXIST)
-      set_error(EEXIST, "%s/%s: already exists", ls->root, key);
-    else
-      set_error(errno, "%s/%s: rename", ls->root, key);
-    goto out;
-  }
-  if (fsync_parent(ls, key) == -1)
-    return -1;
-  return 0;
-out:
-  if (fd != -1)
-    close(fd);
-  unlinkat(ls->rootfd, tmp, 0);
-  return ret;
+  return write_file_atomic(ls->rootfd, ls->root, key, buf, len, 0644,
+                           (flags & STORE_PUT_EXCL) ? WRITE_ATOMIC_EXCL : 0);
 }
 
 static int local_get(struct store *s, const char *key, size_t max, void **bufp, size_t *lenp)
 {
   struct local_store *ls = (struct local_store *)s;
   struct stat st;
-  char *buf = NULL;
+  char *buf = NULL, shown[PATH_MAX + 256];
   int ret = -1;
   int fd = openat(ls->rootfd, key, O_RDONLY | O_CLOEXEC);
   if (fd == -1) {
@@ -161,22 +85,12 @@ static int local_get(struct store *s, const char *key, size_t max, void **bufp, 
     set_error(errno, "malloc");
     goto out;
   }
-  size_t got = 0;
-  while (got < (size_t)st.st_size) {
-    ssize_t r = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1) {
-      set_error(errno, "%s/%s: read", ls->root, key);
-      goto out;
-    }
-    if (r == 0)
-      break;
-    got += (size_t)r;
-  }
-  buf[got] = 0; /* convenience for text objects */
+  snprintf(shown, sizeof shown, "%s/%s", ls->root, key);
+  if (pread_all(fd, buf, (size_t)st.st_size, 0, shown) == -1)
+    goto out;
+  buf[st.st_size] = 0; /* convenience for text objects */
   *bufp = buf;
-  *lenp = got;
+  *lenp = (size_t)st.st_size;
   buf = NULL;
   ret = 0;
 out:
@@ -188,30 +102,14 @@ out:
 static int local_get_range(struct store *s, const char *key, uint64_t off, size_t len, void *buf)
 {
   struct local_store *ls = (struct local_store *)s;
-  int ret = -1;
+  char shown[PATH_MAX + 256];
   int fd = openat(ls->rootfd, key, O_RDONLY | O_CLOEXEC);
   if (fd == -1) {
     set_error(errno, "%s/%s", ls->root, key);
     return -1;
   }
-  size_t got = 0;
-  while (got < len) {
-    ssize_t r = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1) {
-      set_error(errno, "%s/%s: read", ls->root, key);
-      goto out;
-    }
-    if (r == 0) {
-      set_error(EIO, "%s/%s: truncated: wanted %zu bytes at offset %llu, object ends at %llu",
-                ls->root, key, len, (unsigned long long)off, (unsigned long long)(off + got));
-      goto out;
-    }
-    got += (size_t)r;
-  }
-  ret = 0;
-out:
+  snprintf(shown, sizeof shown, "%s/%s", ls->root, key);
+  int ret = pread_all(fd, buf, len, off, shown);
   close(fd);
   return ret;
 }

@@ -120,8 +120,7 @@ int zero_range(int fd, int is_dev, uint64_t off, uint64_t len, const char *name)
 
 static atomic_uint tmp_counter;
 
-/* Open the folder that holds name (relative to dirfd) and fsync it. */
-static int fsync_folder_of(int dirfd, const char *name, const char *shown)
+int fsync_folder_of(int dirfd, const char *name, const char *shown)
 {
   char dir[PATH_MAX];
   const char *slash = strrchr(name, '/');

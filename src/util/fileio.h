@@ -29,6 +29,11 @@ int pwrite_sparse(int fd, const void *buf, size_t len, uint64_t off, const char 
  * on a block device, and written zeros where neither works. */
 int zero_range(int fd, int is_dev, uint64_t off, uint64_t len, const char *name);
 
+/* Fsync the folder that holds name (relative to folder dirfd, or AT_FDCWD),
+ * which makes a rename, creation or removal of name durable. shown names
+ * name in messages. Returns 0 or -1. */
+int fsync_folder_of(int dirfd, const char *name, const char *shown);
+
 /* write_file_atomic flag: fail with EEXIST ("already exists") if name exists. */
 #define WRITE_ATOMIC_EXCL 1u
 
