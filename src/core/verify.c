@@ -119,7 +119,7 @@ static void check_snapshot(struct verifier *v, const struct snapshot *s)
     uint64_t count = nblocks - first < s->page_entries ? nblocks - first : s->page_entries;
     void *data = NULL;
     size_t len;
-    if (memcmp(s->pages.v[p], zero_hash, HASH_LEN) == 0)
+    if (hash_is_zero(s->pages.v[p]))
       continue;
     struct index_slot *ps = chunk_index_find(r->ix, s->pages.v[p]);
     if (!ps || ps->damaged || v->pack_bad[ps->pack] ||
@@ -132,7 +132,7 @@ static void check_snapshot(struct verifier *v, const struct snapshot *s)
     }
     const uint8_t(*h)[HASH_LEN] = data;
     for (uint64_t i = 0; i < count; i++) {
-      if (memcmp(h[i], zero_hash, HASH_LEN) == 0)
+      if (hash_is_zero(h[i]))
         continue;
       struct index_slot *cs = chunk_index_find(r->ix, h[i]);
       if (!cs || cs->damaged || v->pack_bad[cs->pack] ||

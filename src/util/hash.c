@@ -7,11 +7,6 @@
 
 const uint8_t zero_hash[HASH_LEN];
 
-int hash_is_zero(const uint8_t h[HASH_LEN])
-{
-  return memcmp(h, zero_hash, HASH_LEN) == 0;
-}
-
 void sha256(const void *buf, size_t len, uint8_t out[SHA256_LEN])
 {
   unsigned int n = 0;
