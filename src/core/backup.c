@@ -1,8 +1,8 @@
-/* The backup pipeline: source blocks -> worker threads (zero check, SHA-256,
- * dedup, zstd) -> pack writer -> uploader thread(s) -> index object ->
- * snapshot object, the commit point. Queues are bounded, so memory stays
- * flat whatever the disk size: a pack being filled, one waiting, one per
- * uploader, and one block buffer pair per worker. */
+/* The backup pipeline: plan (parent, block size, blocks to read) -> worker
+ * threads (zero check, SHA-256, dedup, zstd) -> pack writer (pack-writer.c)
+ * -> block-map pages -> index object -> snapshot object, the commit point.
+ * Memory stays flat whatever the disk size: the pack writer's bounded packs
+ * and one block buffer pair per worker. */
 #include "repo-internal.h"
 
 #include <errno.h>
@@ -18,23 +18,18 @@
 #include "../util/error.h"
 #include "../util/hash.h"
 #include "../util/progress.h"
-
-#define PACK_TARGET (16u << 20)
-#define QUEUE_MAX 1
-#define MAX_UPLOADERS 16
-
-struct pack_buf {
-  VEC(uint8_t) data;
-  VEC(struct chunk_entry) entries;
-};
+#include "pack-writer.h"
 
 struct backup {
   struct repo *r;
   const struct backup_opts *o;
   struct source *src;
+  struct snapshot *parent; /* the disk's latest snapshot, or NULL */
   uint32_t bs;
   uint64_t nblocks;
   uint8_t (*map)[HASH_LEN];
+  const char *mode; /* recorded unless o->mode overrides it */
+  char note[512];
 
   /* Blocks still to read: ranges of block numbers. */
   pthread_mutex_t work_lock;
@@ -43,18 +38,7 @@ struct backup {
   uint64_t work_next;
   uint64_t total_bytes;
 
-  pthread_mutex_t pack_lock;
-  struct pack_buf *open_pack;
-
-  pthread_mutex_t q_lock;
-  pthread_cond_t q_cond;
-  struct pack_buf *queue[QUEUE_MAX];
-  size_t qlen;
-  int q_closed;
-  /* Stored packs' buffers, kept for the next packs: reusing them saves
-   * faulting in and zeroing 16 MiB of fresh memory per pack. */
-  struct pack_buf *spare[MAX_UPLOADERS + 2];
-  size_t nspare;
+  struct pack_writer *pw;
 
   _Atomic uint64_t bytes_read, bytes_new, bytes_stored, bytes_done;
   _Atomic int failed;
@@ -63,6 +47,7 @@ struct backup {
   int err_errno;
 };
 
+/* Record this thread's error as the backup's, unless one came first. */
 static void fail(struct backup *b)
 {
   pthread_mutex_lock(&b->err_lock);
@@ -72,187 +57,6 @@ static void fail(struct backup *b)
     b->failed = 1;
   }
   pthread_mutex_unlock(&b->err_lock);
-  /* Wake anyone waiting on the queue so they notice. */
-  pthread_mutex_lock(&b->q_lock);
-  pthread_cond_broadcast(&b->q_cond);
-  pthread_mutex_unlock(&b->q_lock);
-}
-
-static void pack_buf_free(struct pack_buf *p)
-{
-  if (p) {
-    vec_free(&p->data);
-    vec_free(&p->entries);
-    free(p);
-  }
-}
-
-/* ---- the upload queue ------------------------------------------------ */
-
-static int enqueue(struct backup *b, struct pack_buf *p)
-{
-  pthread_mutex_lock(&b->q_lock);
-  while (b->qlen == QUEUE_MAX && !b->failed)
-    pthread_cond_wait(&b->q_cond, &b->q_lock);
-  if (b->failed) {
-    pthread_mutex_unlock(&b->q_lock);
-    pack_buf_free(p);
-    return -1;
-  }
-  b->queue[b->qlen++] = p;
-  pthread_cond_broadcast(&b->q_cond);
-  pthread_mutex_unlock(&b->q_lock);
-  return 0;
-}
-
-static struct pack_buf *dequeue(struct backup *b)
-{
-  struct pack_buf *p = NULL;
-  pthread_mutex_lock(&b->q_lock);
-  while (b->qlen == 0 && !b->q_closed && !b->failed)
-    pthread_cond_wait(&b->q_cond, &b->q_lock);
-  if (b->qlen > 0 && !b->failed) {
-    p = b->queue[0];
-    memmove(b->queue, b->queue + 1, (b->qlen - 1) * sizeof *b->queue);
-    b->qlen--;
-    pthread_cond_broadcast(&b->q_cond);
-  }
-  pthread_mutex_unlock(&b->q_lock);
-  return p;
-}
-
-/* Seal a pack (append its trailer), store it under its hash, and point its
- * chunks' index entries at it. */
-static int upload_pack(struct backup *b, struct pack_buf *p)
-{
-  uint8_t *trailer = NULL, h[HASH_LEN];
-  size_t tlen;
-  char key[PACK_KEY_LEN];
-  int ret = -1;
-  if (pack_trailer_encode(p->entries.v, p->entries.len, &trailer, &tlen) == -1)
-    return -1;
-  if (vec_reserve(&p->data, tlen) == -1)
-    goto out;
-  memcpy(p->data.v + p->data.len, trailer, tlen);
-  p->data.len += tlen;
-  /* The trailer names every chunk by the hash of its content, so hashing it
-   * names the pack without a second pass over the data. */
-  sha256(trailer, tlen, h);
-  pack_key(h, key);
-  if (store_put(b->r->store, key, p->data.v, p->data.len, 0) == -1)
-    goto out;
-  pthread_mutex_lock(&b->r->ix->lock);
-  int64_t ord = chunk_index_pack(b->r->ix, h);
-  for (size_t i = 0; ord != -1 && i < p->entries.len; i++) {
-    struct index_slot *s = chunk_index_find(b->r->ix, p->entries.v[i].hash);
-    if (!s)
-      continue;
-    s->pack = (uint32_t)ord;
-    s->offset = p->entries.v[i].offset;
-    s->stored_len = p->entries.v[i].stored_len;
-    s->raw_len = p->entries.v[i].raw_len;
-    s->type = p->entries.v[i].type;
-    s->comp = p->entries.v[i].comp;
-    s->indexed = 0;
-  }
-  pthread_mutex_unlock(&b->r->ix->lock);
-  ret = ord == -1 ? -1 : 0;
-out:
-  free(trailer);
-  return ret;
-}
-
-/* Keep p's buffer for a later pack, or free it. */
-static void recycle(struct backup *b, struct pack_buf *p)
-{
-  pthread_mutex_lock(&b->q_lock);
-  if (b->nspare < sizeof b->spare / sizeof *b->spare) {
-    p->data.len = 0;
-    p->entries.len = 0;
-    b->spare[b->nspare++] = p;
-    p = NULL;
-  }
-  pthread_mutex_unlock(&b->q_lock);
-  pack_buf_free(p);
-}
-
-/* A pack buffer with its header written: a spare one, or a new one. */
-static struct pack_buf *pack_buf_get(struct backup *b)
-{
-  struct pack_buf *p = NULL;
-  pthread_mutex_lock(&b->q_lock);
-  if (b->nspare > 0)
-    p = b->spare[--b->nspare];
-  pthread_mutex_unlock(&b->q_lock);
-  if (!p) {
-    p = calloc(1, sizeof *p);
-    if (!p || vec_reserve(&p->data, PACK_TARGET + MAX_BLOCK_SIZE / 8) == -1) {
-      pack_buf_free(p);
-      set_error(ENOMEM, "pack buffer");
-      return NULL;
-    }
-  }
-  memcpy(p->data.v, PACK_MAGIC, PACK_HEADER_LEN);
-  p->data.len = PACK_HEADER_LEN;
-  return p;
-}
-
-static void *uploader(void *arg)
-{
-  struct backup *b = arg;
-  struct pack_buf *p;
-  while ((p = dequeue(b)) != NULL) {
-    if (upload_pack(b, p) == -1)
-      fail(b);
-    recycle(b, p);
-  }
-  return NULL;
-}
-
-/* ---- the pack writer ------------------------------------------------- */
-
-static int pack_add(struct backup *b, const uint8_t h[HASH_LEN], uint8_t type, uint8_t comp,
-                    const void *data, uint32_t stored_len, uint32_t raw_len)
-{
-  struct pack_buf *sealed = NULL;
-  int ret = -1;
-  pthread_mutex_lock(&b->pack_lock);
-  if (!b->open_pack) {
-    b->open_pack = pack_buf_get(b);
-    if (!b->open_pack)
-      goto out;
-  }
-  struct pack_buf *p = b->open_pack;
-  struct chunk_entry e = {.type = type,
-                          .comp = comp,
-                          .stored_len = stored_len,
-                          .raw_len = raw_len,
-                          .offset = p->data.len};
-  memcpy(e.hash, h, HASH_LEN);
-  if (vec_reserve(&p->data, stored_len) == -1 || vec_push(&p->entries, e) == -1)
-    goto out;
-  memcpy(p->data.v + p->data.len, data, stored_len);
-  p->data.len += stored_len;
-  if (p->data.len >= PACK_TARGET) {
-    sealed = p;
-    b->open_pack = NULL;
-  }
-  ret = 0;
-out:
-  pthread_mutex_unlock(&b->pack_lock);
-  if (sealed && enqueue(b, sealed) == -1)
-    return -1;
-  return ret;
-}
-
-static int pack_flush(struct backup *b)
-{
-  struct pack_buf *p;
-  pthread_mutex_lock(&b->pack_lock);
-  p = b->open_pack;
-  b->open_pack = NULL;
-  pthread_mutex_unlock(&b->pack_lock);
-  return p ? enqueue(b, p) : 0;
 }
 
 /* Store one chunk unless the repository has it. cbuf holds at least
@@ -272,8 +76,8 @@ static int store_chunk(struct backup *b, ZSTD_CCtx *cctx, uint8_t *cbuf, size_t 
   int raw = ZSTD_isError(n) || n >= len;
   b->bytes_new += len;
   b->bytes_stored += raw ? len : n;
-  return pack_add(b, h, type, raw ? COMP_NONE : COMP_ZSTD, raw ? data : cbuf,
-                  (uint32_t)(raw ? len : n), (uint32_t)len);
+  return pack_writer_add(b->pw, h, type, raw ? COMP_NONE : COMP_ZSTD, raw ? data : cbuf,
+                         (uint32_t)(raw ? len : n), (uint32_t)len);
 }
 
 /* ---- workers --------------------------------------------------------- */
@@ -309,7 +113,7 @@ static void *worker(void *arg)
     fail(b);
     goto out;
   }
-  while (!b->failed && next_block(b, &blk)) {
+  while (!b->failed && !pack_writer_failed(b->pw) && next_block(b, &blk)) {
     uint64_t off = blk * b->bs;
     size_t len = b->src->size - off < b->bs ? (size_t)(b->src->size - off) : b->bs;
     if (source_pread(b->src, buf, len, off) == -1) {
@@ -448,20 +252,241 @@ uint32_t repo_cbt_block_size(uint64_t disk_size)
   return bs;
 }
 
+/* ---- plan: the parent, the block size, the blocks to read --------------- */
+
+/* The block size: the parent's, fixed at a disk's first backup, unless
+ * --full starts over. */
+static int backup_block_size(struct backup *b)
+{
+  const struct backup_opts *o = b->o;
+  const struct snapshot *parent = b->parent;
+  b->bs = parent ? parent->block_size : (o->block_size ? o->block_size : DEFAULT_BLOCK_SIZE);
+  if (parent && o->block_size && o->block_size != parent->block_size && !o->full) {
+    set_error_code(EINVAL,
+                   "disk %s uses a block size of %u bytes, fixed at its first backup: drop "
+                   "--block-size, or add --full to start over with a new one",
+                   o->disk, parent->block_size);
+    return -1;
+  }
+  if (o->full && o->block_size)
+    b->bs = o->block_size;
+  if (b->bs < MIN_BLOCK_SIZE || b->bs > MAX_BLOCK_SIZE || (b->bs & (b->bs - 1))) {
+    set_error_code(EINVAL, "block size %u is not a power of two between %u and %u", b->bs,
+                   MIN_BLOCK_SIZE, MAX_BLOCK_SIZE);
+    return -1;
+  }
+  return 0;
+}
+
+/* Start from the parent's map; read only what changed, plus anything past
+ * the parent's end (and its last, possibly partial, block). */
+static int plan_incremental(struct backup *b, struct plan_ctx *pc)
+{
+  struct blockmap pmap = {0};
+  const struct extent_list *changed = b->o->changed;
+  uint64_t size = b->src->size;
+  int ret = -1;
+  if (repo_load_blockmap(b->r, b->parent, &pmap) == -1)
+    goto out;
+  uint64_t keep = pmap.nblocks < b->nblocks ? pmap.nblocks : b->nblocks;
+  memcpy(b->map, pmap.h, keep * HASH_LEN);
+  for (size_t i = 0; i < changed->e.len; i++) {
+    const struct extent *x = &changed->e.v[i];
+    if (x->off >= size)
+      continue;
+    uint64_t len = x->len < size - x->off ? x->len : size - x->off;
+    if (add_block_range(pc, x->off, len) == -1)
+      goto out;
+  }
+  if (b->parent->size != size) {
+    uint64_t common = b->parent->size < size ? b->parent->size : size;
+    pc->min_block = common / b->bs;
+    for (uint64_t i = pc->min_block; i < b->nblocks; i++)
+      memset(b->map[i], 0, HASH_LEN);
+    if (source_allocated(b->src, pc->min_block * b->bs, size - pc->min_block * b->bs,
+                         add_block_range, pc) == -1)
+      goto out;
+  }
+  ret = 0;
+out:
+  blockmap_free(&pmap);
+  return ret;
+}
+
+/* Find the parent, fix the block size, allocate the block map and list the
+ * blocks to read in b->work, setting b->mode and b->note. */
+static int backup_plan(struct backup *b)
+{
+  const struct backup_opts *o = b->o;
+  b->parent = repo_find_snapshot(b->r, o->disk, "latest");
+  if (!b->parent && get_errno() != ENOENT)
+    return -1;
+  if (backup_block_size(b) == -1)
+    return -1;
+  b->nblocks = blocks_for(b->src->size, b->bs);
+  b->map = calloc(b->nblocks ? b->nblocks : 1, HASH_LEN);
+  if (!b->map) {
+    set_error(errno, "block map of %llu blocks", (unsigned long long)b->nblocks);
+    return -1;
+  }
+
+  struct plan_ctx pc = {&b->work, b->bs, 0};
+  b->mode = "full";
+  if (b->parent && o->changed && !o->full && b->parent->block_size == b->bs) {
+    if (plan_incremental(b, &pc) == -1)
+      return -1;
+    b->mode = "changed-extents";
+  } else {
+    if (source_allocated(b->src, 0, b->src->size, add_block_range, &pc) == -1)
+      return -1;
+    if (b->parent && !o->full)
+      b->mode = "hash-compare";
+    if (o->changed && !b->parent)
+      snprintf(b->note, sizeof b->note, "first backup of disk %s: read every allocated block",
+               o->disk);
+  }
+  extent_list_normalize(&b->work);
+  for (size_t i = 0; i < b->work.e.len; i++)
+    b->total_bytes += b->work.e.v[i].len * b->bs;
+  return 0;
+}
+
+/* ---- run: the workers feed the pack writer ------------------------------ */
+
+/* Read, hash and store every planned block with r->threads workers. On
+ * failure, returns -1 with the first error set, a worker's or an upload's. */
+static int backup_run(struct backup *b)
+{
+  struct progress_info prog = {.label = b->o->disk,
+                               .total = b->total_bytes,
+                               .done = &b->bytes_done,
+                               .extra = &b->bytes_new,
+                               .extra_label = "new"};
+  int nworkers = 0, nthreads = b->r->threads;
+  pthread_t *workers = calloc((size_t)nthreads, sizeof *workers);
+  if (!workers) {
+    set_error(errno, "calloc");
+    return -1;
+  }
+  progress_begin(b->o->progress, &prog);
+  for (; nworkers < nthreads; nworkers++) {
+    int rc = pthread_create(&workers[nworkers], NULL, worker, b);
+    if (rc != 0) {
+      set_error(rc, "pthread_create");
+      fail(b);
+      break;
+    }
+  }
+  for (int i = 0; i < nworkers; i++)
+    pthread_join(workers[i], NULL);
+  progress_end(b->o->progress);
+  free(workers);
+  if (b->failed) {
+    set_error_msg(b->err_errno, b->err);
+    return -1;
+  }
+  /* Workers stop early when an upload fails; finishing reports it. */
+  if (pack_writer_failed(b->pw))
+    return pack_writer_finish(b->pw);
+  return 0;
+}
+
+/* ---- pages: the block map, as chunks in the same packs ------------------ */
+
+static int backup_pages(struct backup *b, struct snapshot *snap)
+{
+  uint32_t per = b->r->cfg.page_entries;
+  size_t cap = ZSTD_compressBound((size_t)per * HASH_LEN);
+  uint8_t *cbuf = malloc(cap);
+  ZSTD_CCtx *cctx = ZSTD_createCCtx();
+  int ret = -1;
+  snap->page_entries = per;
+  if (!cbuf || !cctx) {
+    set_error(ENOMEM, "page buffers");
+    goto out;
+  }
+  for (uint64_t first = 0; first < b->nblocks; first += per) {
+    uint64_t count = b->nblocks - first < per ? b->nblocks - first : per;
+    uint8_t *h = malloc(HASH_LEN);
+    if (!h || vec_push(&snap->pages, h) == -1) {
+      free(h);
+      set_error(ENOMEM, "block map");
+      goto out;
+    }
+    if (is_zero(b->map[first], count * HASH_LEN)) {
+      memset(h, 0, HASH_LEN);
+      continue;
+    }
+    sha256(b->map[first], count * HASH_LEN, h);
+    if (store_chunk(b, cctx, cbuf, cap, h, CHUNK_PAGE, b->map[first], count * HASH_LEN) == -1)
+      goto out;
+  }
+  ret = 0;
+out:
+  free(cbuf);
+  ZSTD_freeCCtx(cctx);
+  return ret;
+}
+
+/* ---- commit: the index object, then the snapshot ----------------------- */
+
+/* Fill snap's metadata from the finished backup. */
+static int snapshot_fill(const struct backup *b, const struct timespec *now, struct snapshot *snap)
+{
+  const struct backup_opts *o = b->o;
+  char host[256] = "";
+  snap->disk = strdup(o->disk);
+  snap->size = b->src->size;
+  snap->block_size = b->bs;
+  snap->time = now->tv_sec;
+  snap->time_ns = (uint32_t)now->tv_nsec;
+  if (b->parent)
+    memcpy(snap->parent, b->parent->id, sizeof snap->parent);
+  gethostname(host, sizeof host - 1);
+  snap->source = dup_or_empty(b->src->name);
+  snap->cbt = dup_or_empty(o->cbt);
+  snap->host = dup_or_empty(host);
+  snap->mode = dup_or_empty(o->mode ? o->mode : b->mode);
+  snap->note = dup_or_empty(o->note ? o->note : b->note);
+  snap->bytes_read = b->bytes_read;
+  snap->bytes_new = b->bytes_new;
+  snap->bytes_stored = b->bytes_stored;
+  for (uint64_t i = b->nblocks; i-- > 0;)
+    if (memcmp(b->map[i], zero_hash, HASH_LEN) != 0) {
+      uint64_t off = i * b->bs;
+      snap->used_end = off + (b->src->size - off < b->bs ? b->src->size - off : b->bs);
+      break;
+    }
+  if (!snap->disk || !snap->source || !snap->cbt || !snap->host || !snap->mode || !snap->note) {
+    set_error(ENOMEM, "snapshot");
+    return -1;
+  }
+  return 0;
+}
+
+/* Every pack is stored: write the index object, then the snapshot, the
+ * commit point (created only if no object has its name). */
+static int backup_commit(struct backup *b, const struct timespec *now, struct snapshot *snap)
+{
+  char *text = NULL;
+  int ret = -1;
+  if (write_index(b->r) == -1 || snapshot_fill(b, now, snap) == -1)
+    goto out;
+  text = snapshot_encode(snap);
+  if (!text || repo_put_hashed(b->r, "snapshots", text, strlen(text), 1, snap->id) == -1)
+    goto out;
+  ret = 0;
+out:
+  free(text);
+  return ret;
+}
+
 int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **out)
 {
   struct backup b = {.r = r, .o = o, .src = o->src};
-  struct snapshot *parent = NULL, snap = {0};
-  struct blockmap pmap = {0};
+  struct snapshot snap = {0};
   struct timespec now;
-  pthread_t *workers = NULL, up[MAX_UPLOADERS];
-  struct progress_info prog = {
-      .label = o->disk, .done = &b.bytes_done, .extra = &b.bytes_new, .extra_label = "new"};
-  int nworkers = 0, up_started = 0, ret = -1;
-  const char *mode = "full";
-  char note[512] = "";
-  char *text = NULL;
-  char host[256] = "";
+  int ret = -1;
 
   if (!valid_disk_name(o->disk)) {
     set_error_code(EINVAL, "disk name \"%s\" is not valid: use letters, digits, '.', '_' and '-'",
@@ -470,187 +495,18 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
   }
   clock_gettime(CLOCK_REALTIME, &now);
   pthread_mutex_init(&b.work_lock, NULL);
-  pthread_mutex_init(&b.pack_lock, NULL);
-  pthread_mutex_init(&b.q_lock, NULL);
   pthread_mutex_init(&b.err_lock, NULL);
-  pthread_cond_init(&b.q_cond, NULL);
 
-  /* The parent: the disk's latest snapshot. */
-  parent = repo_find_snapshot(r, o->disk, "latest");
-  if (!parent && get_errno() != ENOENT)
+  if (backup_plan(&b) == -1)
     goto out;
-  b.bs = parent ? parent->block_size : (o->block_size ? o->block_size : DEFAULT_BLOCK_SIZE);
-  if (parent && o->block_size && o->block_size != parent->block_size && !o->full) {
-    set_error_code(EINVAL,
-                   "disk %s uses a block size of %u bytes, fixed at its first backup: drop "
-                   "--block-size, or add --full to start over with a new one",
-                   o->disk, parent->block_size);
-    goto out;
-  }
-  if (o->full && o->block_size)
-    b.bs = o->block_size;
-  if (b.bs < MIN_BLOCK_SIZE || b.bs > MAX_BLOCK_SIZE || (b.bs & (b.bs - 1))) {
-    set_error_code(EINVAL, "block size %u is not a power of two between %u and %u", b.bs,
-                   MIN_BLOCK_SIZE, MAX_BLOCK_SIZE);
-    goto out;
-  }
-  b.nblocks = blocks_for(b.src->size, b.bs);
-  b.map = calloc(b.nblocks ? b.nblocks : 1, HASH_LEN);
-  if (!b.map) {
-    set_error(errno, "block map of %llu blocks", (unsigned long long)b.nblocks);
-    goto out;
-  }
-
-  struct plan_ctx pc = {&b.work, b.bs, 0};
-  int incremental = parent && o->changed && !o->full && parent->block_size == b.bs;
-  if (incremental) {
-    /* Start from the parent's map; read only what changed, plus anything
-     * past the parent's end (and its last, possibly partial, block). */
-    if (repo_load_blockmap(r, parent, &pmap) == -1)
-      goto out;
-    uint64_t keep = pmap.nblocks < b.nblocks ? pmap.nblocks : b.nblocks;
-    memcpy(b.map, pmap.h, keep * HASH_LEN);
-    for (size_t i = 0; i < o->changed->e.len; i++) {
-      const struct extent *x = &o->changed->e.v[i];
-      if (x->off >= b.src->size)
-        continue;
-      uint64_t len = x->len < b.src->size - x->off ? x->len : b.src->size - x->off;
-      if (add_block_range(&pc, x->off, len) == -1)
-        goto out;
-    }
-    if (parent->size != b.src->size) {
-      uint64_t common = parent->size < b.src->size ? parent->size : b.src->size;
-      pc.min_block = common / b.bs;
-      for (uint64_t i = pc.min_block; i < b.nblocks; i++)
-        memset(b.map[i], 0, HASH_LEN);
-      if (source_allocated(b.src, pc.min_block * b.bs, b.src->size - pc.min_block * b.bs,
-                           add_block_range, &pc) == -1)
-        goto out;
-    }
-    mode = "changed-extents";
-  } else {
-    if (source_allocated(b.src, 0, b.src->size, add_block_range, &pc) == -1)
-      goto out;
-    if (parent && !o->full)
-      mode = "hash-compare";
-    if (o->changed && !parent)
-      snprintf(note, sizeof note, "first backup of disk %s: read every allocated block", o->disk);
-  }
-  extent_list_normalize(&b.work);
-  for (size_t i = 0; i < b.work.e.len; i++)
-    b.total_bytes += b.work.e.v[i].len * b.bs;
-
   /* Chunks left by interrupted backups are reused, not uploaded again. */
   if (repo_adopt_packs(r) == -1)
     goto out;
-
-  for (int nup = repo_io_threads(r, 1, 4); up_started < nup; up_started++)
-    if (pthread_create(&up[up_started], NULL, uploader, &b) != 0) {
-      set_error(errno, "pthread_create");
-      fail(&b);
-      break;
-    }
-  if (b.failed)
-    goto stop_uploader;
-  prog.total = b.total_bytes;
-  progress_begin(o->progress, &prog);
-  workers = calloc((size_t)r->threads, sizeof *workers);
-  if (!workers) {
-    set_error(errno, "calloc");
-    goto join;
-  }
-  for (; nworkers < r->threads; nworkers++)
-    if (pthread_create(&workers[nworkers], NULL, worker, &b) != 0) {
-      set_error(errno, "pthread_create");
-      fail(&b);
-      break;
-    }
-join:
-  for (int i = 0; i < nworkers; i++)
-    pthread_join(workers[i], NULL);
-  progress_end(o->progress);
-  if (b.failed)
-    goto stop_uploader;
-
-  /* The block map's pages, as chunks in the same packs. */
-  snap.page_entries = r->cfg.page_entries;
-  {
-    size_t cap = ZSTD_compressBound((size_t)snap.page_entries * HASH_LEN);
-    uint8_t *cbuf = malloc(cap);
-    ZSTD_CCtx *cctx = ZSTD_createCCtx();
-    for (uint64_t first = 0; cbuf && cctx && first < b.nblocks; first += snap.page_entries) {
-      uint64_t count =
-          b.nblocks - first < snap.page_entries ? b.nblocks - first : snap.page_entries;
-      uint8_t *h = malloc(HASH_LEN);
-      if (!h || vec_push(&snap.pages, h) == -1) {
-        free(h);
-        set_error(ENOMEM, "block map");
-        fail(&b);
-        break;
-      }
-      if (is_zero(b.map[first], count * HASH_LEN)) {
-        memset(h, 0, HASH_LEN);
-        continue;
-      }
-      sha256(b.map[first], count * HASH_LEN, h);
-      if (store_chunk(&b, cctx, cbuf, cap, h, CHUNK_PAGE, b.map[first], count * HASH_LEN) == -1) {
-        fail(&b);
-        break;
-      }
-    }
-    if (!cbuf || !cctx) {
-      set_error(ENOMEM, "page buffers");
-      fail(&b);
-    }
-    free(cbuf);
-    ZSTD_freeCCtx(cctx);
-  }
-  if (!b.failed && pack_flush(&b) == -1)
-    fail(&b);
-
-stop_uploader : {
-  pthread_mutex_lock(&b.q_lock);
-  b.q_closed = 1;
-  pthread_cond_broadcast(&b.q_cond);
-  pthread_mutex_unlock(&b.q_lock);
-  for (int i = 0; i < up_started; i++)
-    pthread_join(up[i], NULL);
-}
-  if (b.failed) {
-    set_error_msg(b.err_errno, b.err);
+  b.pw = pack_writer_new(r->store, r->ix, repo_io_threads(r, 1, 4));
+  if (!b.pw || backup_run(&b) == -1 || backup_pages(&b, &snap) == -1 ||
+      pack_writer_finish(b.pw) == -1)
     goto out;
-  }
-
-  /* Commit: every pack is stored; now the index, then the snapshot. */
-  if (write_index(r) == -1)
-    goto out;
-  snap.disk = strdup(o->disk);
-  snap.size = b.src->size;
-  snap.block_size = b.bs;
-  snap.time = now.tv_sec;
-  snap.time_ns = (uint32_t)now.tv_nsec;
-  if (parent)
-    memcpy(snap.parent, parent->id, sizeof snap.parent);
-  gethostname(host, sizeof host - 1);
-  snap.source = dup_or_empty(b.src->name);
-  snap.cbt = dup_or_empty(o->cbt);
-  snap.host = dup_or_empty(host);
-  snap.mode = dup_or_empty(o->mode ? o->mode : mode);
-  snap.note = dup_or_empty(o->note ? o->note : note);
-  snap.bytes_read = b.bytes_read;
-  snap.bytes_new = b.bytes_new;
-  snap.bytes_stored = b.bytes_stored;
-  for (uint64_t i = b.nblocks; i-- > 0;)
-    if (memcmp(b.map[i], zero_hash, HASH_LEN) != 0) {
-      snap.used_end = i * b.bs + (b.src->size - i * b.bs < b.bs ? b.src->size - i * b.bs : b.bs);
-      break;
-    }
-  if (!snap.disk || !snap.source || !snap.cbt || !snap.host || !snap.mode || !snap.note) {
-    set_error(ENOMEM, "snapshot");
-    goto out;
-  }
-  text = snapshot_encode(&snap);
-  if (!text || repo_put_hashed(r, "snapshots", text, strlen(text), 1, snap.id) == -1)
+  if (backup_commit(&b, &now, &snap) == -1)
     goto out;
   if (out) {
     *out = malloc(sizeof **out);
@@ -663,22 +519,12 @@ stop_uploader : {
   }
   ret = 0;
 out:
-  free(text);
-  free(workers);
+  pack_writer_free(b.pw);
   snapshot_clear(&snap);
-  snapshot_free(parent);
-  blockmap_free(&pmap);
+  snapshot_free(b.parent);
   extent_list_free(&b.work);
-  pack_buf_free(b.open_pack);
-  for (size_t i = 0; i < b.qlen; i++)
-    pack_buf_free(b.queue[i]);
-  for (size_t i = 0; i < b.nspare; i++)
-    pack_buf_free(b.spare[i]);
   free(b.map);
   pthread_mutex_destroy(&b.work_lock);
-  pthread_mutex_destroy(&b.pack_lock);
-  pthread_mutex_destroy(&b.q_lock);
   pthread_mutex_destroy(&b.err_lock);
-  pthread_cond_destroy(&b.q_cond);
   return ret;
 }

@@ -1,5 +1,5 @@
-/* State shared by the repository modules (repo.c, backup.c, read.c,
- * verify.c); not part of the public API. */
+/* State shared by the repository modules (repo.c, backup.c, pack-writer.c,
+ * read.c, verify.c); not part of the public API. */
 #ifndef PL_REPO_INTERNAL_H
 #define PL_REPO_INTERNAL_H
 
