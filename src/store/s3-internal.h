@@ -14,7 +14,6 @@
 
 #define POOL_MAX 32
 #define ERROR_BODY_MAX S3_XML_MAX_BODY
-#define MIN_PART_SIZE (5ull << 20)
 #define MAX_PARTS 10000
 #define MAX_SINGLE_PUT (5ull << 30) /* S3's limit for one PUT */
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -26,7 +25,7 @@ struct s3_store {
   char *bucket;
   char *prefix; /* "" or "some/prefix/" */
   int path_style;
-  struct s3_config cfg;
+  struct s3_settings cfg; /* owned copy */
   unsigned retries;
   long timeout;    /* seconds without progress before a request is given up */
   long backoff_ms; /* first retry delay; doubles each time, capped at 20 s */

@@ -26,35 +26,6 @@ static void curl_init(void)
   curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* ---- small helpers ---- */
-
-static int parse_u64_env(const char *name, uint64_t def, uint64_t min, uint64_t *out)
-{
-  const char *v = getenv(name);
-  if (!v || !v[0]) {
-    *out = def;
-    return 0;
-  }
-  char *end;
-  errno = 0;
-  unsigned long long n = strtoull(v, &end, 10);
-  uint64_t mul = 1;
-  if (*end == 'k' || *end == 'K')
-    mul = 1ull << 10;
-  else if (*end == 'm' || *end == 'M')
-    mul = 1ull << 20;
-  else if (*end == 'g' || *end == 'G')
-    mul = 1ull << 30;
-  if (mul != 1)
-    end++;
-  if (errno || end == v || *end || v[0] == '-' || n > UINT64_MAX / mul || n * mul < min) {
-    set_error(EINVAL, "%s=%s: expected a number of at least %" PRIu64, name, v, min);
-    return -1;
-  }
-  *out = n * mul;
-  return 0;
-}
-
 /* The full key of an object: prefix + key. Caller frees. */
 static char *full_key(const struct s3_store *s, const char *key)
 {
@@ -390,7 +361,7 @@ static void s3_free(struct store *st)
   for (size_t i = 0; i < s->nidle; i++)
     s3_conn_free(s->idle[i]);
   pthread_mutex_destroy(&s->lock);
-  s3_config_free(&s->cfg);
+  s3_settings_free(&s->cfg);
   free(s->endpoint);
   free(s->host);
   free(s->bucket);
@@ -490,81 +461,45 @@ out:
   return ret;
 }
 
-struct store *s3_store_open(const char *location, int create)
+/* Location: s3://BUCKET/PREFIX or s3:http(s)://HOST[:PORT]/BUCKET/PREFIX.
+ * *endpoint receives the HOST part of the second form (caller frees). */
+static int parse_location(struct s3_store *s, const char *location, char **endpoint)
 {
-  struct s3_store *s = calloc(1, sizeof *s);
-  char *endpoint = NULL;
-  uint64_t v;
-  if (!s) {
-    set_error(errno, "calloc");
-    return NULL;
-  }
-  pthread_mutex_init(&s->lock, NULL);
-  s->base.ops = &s3_ops;
-  s->base.is_remote = 1;
-  s->base.location = strdup(location);
-  if (!s->base.location) {
-    set_error(errno, "strdup");
-    goto fail;
-  }
-  pthread_once(&curl_once, curl_init);
-  if (curl_init_result != CURLE_OK) {
-    set_error(EIO, "curl_global_init: %s", curl_easy_strerror(curl_init_result));
-    goto fail;
-  }
-
-  /* Location: s3://BUCKET/PREFIX or s3:http(s)://HOST[:PORT]/BUCKET/PREFIX. */
-  if (strncmp(location, "s3://", 5) == 0) {
-    if (split_bucket(s, location + 5, location) == -1)
-      goto fail;
-  } else if (strncmp(location, "s3:http://", 10) == 0 ||
-             strncmp(location, "s3:https://", 11) == 0) {
+  if (strncmp(location, "s3://", 5) == 0)
+    return split_bucket(s, location + 5, location);
+  if (strncmp(location, "s3:http://", 10) == 0 || strncmp(location, "s3:https://", 11) == 0) {
     const char *url = location + 3;
     const char *hoststart = strstr(url, "://") + 3;
     const char *slash = strchr(hoststart, '/');
     if (!slash || slash == hoststart) {
       set_error(EINVAL, "%s: expected s3:http(s)://HOST[:PORT]/BUCKET/PREFIX", location);
-      goto fail;
+      return -1;
     }
-    endpoint = strndup(url, (size_t)(slash - url));
-    if (!endpoint) {
+    *endpoint = strndup(url, (size_t)(slash - url));
+    if (!*endpoint) {
       set_error(errno, "strndup");
-      goto fail;
+      return -1;
     }
-    if (split_bucket(s, slash + 1, location) == -1)
-      goto fail;
-  } else {
-    set_error(EINVAL, "%s: expected s3://BUCKET/PREFIX or s3:http(s)://HOST[:PORT]/BUCKET/PREFIX",
-              location);
-    goto fail;
+    return split_bucket(s, slash + 1, location);
   }
+  set_error(EINVAL, "%s: expected s3://BUCKET/PREFIX or s3:http(s)://HOST[:PORT]/BUCKET/PREFIX",
+            location);
+  return -1;
+}
 
-  if (s3_config_load(&s->cfg) == -1)
-    goto fail;
-  if (!endpoint && s->cfg.endpoint) {
-    endpoint = strdup(s->cfg.endpoint);
-    if (!endpoint) {
-      set_error(errno, "strdup");
-      goto fail;
-    }
-  }
-
+/* Set s->path_style, s->host and s->endpoint from endpoint (NULL for AWS;
+ * trailing slashes are trimmed in place) and the addressing setting. */
+static int set_endpoint(struct s3_store *s, char *endpoint)
+{
   /* Addressing: path style for custom endpoints, virtual-hosted for AWS
    * (except bucket names with dots, which break TLS name checks). */
-  const char *addressing = getenv("PILOTLIGHT_S3_ADDRESSING");
   int aws = endpoint == NULL;
-  if (addressing && addressing[0]) {
-    if (strcmp(addressing, "path") == 0) {
-      s->path_style = 1;
-    } else if (strcmp(addressing, "virtual") == 0) {
-      s->path_style = 0;
-    } else {
-      set_error(EINVAL, "PILOTLIGHT_S3_ADDRESSING=%s: expected path or virtual", addressing);
-      goto fail;
-    }
-  } else {
+  if (s->cfg.addressing == S3_ADDRESSING_PATH)
+    s->path_style = 1;
+  else if (s->cfg.addressing == S3_ADDRESSING_VIRTUAL)
+    s->path_style = 0;
+  else
     s->path_style = !aws || strchr(s->bucket, '.') != NULL;
-  }
   const char *scheme = "https://", *hostport;
   char awshost[128];
   if (aws) {
@@ -579,39 +514,70 @@ struct store *s3_store_open(const char *location, int create)
     } else if (strncmp(endpoint, "https://", 8) != 0) {
       set_error(EINVAL, "S3 endpoint %s: expected http://HOST[:PORT] or https://HOST[:PORT]",
                 endpoint);
-      goto fail;
+      return -1;
     }
     hostport = endpoint + strlen(scheme);
     if (!hostport[0] || strchr(hostport, '/')) {
       set_error(EINVAL, "S3 endpoint %s: expected http(s)://HOST[:PORT] without a path", endpoint);
-      goto fail;
+      return -1;
     }
   }
   if (asprintf(&s->host, "%s%s%s", s->path_style ? "" : s->bucket, s->path_style ? "" : ".",
                hostport) == -1 ||
       asprintf(&s->endpoint, "%s%s", scheme, s->host) == -1) {
     set_error(ENOMEM, "asprintf");
+    return -1;
+  }
+  return 0;
+}
+
+struct store *s3_store_open(const char *location, int create, const struct s3_settings *settings)
+{
+  struct s3_store *s = calloc(1, sizeof *s);
+  struct s3_settings defaults;
+  char *endpoint = NULL;
+  if (!s) {
+    set_error(errno, "calloc");
+    return NULL;
+  }
+  if (!settings) {
+    s3_settings_default(&defaults);
+    settings = &defaults;
+  }
+  pthread_mutex_init(&s->lock, NULL);
+  s->base.ops = &s3_ops;
+  s->base.is_remote = 1;
+  s->base.location = strdup(location);
+  if (!s->base.location) {
+    set_error(errno, "strdup");
     goto fail;
   }
-
-  if (parse_u64_env("PILOTLIGHT_S3_RETRIES", 6, 0, &v) == -1)
+  pthread_once(&curl_once, curl_init);
+  if (curl_init_result != CURLE_OK) {
+    set_error(EIO, "curl_global_init: %s", curl_easy_strerror(curl_init_result));
     goto fail;
-  s->retries = v > 100 ? 100 : (unsigned)v;
-  if (parse_u64_env("PILOTLIGHT_S3_TIMEOUT", 60, 1, &v) == -1)
+  }
+  if (parse_location(s, location, &endpoint) == -1)
     goto fail;
-  s->timeout = v > 86400 ? 86400 : (long)v;
-  if (parse_u64_env("PILOTLIGHT_S3_BACKOFF_MS", 100, 0, &v) == -1)
+  if (s3_settings_check_credentials(settings) == -1 || s3_settings_copy(&s->cfg, settings) == -1)
     goto fail;
-  s->backoff_ms = v > 60000 ? 60000 : (long)v;
-  if (parse_u64_env("PILOTLIGHT_S3_PART_SIZE", 16ull << 20, MIN_PART_SIZE, &s->part_size) == -1)
+  if (!endpoint && s->cfg.endpoint) {
+    endpoint = strdup(s->cfg.endpoint);
+    if (!endpoint) {
+      set_error(errno, "strdup");
+      goto fail;
+    }
+  }
+  if (set_endpoint(s, endpoint) == -1)
     goto fail;
-  if (parse_u64_env("PILOTLIGHT_S3_MULTIPART_THRESHOLD", 64ull << 20, MIN_PART_SIZE,
-                    &s->multipart_threshold) == -1)
-    goto fail;
-
-  if (parse_u64_env("PILOTLIGHT_S3_LIST_MAX_KEYS", 0, 0, &v) == -1)
-    goto fail;
-  s->list_max_keys = v > 1000 ? 1000 : (unsigned)v;
+  /* Limits: larger values are clamped, not refused. */
+  s->retries = s->cfg.retries > 100 ? 100 : s->cfg.retries;
+  s->timeout = s->cfg.timeout > 86400 ? 86400 : s->cfg.timeout < 1 ? 1 : s->cfg.timeout;
+  s->backoff_ms = s->cfg.backoff_ms > 60000 ? 60000 : s->cfg.backoff_ms < 0 ? 0 : s->cfg.backoff_ms;
+  s->part_size = s->cfg.part_size < S3_MIN_PART_SIZE ? S3_MIN_PART_SIZE : s->cfg.part_size;
+  s->multipart_threshold =
+      s->cfg.multipart_threshold < S3_MIN_PART_SIZE ? S3_MIN_PART_SIZE : s->cfg.multipart_threshold;
+  s->list_max_keys = s->cfg.list_max_keys > 1000 ? 1000 : s->cfg.list_max_keys;
 
   if (create && check_bucket(s) == -1)
     goto fail;
