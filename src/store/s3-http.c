@@ -391,32 +391,15 @@ static int slist_add(struct curl_slist **l, const char *fmt, ...)
   return 0;
 }
 
-/* Send req once on conn. Returns 0 with *code set to curl's result (the HTTP
- * outcome is in resp), or -1 with the error set for a local failure. */
-static int exchange(struct s3_store *s, struct s3_conn *conn, const struct s3_request *req,
-                    const char *payload_hash, struct s3_response *resp, CURLcode *code,
-                    char *curl_msg)
+/* The request's signed headers, as curl header lines appended to *headers
+ * (which the caller frees, wiping it, even on failure). path is the decoded
+ * request path, query the canonical query string. */
+static int sign_headers(const struct s3_store *s, const struct s3_request *req, const char *path,
+                        const char *query, const char *payload_hash, struct curl_slist **headers)
 {
   struct sigv4_signature sig = {0};
-  struct curl_slist *headers = NULL;
-  char *path = NULL, *epath = NULL, *url = NULL;
   char amz_date[17];
-  struct transfer t = {req, resp, 0, conn};
-  CURL *h = conn->h;
   int ret = -1;
-
-  path = request_path(s, req->key);
-  if (!path)
-    goto out;
-  epath = sigv4_uri_encode(path, strlen(path), 1);
-  if (!epath)
-    goto out;
-  const char *query = req->query ? req->query : "";
-  if (asprintf(&url, "%s%s%s%s", s->endpoint, epath, query[0] ? "?" : "", query) == -1) {
-    url = NULL;
-    set_error(ENOMEM, "asprintf");
-    goto out;
-  }
   sigv4_amz_date(time(NULL), amz_date);
 
   struct sigv4_header sh[9];
@@ -457,12 +440,25 @@ static int exchange(struct s3_store *s, struct s3_conn *conn, const struct s3_re
   if (sigv4_sign(&sr, &sig) == -1)
     goto out;
   for (size_t i = 0; i < n; i++)
-    if (slist_add(&headers, "%s: %s", sh[i].name, sh[i].value) == -1)
+    if (slist_add(headers, "%s: %s", sh[i].name, sh[i].value) == -1)
       goto out;
-  if (slist_add(&headers, "Authorization: %s", sig.authorization) == -1 ||
-      slist_add(&headers, "Expect:") == -1)
+  if (slist_add(headers, "Authorization: %s", sig.authorization) == -1 ||
+      slist_add(headers, "Expect:") == -1)
     goto out;
+  ret = 0;
+out:
+  sigv4_signature_free(&sig);
+  return ret;
+}
 
+/* Reset conn's handle and set it up for req to url: headers, callbacks
+ * (into t), timeouts and the method. Everything set is borrowed until the
+ * transfer ends. */
+static void setup_handle(const struct s3_store *s, struct s3_conn *conn,
+                         const struct s3_request *req, const char *url, struct curl_slist *headers,
+                         struct transfer *t, char *curl_msg)
+{
+  CURL *h = conn->h;
   curl_easy_reset(h);
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
@@ -471,9 +467,9 @@ static int exchange(struct s3_store *s, struct s3_conn *conn, const struct s3_re
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_USERAGENT, "pilotlight");
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, s->timeout < 30 ? s->timeout : 30L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, s->timeout);
@@ -497,15 +493,44 @@ static int exchange(struct s3_store *s, struct s3_conn *conn, const struct s3_re
   } else if (strcmp(req->method, "PUT") == 0 || strcmp(req->method, "POST") == 0) {
     curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(h, CURLOPT_READDATA, &t);
+    curl_easy_setopt(h, CURLOPT_READDATA, t);
     curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
-    curl_easy_setopt(h, CURLOPT_SEEKDATA, &t);
+    curl_easy_setopt(h, CURLOPT_SEEKDATA, t);
     curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->body_len);
     if (strcmp(req->method, "POST") == 0)
       curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "POST");
   } else if (strcmp(req->method, "GET") != 0) {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
   }
+}
+
+/* Send req once on conn. Returns 0 with *code set to curl's result (the HTTP
+ * outcome is in resp), or -1 with the error set for a local failure. */
+static int exchange(struct s3_store *s, struct s3_conn *conn, const struct s3_request *req,
+                    const char *payload_hash, struct s3_response *resp, CURLcode *code,
+                    char *curl_msg)
+{
+  struct curl_slist *headers = NULL;
+  char *path = NULL, *epath = NULL, *url = NULL;
+  struct transfer t = {req, resp, 0, conn};
+  CURL *h = conn->h;
+  int ret = -1;
+
+  path = request_path(s, req->key);
+  if (!path)
+    goto out;
+  epath = sigv4_uri_encode(path, strlen(path), 1);
+  if (!epath)
+    goto out;
+  const char *query = req->query ? req->query : "";
+  if (asprintf(&url, "%s%s%s%s", s->endpoint, epath, query[0] ? "?" : "", query) == -1) {
+    url = NULL;
+    set_error(ENOMEM, "asprintf");
+    goto out;
+  }
+  if (sign_headers(s, req, path, query, payload_hash, &headers) == -1)
+    goto out;
+  setup_handle(s, conn, req, url, headers, &t, curl_msg);
   curl_msg[0] = 0;
   *code = curl_easy_perform(h);
   long status = 0;
@@ -517,7 +542,6 @@ static int exchange(struct s3_store *s, struct s3_conn *conn, const struct s3_re
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
   ret = 0;
 out:
-  sigv4_signature_free(&sig);
   if (headers) {
     /* The Authorization and token lines are not secret keys, but wipe anyway. */
     for (struct curl_slist *l = headers; l; l = l->next)

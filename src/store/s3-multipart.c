@@ -89,32 +89,13 @@ out:
   return ok;
 }
 
-int s3_put_multipart(struct s3_store *s, const char *fkey, const void *buf, size_t len,
-                     unsigned flags)
+/* Start a multipart upload of fkey. Returns the canonical query naming it,
+ * "uploadId=...", or NULL with the error set. Caller frees. */
+static char *create_upload(struct s3_store *s, const char *fkey)
 {
   struct s3_response resp = {0};
-  char *upload_id = NULL, *enc_id = NULL, *id_query = NULL, *complete = NULL;
-  char(*etags)[128] = NULL;
-  size_t complete_len = 0;
-  FILE *f = NULL;
-  int ret = -1, started = 0;
+  char *upload_id = NULL, *enc_id = NULL, *id_query = NULL;
   char w[512];
-
-  uint64_t part = s->part_size;
-  while ((len + part - 1) / part > MAX_PARTS)
-    part *= 2;
-  size_t nparts = (size_t)((len + part - 1) / part);
-
-  if (flags & STORE_PUT_EXCL) {
-    uint64_t size;
-    if (s3_head_key(s, fkey, &size) == 0) {
-      set_error(EEXIST, "PUT %s: already exists", s3_where(s, fkey, w, sizeof w));
-      return -1;
-    }
-    if (get_errno() != ENOENT)
-      return -1;
-  }
-
   struct s3_request init = {
       .method = "POST", .key = fkey, .query = "uploads=", .max = ERROR_BODY_MAX};
   if (s3_perform(s, &init, &resp) == -1)
@@ -128,19 +109,25 @@ int s3_put_multipart(struct s3_store *s, const char *fkey, const void *buf, size
     prefix_error("POST %s", s3_where(s, fkey, w, sizeof w));
     goto out;
   }
-  s3_response_reset(&resp);
-  started = 1;
   enc_id = sigv4_uri_encode(upload_id, strlen(upload_id), 0);
   if (!enc_id || asprintf(&id_query, "uploadId=%s", enc_id) == -1) {
     id_query = NULL;
     set_error(ENOMEM, "multipart upload");
-    goto out;
   }
-  etags = calloc(nparts, sizeof *etags);
-  if (!etags) {
-    set_error(errno, "calloc");
-    goto out;
-  }
+out:
+  s3_response_reset(&resp);
+  free(upload_id);
+  free(enc_id);
+  return id_query;
+}
+
+/* Send the nparts parts of buf (part bytes each, the last one shorter) and
+ * keep each part's ETag in etags. */
+static int upload_parts(struct s3_store *s, const char *fkey, const char *id_query, const void *buf,
+                        size_t len, uint64_t part, size_t nparts, char (*etags)[128])
+{
+  struct s3_response resp = {0};
+  int ret = -1;
   for (size_t i = 0; i < nparts; i++) {
     char query[512], md5[32];
     size_t off = (size_t)(i * part);
@@ -166,11 +153,20 @@ int s3_put_multipart(struct s3_store *s, const char *fkey, const void *buf, size
     snprintf(etags[i], sizeof etags[i], "%s", resp.etag);
     s3_response_reset(&resp);
   }
+  ret = 0;
+out:
+  s3_response_reset(&resp);
+  return ret;
+}
 
-  f = open_memstream(&complete, &complete_len);
+/* The CompleteMultipartUpload body listing the parts. Caller frees. */
+static char *complete_body(char (*etags)[128], size_t nparts, size_t *len)
+{
+  char *complete = NULL;
+  FILE *f = open_memstream(&complete, len);
   if (!f) {
     set_error(errno, "open_memstream");
-    goto out;
+    return NULL;
   }
   fputs("<CompleteMultipartUpload>", f);
   for (size_t i = 0; i < nparts; i++) {
@@ -189,11 +185,26 @@ int s3_put_multipart(struct s3_store *s, const char *fkey, const void *buf, size
   }
   fputs("</CompleteMultipartUpload>", f);
   if (fclose(f) != 0) {
-    f = NULL;
     set_error(errno, "multipart upload");
-    goto out;
+    free(complete);
+    return NULL;
   }
-  f = NULL;
+  return complete;
+}
+
+/* Complete the upload. *landed is set when an earlier attempt completed it
+ * and only its answer was lost (there is then nothing left to abort). */
+static int complete_upload(struct s3_store *s, const char *fkey, const char *id_query, uint64_t len,
+                           unsigned flags, char (*etags)[128], size_t nparts, int *landed)
+{
+  struct s3_response resp = {0};
+  struct s3_error_info einfo;
+  size_t complete_len = 0;
+  char w[512];
+  int ret = -1;
+  char *complete = complete_body(etags, nparts, &complete_len);
+  if (!complete)
+    return -1;
   struct s3_request done = {
       .method = "POST",
       .key = fkey,
@@ -206,7 +217,6 @@ int s3_put_multipart(struct s3_store *s, const char *fkey, const void *buf, size
   };
   if (s3_perform(s, &done, &resp) == -1)
     goto out;
-  struct s3_error_info einfo;
   /* CompleteMultipartUpload can fail after its 200 status line. */
   if (resp.status == 200 && !s3_error_parse(resp.body, resp.len, &einfo)) {
     ret = 0;
@@ -216,7 +226,7 @@ int s3_put_multipart(struct s3_store *s, const char *fkey, const void *buf, size
              multipart_landed(s, fkey, len, etags, nparts)) {
     /* An earlier attempt completed the upload; only its answer was lost. */
     ret = 0;
-    started = 0;
+    *landed = 1;
   } else if (resp.status == 412) {
     set_error(EEXIST, "PUT %s: already exists", s3_where(s, fkey, w, sizeof w));
   } else {
@@ -225,15 +235,48 @@ int s3_put_multipart(struct s3_store *s, const char *fkey, const void *buf, size
     s3_fail(s, "POST (CompleteMultipartUpload)", fkey, &resp);
   }
 out:
-  if (f)
-    fclose(f);
   s3_response_reset(&resp);
-  if (ret == -1 && started && id_query)
-    abort_upload(s, fkey, id_query);
-  free(upload_id);
-  free(enc_id);
-  free(id_query);
   free(complete);
+  return ret;
+}
+
+int s3_put_multipart(struct s3_store *s, const char *fkey, const void *buf, size_t len,
+                     unsigned flags)
+{
+  char *id_query = NULL;
+  char(*etags)[128] = NULL;
+  int ret = -1, landed = 0;
+  char w[512];
+
+  uint64_t part = s->part_size;
+  while ((len + part - 1) / part > MAX_PARTS)
+    part *= 2;
+  size_t nparts = (size_t)((len + part - 1) / part);
+
+  if (flags & STORE_PUT_EXCL) {
+    uint64_t size;
+    if (s3_head_key(s, fkey, &size) == 0) {
+      set_error(EEXIST, "PUT %s: already exists", s3_where(s, fkey, w, sizeof w));
+      return -1;
+    }
+    if (get_errno() != ENOENT)
+      return -1;
+  }
+  id_query = create_upload(s, fkey);
+  if (!id_query)
+    goto out;
+  etags = calloc(nparts, sizeof *etags);
+  if (!etags) {
+    set_error(errno, "calloc");
+    goto out;
+  }
+  if (upload_parts(s, fkey, id_query, buf, len, part, nparts, etags) == -1)
+    goto out;
+  ret = complete_upload(s, fkey, id_query, len, flags, etags, nparts, &landed);
+out:
+  if (ret == -1 && id_query && !landed)
+    abort_upload(s, fkey, id_query);
+  free(id_query);
   free(etags);
   return ret;
 }
