@@ -21,8 +21,9 @@ struct s3_settings;
 /* How to open a repository; filled by the caller (cli/settings.c reads them
  * from the environment). The library reads no environment variable. */
 struct repo_settings {
-  int io_threads; /* threads for object I/O, 1 to 16; 0 (default): 1 for a folder, 4 (upload)
-                     or 8 (reads) for a remote store */
+  int io_threads; /* threads for object I/O, 1 to 16; 0 (default, or out of range): one
+                     upload thread and a read thread per CPU for a folder, 4 and 8 for a
+                     remote store */
   int zstd_level; /* -7 to 19; default 3 */
   /* Folder under which a remote repository's immutable objects are cached
    * (in a subfolder named by the repository id); NULL (default): no cache.
