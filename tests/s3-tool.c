@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/settings.h"
 #include "store/store.h"
 #include "util/error.h"
 
@@ -158,7 +159,12 @@ int main(int argc, char **argv)
     return usage();
   const char *loc = argv[1], *cmd = argv[2];
   int create = strcmp(cmd, "init") == 0;
-  struct store *st = store_open(loc, create);
+  struct s3_settings s3;
+  s3_settings_default(&s3);
+  if (strncmp(loc, "s3:", 3) == 0 && settings_s3_from_env(&s3) == -1)
+    return fail();
+  struct store *st = store_open(loc, create, &s3);
+  s3_settings_free(&s3);
   int rc = 0;
   uint64_t a, b, c, d;
   if (!st)

@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "settings.h"
 
 int cmd_init(struct cli *c, int argc, char **argv)
 {
@@ -31,7 +32,11 @@ int cmd_init(struct cli *c, int argc, char **argv)
   const char *loc = cli_repo(c);
   if (!loc)
     return EXIT_USAGE;
-  struct repo *r = repo_create(loc);
+  struct cli_settings settings;
+  struct repo *r = NULL;
+  if (cli_settings_load(&settings, loc) == 0)
+    r = repo_create(loc, &settings.repo);
+  cli_settings_free(&settings);
   if (!r)
     return fail_lib();
   printf("created repository %s at %s\n", repo_id(r), loc);

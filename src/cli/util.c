@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "settings.h"
 #include "util/error.h"
 
 int fail_lib(void)
@@ -55,10 +56,13 @@ const char *cli_repo(struct cli *c)
 struct repo *cli_open_repo(struct cli *c)
 {
   const char *loc = cli_repo(c);
-  struct repo *r;
+  struct cli_settings settings;
+  struct repo *r = NULL;
   if (!loc)
     return NULL;
-  r = repo_open(loc);
+  if (cli_settings_load(&settings, loc) == 0)
+    r = repo_open(loc, &settings.repo);
+  cli_settings_free(&settings);
   if (!r)
     fail_lib();
   return r;

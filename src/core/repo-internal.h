@@ -14,7 +14,8 @@ struct repo {
   struct repo_config cfg;
   struct chunk_index *ix;
   int threads;
-  int level;   /* zstd compression level */
+  int level;      /* zstd compression level */
+  int io_threads; /* 0: the store kind's default */
   int adopted; /* unindexed packs have been scanned */
 };
 
@@ -48,8 +49,8 @@ int chunk_decode(const struct index_slot *s, const uint8_t *src, uint8_t *dst, c
 
 /* Threads for object I/O (uploads or ranged reads): local_default for a
  * folder, remote_default for a remote store, which needs several requests
- * in flight to hide each request's latency. PILOTLIGHT_IO_THREADS
- * overrides both (1 to 16). */
+ * in flight to hide each request's latency. The io_threads setting
+ * overrides both. */
 int repo_io_threads(const struct repo *r, int local_default, int remote_default);
 
 /* Derive nblocks for size and block size. */

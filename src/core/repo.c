@@ -39,13 +39,8 @@ int repo_threads(const struct repo *r)
 
 int repo_io_threads(const struct repo *r, int local_default, int remote_default)
 {
-  const char *env = getenv("PILOTLIGHT_IO_THREADS");
-  if (env && *env) {
-    char *end;
-    long v = strtol(env, &end, 10);
-    if (*end == 0 && v >= 1 && v <= 16)
-      return (int)v;
-  }
+  if (r->io_threads >= 1 && r->io_threads <= 16)
+    return r->io_threads;
   return r->store->is_remote ? remote_default : local_default;
 }
 
@@ -59,7 +54,15 @@ void repo_free(struct repo *r)
   free(r);
 }
 
-static struct repo *repo_alloc(void)
+void repo_settings_default(struct repo_settings *s)
+{
+  s->io_threads = 0;
+  s->zstd_level = 3;
+  s->cache_dir = NULL;
+  s->s3 = NULL;
+}
+
+static struct repo *repo_alloc(const struct repo_settings *settings)
 {
   struct repo *r = calloc(1, sizeof *r);
   if (!r) {
@@ -69,25 +72,22 @@ static struct repo *repo_alloc(void)
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   r->threads = n > 0 ? (int)n : 1;
   r->level = 3;
-  const char *lvl = getenv("PILOTLIGHT_ZSTD_LEVEL");
-  if (lvl && *lvl) {
-    char *end;
-    long v = strtol(lvl, &end, 10);
-    if (*end == 0 && v >= -7 && v <= 19)
-      r->level = (int)v;
-  }
+  if (settings && settings->zstd_level >= -7 && settings->zstd_level <= 19)
+    r->level = settings->zstd_level;
+  if (settings && settings->io_threads >= 1 && settings->io_threads <= 16)
+    r->io_threads = settings->io_threads;
   return r;
 }
 
-struct repo *repo_create(const char *location)
+struct repo *repo_create(const char *location, const struct repo_settings *settings)
 {
-  struct repo *r = repo_alloc();
+  struct repo *r = repo_alloc(settings);
   uint8_t idraw[16];
   uint64_t size;
   char *text = NULL;
   if (!r)
     return NULL;
-  r->store = store_open(location, 1);
+  r->store = store_open(location, 1, settings ? settings->s3 : NULL);
   if (!r->store)
     goto fail;
   if (store_head(r->store, "config", &size) == 0) {
@@ -124,22 +124,14 @@ fail:
 }
 
 /* The cache folder for a remote repository's immutable objects:
- * $XDG_CACHE_HOME/pilotlight/<id> or ~/.cache/pilotlight/<id>. Failure to
- * set one up only costs speed. */
-static void open_cache(struct repo *r)
+ * base/<id>, base created if missing. Failure to set one up only costs
+ * speed. */
+static void open_cache(struct repo *r, const char *base)
 {
   char path[PATH_MAX];
-  const char *base = getenv("PILOTLIGHT_CACHE_DIR");
-  const char *xdg = getenv("XDG_CACHE_HOME");
-  const char *home = getenv("HOME");
-  if (base && *base)
-    snprintf(path, sizeof path, "%s", base);
-  else if (xdg && *xdg)
-    snprintf(path, sizeof path, "%s/pilotlight", xdg);
-  else if (home && *home)
-    snprintf(path, sizeof path, "%s/.cache/pilotlight", home);
-  else
+  if (!base || !*base)
     return;
+  snprintf(path, sizeof path, "%s", base);
   mkdir(path, 0700);
   size_t n = strlen(path);
   snprintf(path + n, sizeof path - n, "/%s", r->cfg.id);
@@ -270,14 +262,14 @@ out:
   return ret;
 }
 
-struct repo *repo_open(const char *location)
+struct repo *repo_open(const char *location, const struct repo_settings *settings)
 {
-  struct repo *r = repo_alloc();
+  struct repo *r = repo_alloc(settings);
   void *buf = NULL;
   size_t len;
   if (!r)
     return NULL;
-  r->store = store_open(location, 0);
+  r->store = store_open(location, 0, settings ? settings->s3 : NULL);
   if (!r->store) {
     if (get_errno() == ENOENT)
       set_error_code(ENOENT,
@@ -301,7 +293,7 @@ struct repo *repo_open(const char *location)
   free(buf);
   buf = NULL;
   if (r->store->is_remote)
-    open_cache(r);
+    open_cache(r, settings ? settings->cache_dir : NULL);
   r->ix = chunk_index_new();
   if (!r->ix || load_index(r) == -1)
     goto fail;

@@ -16,14 +16,34 @@
 #define REPO_FORMAT_VERSION 1
 
 struct repo;
+struct s3_settings;
+
+/* How to open a repository; filled by the caller (cli/settings.c reads them
+ * from the environment). The library reads no environment variable. */
+struct repo_settings {
+  int io_threads; /* threads for object I/O, 1 to 16; 0 (default, or out of range): one
+                     upload thread and a read thread per CPU for a folder, 4 and 8 for a
+                     remote store */
+  int zstd_level; /* -7 to 19; default 3 */
+  /* Folder under which a remote repository's immutable objects are cached
+   * (in a subfolder named by the repository id); NULL (default): no cache.
+   * Borrowed for the call. */
+  const char *cache_dir;
+  const struct s3_settings *s3; /* for s3: locations; NULL: defaults, no credentials */
+};
+
+/* The defaults above. */
+void repo_settings_default(struct repo_settings *s);
 
 /* Create a new, empty repository at location (a folder path or an s3: URL).
- * Refuses if one already exists there. Caller frees with repo_free. */
-struct repo *repo_create(const char *location);
+ * Refuses if one already exists there. settings (NULL: the defaults) is
+ * borrowed for the call. Caller frees with repo_free. */
+struct repo *repo_create(const char *location, const struct repo_settings *settings);
 
 /* Open an existing repository and load its chunk index. Fails clearly if
- * location is not a repository or has a newer format version. */
-struct repo *repo_open(const char *location);
+ * location is not a repository or has a newer format version. settings
+ * (NULL: the defaults) is borrowed for the call. */
+struct repo *repo_open(const char *location, const struct repo_settings *settings);
 void repo_free(struct repo *r);
 
 /* The repository id, 32 hex digits; borrowed for the repo's lifetime. */

@@ -1,16 +1,14 @@
-/* Reads AWS settings: environment first, then the profile's entries in the
- * shared credentials file, then in the shared config file. Only the flat
- * "key = value" lines of a profile section are read; nested blocks
- * ("s3 =" and the indented lines under it) are skipped. */
+/* The S3 store's settings: defaults, copies, and the parsers for the AWS
+ * shared files and for sizes. The caller reads the environment
+ * (cli/settings.c); this file only reads the files it is given. */
 #define _GNU_SOURCE
 #include "s3-config.h"
 
 #include <errno.h>
-#include <pwd.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../util/error.h"
 
@@ -22,7 +20,7 @@ static void free_secret(char *s)
   }
 }
 
-void s3_config_free(struct s3_config *cfg)
+void s3_settings_free(struct s3_settings *cfg)
 {
   if (!cfg)
     return;
@@ -33,32 +31,8 @@ void s3_config_free(struct s3_config *cfg)
   free(cfg->endpoint);
   free(cfg->ca_bundle);
   free(cfg->profile);
+  free(cfg->credentials_file);
   memset(cfg, 0, sizeof *cfg);
-}
-
-static const char *env(const char *name)
-{
-  const char *v = getenv(name);
-  return v && v[0] ? v : NULL;
-}
-
-/* Path of a shared file: $ENVVAR, else ~/.aws/NAME. Caller frees. */
-static char *shared_file(const char *envvar, const char *name)
-{
-  const char *v = env(envvar);
-  if (v)
-    return strdup(v);
-  const char *home = env("HOME");
-  if (!home) {
-    struct passwd *pw = getpwuid(getuid());
-    home = pw ? pw->pw_dir : NULL;
-  }
-  if (!home)
-    return NULL;
-  char *p = NULL;
-  if (asprintf(&p, "%s/.aws/%s", home, name) == -1)
-    return NULL;
-  return p;
 }
 
 static char *trim(char *s)
@@ -71,9 +45,7 @@ static char *trim(char *s)
   return s;
 }
 
-/* Value of key in section of an INI file, or NULL (also when the file is
- * missing). is_config: sections are "[profile NAME]" except "[default]". */
-static char *ini_get(const char *path, const char *profile, int is_config, const char *key)
+char *s3_config_file_get(const char *path, const char *profile, int is_config, const char *key)
 {
   if (!path)
     return NULL;
@@ -134,8 +106,23 @@ static char *ini_get(const char *path, const char *profile, int is_config, const
   return result;
 }
 
-static int dup_to(char **dst, const char *v)
+void s3_settings_default(struct s3_settings *s)
 {
+  memset(s, 0, sizeof *s);
+  s->addressing = S3_ADDRESSING_AUTO;
+  s->retries = 6;
+  s->timeout = 60;
+  s->backoff_ms = 100;
+  s->part_size = 16ull << 20;
+  s->multipart_threshold = 64ull << 20;
+  s->list_max_keys = 0;
+}
+
+static int dup_opt(char **dst, const char *v)
+{
+  *dst = NULL;
+  if (!v)
+    return 0;
   *dst = strdup(v);
   if (!*dst) {
     set_error(errno, "strdup");
@@ -144,85 +131,52 @@ static int dup_to(char **dst, const char *v)
   return 0;
 }
 
-int s3_config_load(struct s3_config *cfg)
+int s3_settings_copy(struct s3_settings *dst, const struct s3_settings *src)
 {
-  char *cred_path = NULL, *conf_path = NULL;
-  int ret = -1;
-  memset(cfg, 0, sizeof *cfg);
-
-  const char *profile = env("AWS_PROFILE");
-  if (!profile)
-    profile = env("AWS_DEFAULT_PROFILE");
-  if (dup_to(&cfg->profile, profile ? profile : "default") == -1)
-    goto out;
-  cred_path = shared_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
-  conf_path = shared_file("AWS_CONFIG_FILE", "config");
-
-  /* Credentials: the environment pair wins over any profile, as in the AWS
-   * CLI; a profile named explicitly with AWS_PROFILE is read from the files. */
-  if (env("AWS_ACCESS_KEY_ID") && env("AWS_SECRET_ACCESS_KEY")) {
-    if (dup_to(&cfg->access_key, env("AWS_ACCESS_KEY_ID")) == -1 ||
-        dup_to(&cfg->secret_key, env("AWS_SECRET_ACCESS_KEY")) == -1)
-      goto out;
-    if (env("AWS_SESSION_TOKEN") && dup_to(&cfg->session_token, env("AWS_SESSION_TOKEN")) == -1)
-      goto out;
-  } else {
-    for (int is_config = 0; is_config <= 1 && !cfg->access_key; is_config++) {
-      const char *path = is_config ? conf_path : cred_path;
-      char *id = ini_get(path, cfg->profile, is_config, "aws_access_key_id");
-      char *secret = ini_get(path, cfg->profile, is_config, "aws_secret_access_key");
-      if (id && secret) {
-        cfg->access_key = id;
-        cfg->secret_key = secret;
-        cfg->session_token = ini_get(path, cfg->profile, is_config, "aws_session_token");
-      } else {
-        free_secret(id);
-        free_secret(secret);
-      }
-    }
+  *dst = *src;
+  if (dup_opt(&dst->access_key, src->access_key) == -1 ||
+      dup_opt(&dst->secret_key, src->secret_key) == -1 ||
+      dup_opt(&dst->session_token, src->session_token) == -1 ||
+      dup_opt(&dst->region, src->region ? src->region : "us-east-1") == -1 ||
+      dup_opt(&dst->endpoint, src->endpoint) == -1 ||
+      dup_opt(&dst->ca_bundle, src->ca_bundle) == -1 ||
+      dup_opt(&dst->profile, src->profile) == -1 ||
+      dup_opt(&dst->credentials_file, src->credentials_file) == -1) {
+    s3_settings_free(dst);
+    return -1;
   }
-  if (!cfg->access_key) {
-    set_error(EACCES,
-              "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
-              "AWS_PROFILE with a profile in %s",
-              cred_path ? cred_path : "~/.aws/credentials");
-    goto out;
-  }
+  return 0;
+}
 
-  const char *region = env("AWS_REGION");
-  if (!region)
-    region = env("AWS_DEFAULT_REGION");
-  if (region) {
-    if (dup_to(&cfg->region, region) == -1)
-      goto out;
-  } else {
-    cfg->region = ini_get(conf_path, cfg->profile, 1, "region");
-    if (!cfg->region && dup_to(&cfg->region, "us-east-1") == -1)
-      goto out;
-  }
+int s3_settings_check_credentials(const struct s3_settings *s)
+{
+  if (s->access_key && s->secret_key)
+    return 0;
+  set_error(EACCES,
+            "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+            "AWS_PROFILE with a profile in %s",
+            s->credentials_file ? s->credentials_file : "~/.aws/credentials");
+  return -1;
+}
 
-  const char *endpoint = env("AWS_ENDPOINT_URL_S3");
-  if (!endpoint)
-    endpoint = env("AWS_ENDPOINT_URL");
-  if (endpoint) {
-    if (dup_to(&cfg->endpoint, endpoint) == -1)
-      goto out;
-  } else {
-    cfg->endpoint = ini_get(conf_path, cfg->profile, 1, "endpoint_url");
+int s3_parse_size(const char *name, const char *v, uint64_t min, uint64_t *out)
+{
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(v, &end, 10);
+  uint64_t mul = 1;
+  if (*end == 'k' || *end == 'K')
+    mul = 1ull << 10;
+  else if (*end == 'm' || *end == 'M')
+    mul = 1ull << 20;
+  else if (*end == 'g' || *end == 'G')
+    mul = 1ull << 30;
+  if (mul != 1)
+    end++;
+  if (errno || end == v || *end || v[0] == '-' || n > UINT64_MAX / mul || n * mul < min) {
+    set_error(EINVAL, "%s=%s: expected a number of at least %" PRIu64, name, v, min);
+    return -1;
   }
-
-  const char *ca = env("AWS_CA_BUNDLE");
-  if (ca) {
-    if (dup_to(&cfg->ca_bundle, ca) == -1)
-      goto out;
-  } else {
-    cfg->ca_bundle = ini_get(conf_path, cfg->profile, 1, "ca_bundle");
-  }
-  ret = 0;
-out:
-  free(cred_path);
-  free(conf_path);
-  if (ret == -1)
-    s3_config_free(cfg);
-  return ret;
+  *out = n * mul;
+  return 0;
 }

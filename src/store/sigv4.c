@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,16 +216,146 @@ void sigv4_signature_free(struct sigv4_signature *sig)
   explicit_bzero(sig, sizeof *sig);
 }
 
+/* Run fprintf-style output into a new string *dst (caller frees). */
+static int memstream_printf(char **dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int memstream_printf(char **dst, const char *fmt, ...)
+{
+  size_t len = 0;
+  FILE *f = open_memstream(dst, &len);
+  if (!f) {
+    set_error(errno, "open_memstream");
+    return -1;
+  }
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(f, fmt, ap);
+  va_end(ap);
+  if (fclose(f) != 0) {
+    set_error(errno, "sigv4");
+    return -1;
+  }
+  return 0;
+}
+
+static void free_cheaders(struct cheader *hs, size_t n)
+{
+  if (!hs)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    free(hs[i].name);
+    free(hs[i].value);
+  }
+  free(hs);
+}
+
+/* The request's headers with lower-case names and trimmed values, sorted by
+ * name (stable). Caller frees with free_cheaders. */
+static struct cheader *canonical_headers(const struct sigv4_request *req)
+{
+  struct cheader *hs = calloc(req->nheaders ? req->nheaders : 1, sizeof *hs);
+  if (!hs) {
+    set_error(ENOMEM, "sigv4");
+    return NULL;
+  }
+  for (size_t i = 0; i < req->nheaders; i++) {
+    hs[i].name = strdup(req->headers[i].name);
+    hs[i].value = trim_collapse(req->headers[i].value);
+    hs[i].order = i;
+    if (!hs[i].name || !hs[i].value) {
+      set_error(ENOMEM, "sigv4");
+      free_cheaders(hs, req->nheaders);
+      return NULL;
+    }
+    for (char *c = hs[i].name; *c; c++)
+      *c = (char)tolower((unsigned char)*c);
+  }
+  if (req->nheaders > 1)
+    qsort(hs, req->nheaders, sizeof *hs, cheader_cmp);
+  return hs;
+}
+
+/* out->signed_headers and out->canonical_request from the sorted headers. */
+static int canonical_request(const struct sigv4_request *req, const char *path, const char *query,
+                             const struct cheader *hs, struct sigv4_signature *out)
+{
+  size_t len = 0;
+  FILE *f = open_memstream(&out->signed_headers, &len);
+  if (!f) {
+    set_error(errno, "open_memstream");
+    return -1;
+  }
+  for (size_t i = 0; i < req->nheaders; i++) {
+    if (i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0)
+      continue;
+    fprintf(f, "%s%s", i ? ";" : "", hs[i].name);
+  }
+  if (fclose(f) != 0) {
+    set_error(errno, "sigv4");
+    return -1;
+  }
+
+  f = open_memstream(&out->canonical_request, &len);
+  if (!f) {
+    set_error(errno, "open_memstream");
+    return -1;
+  }
+  fprintf(f, "%s\n%s\n%s\n", req->method, path, query);
+  for (size_t i = 0; i < req->nheaders; i++) {
+    int same_as_prev = i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0;
+    if (same_as_prev)
+      fprintf(f, ",%s", hs[i].value);
+    else
+      fprintf(f, "%s%s:%s", i ? "\n" : "", hs[i].name, hs[i].value);
+  }
+  fprintf(f, "\n\n%s\n%s", out->signed_headers, req->payload_hash);
+  if (fclose(f) != 0) {
+    set_error(errno, "sigv4");
+    return -1;
+  }
+  return 0;
+}
+
+/* out->signature and out->authorization: the string to sign signed with the
+ * key derived from the secret (an HMAC chain over date, region, service and
+ * "aws4_request"). The key material is wiped. */
+static int sign_string(const struct sigv4_request *req, const char *date, const char *scope,
+                       struct sigv4_signature *out)
+{
+  unsigned char k1[32], k2[32], k3[32], k4[32], sig[32];
+  char keybuf[256];
+  int ret = -1;
+  size_t slen = strlen(req->secret_key);
+  if (slen + 5 > sizeof keybuf) {
+    set_error(EINVAL, "sigv4: secret key too long");
+    return -1;
+  }
+  memcpy(keybuf, "AWS4", 4);
+  memcpy(keybuf + 4, req->secret_key, slen);
+  hmac(keybuf, slen + 4, date, k1);
+  hmac(k1, 32, req->region, k2);
+  hmac(k2, 32, req->service, k3);
+  hmac(k3, 32, "aws4_request", k4);
+  hmac(k4, 32, out->string_to_sign, sig);
+  hex_encode(sig, 32, out->signature);
+  ret = memstream_printf(&out->authorization,
+                         "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+                         req->access_key, scope, out->signed_headers, out->signature);
+  explicit_bzero(keybuf, sizeof keybuf);
+  explicit_bzero(k1, sizeof k1);
+  explicit_bzero(k2, sizeof k2);
+  explicit_bzero(k3, sizeof k3);
+  explicit_bzero(k4, sizeof k4);
+  return ret;
+}
+
 int sigv4_sign(const struct sigv4_request *req, struct sigv4_signature *out)
 {
   struct cheader *hs = NULL;
   char *path = NULL, *query = NULL;
-  FILE *f = NULL;
-  size_t len = 0;
   char date[9];
   char scope[256];
-  unsigned char k1[32], k2[32], k3[32], k4[32], sig[32];
-  char keybuf[256];
+  char creq_hash[65];
   int ret = -1;
 
   memset(out, 0, sizeof *out);
@@ -242,123 +373,22 @@ int sigv4_sign(const struct sigv4_request *req, struct sigv4_signature *out)
 
   path = sigv4_uri_encode(req->path, strlen(req->path), 1);
   query = canonical_query(req->query);
-  hs = calloc(req->nheaders ? req->nheaders : 1, sizeof *hs);
-  if (!path || !query || !hs) {
+  if (!path || !query) {
     set_error(ENOMEM, "sigv4");
     goto out;
   }
-  for (size_t i = 0; i < req->nheaders; i++) {
-    hs[i].name = strdup(req->headers[i].name);
-    hs[i].value = trim_collapse(req->headers[i].value);
-    hs[i].order = i;
-    if (!hs[i].name || !hs[i].value) {
-      set_error(ENOMEM, "sigv4");
-      goto out;
-    }
-    for (char *c = hs[i].name; *c; c++)
-      *c = (char)tolower((unsigned char)*c);
-  }
-  if (req->nheaders > 1)
-    qsort(hs, req->nheaders, sizeof *hs, cheader_cmp);
-
-  /* Signed header list. */
-  f = open_memstream(&out->signed_headers, &len);
-  if (!f) {
-    set_error(errno, "open_memstream");
+  hs = canonical_headers(req);
+  if (!hs || canonical_request(req, path, query, hs, out) == -1)
     goto out;
-  }
-  for (size_t i = 0; i < req->nheaders; i++) {
-    if (i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0)
-      continue;
-    fprintf(f, "%s%s", i ? ";" : "", hs[i].name);
-  }
-  if (fclose(f) != 0) {
-    f = NULL;
-    set_error(errno, "sigv4");
-    goto out;
-  }
-
-  /* Canonical request. */
-  f = open_memstream(&out->canonical_request, &len);
-  if (!f) {
-    set_error(errno, "open_memstream");
-    goto out;
-  }
-  fprintf(f, "%s\n%s\n%s\n", req->method, path, query);
-  for (size_t i = 0; i < req->nheaders; i++) {
-    int same_as_prev = i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0;
-    if (same_as_prev)
-      fprintf(f, ",%s", hs[i].value);
-    else
-      fprintf(f, "%s%s:%s", i ? "\n" : "", hs[i].name, hs[i].value);
-  }
-  fprintf(f, "\n\n%s\n%s", out->signed_headers, req->payload_hash);
-  if (fclose(f) != 0) {
-    f = NULL;
-    set_error(errno, "sigv4");
-    goto out;
-  }
-
-  /* String to sign. */
-  char creq_hash[65];
   sigv4_sha256_hex(out->canonical_request, strlen(out->canonical_request), creq_hash);
-  f = open_memstream(&out->string_to_sign, &len);
-  if (!f) {
-    set_error(errno, "open_memstream");
+  if (memstream_printf(&out->string_to_sign, "AWS4-HMAC-SHA256\n%s\n%s\n%s", req->amz_date, scope,
+                       creq_hash) == -1 ||
+      sign_string(req, date, scope, out) == -1)
     goto out;
-  }
-  fprintf(f, "AWS4-HMAC-SHA256\n%s\n%s\n%s", req->amz_date, scope, creq_hash);
-  if (fclose(f) != 0) {
-    f = NULL;
-    set_error(errno, "sigv4");
-    goto out;
-  }
-  f = NULL;
-
-  /* Signing key: HMAC chain over date, region, service, "aws4_request". */
-  size_t slen = strlen(req->secret_key);
-  if (slen + 5 > sizeof keybuf) {
-    set_error(EINVAL, "sigv4: secret key too long");
-    goto out;
-  }
-  memcpy(keybuf, "AWS4", 4);
-  memcpy(keybuf + 4, req->secret_key, slen);
-  hmac(keybuf, slen + 4, date, k1);
-  hmac(k1, 32, req->region, k2);
-  hmac(k2, 32, req->service, k3);
-  hmac(k3, 32, "aws4_request", k4);
-  hmac(k4, 32, out->string_to_sign, sig);
-  hex_encode(sig, 32, out->signature);
-
-  f = open_memstream(&out->authorization, &len);
-  if (!f) {
-    set_error(errno, "open_memstream");
-    goto out;
-  }
-  fprintf(f, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s", req->access_key,
-          scope, out->signed_headers, out->signature);
-  if (fclose(f) != 0) {
-    f = NULL;
-    set_error(errno, "sigv4");
-    goto out;
-  }
-  f = NULL;
   ret = 0;
 out:
-  if (f)
-    fclose(f);
-  explicit_bzero(keybuf, sizeof keybuf);
-  explicit_bzero(k1, sizeof k1);
-  explicit_bzero(k2, sizeof k2);
-  explicit_bzero(k3, sizeof k3);
-  explicit_bzero(k4, sizeof k4);
-  if (hs) {
-    for (size_t i = 0; i < req->nheaders; i++) {
-      free(hs[i].name);
-      free(hs[i].value);
-    }
-    free(hs);
-  }
+  if (hs)
+    free_cheaders(hs, req->nheaders);
   free(path);
   free(query);
   if (ret == -1)

@@ -43,10 +43,14 @@ struct store {
   int is_remote;  /* 1 if reads cost a network round trip (cache index objects) */
 };
 
+struct s3_settings;
+
 /* Open the store named by location: "s3://BUCKET/PREFIX", "s3:http(s)://HOST/BUCKET/PREFIX",
  * or a local folder path. With create, a missing local folder is created.
- * Returns NULL with the error set. Caller frees with store_free. */
-struct store *store_open(const char *location, int create);
+ * s3 (borrowed for the call; NULL: the defaults of store/s3-config.h, with no
+ * credentials) is used only for s3: locations. Returns NULL with the error
+ * set. Caller frees with store_free. */
+struct store *store_open(const char *location, int create, const struct s3_settings *s3);
 void store_free(struct store *s);
 
 static inline int store_put(struct store *s, const char *key, const void *buf, size_t len,
@@ -78,6 +82,6 @@ static inline int store_list(struct store *s, const char *prefix, store_list_cb 
 
 /* Backend constructors, used by store_open. */
 struct store *local_store_open(const char *path, int create);
-struct store *s3_store_open(const char *location, int create);
+struct store *s3_store_open(const char *location, int create, const struct s3_settings *s3);
 
 #endif

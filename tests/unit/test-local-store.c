@@ -20,7 +20,7 @@ int main(void)
 {
   char dir[] = "/tmp/pl-unit-store.XXXXXX";
   check(mkdtemp(dir) != NULL);
-  struct store *s = store_open(dir, 0);
+  struct store *s = store_open(dir, 0, NULL);
   void *buf;
   size_t len;
   uint64_t size;
