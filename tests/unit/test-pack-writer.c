@@ -158,7 +158,7 @@ int main(void)
   char dir[] = "/tmp/pl-unit-packw.XXXXXX", err[256] = "";
   check(mkdtemp(dir) != NULL);
   struct test_store ts = {.base = {.ops = &test_ops, .location = dir}};
-  ts.inner = store_open(dir, 0);
+  ts.inner = store_open(dir, 0, NULL);
   check(ts.inner != NULL);
 
   /* Concurrent adds: two packs, every chunk where the index says. */
