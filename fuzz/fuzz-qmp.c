@@ -1,13 +1,13 @@
-/* libFuzzer target for QMP replies (src/source/qmp.c) and the
+/* libFuzzer target for QMP replies (src/cbt/qmp.c) and the
  * query-named-block-nodes lookup of the live CBT workflow
- * (src/source/cbt-live.c): both read bytes another process sent. */
+ * (src/cbt/cbt-live.c): both read bytes another process sent. */
 #include <assert.h>
 #include <json-c/json.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "source/cbt-internal.h"
-#include "source/qmp.h"
+#include "cbt/cbt-internal.h"
+#include "cbt/qmp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,10 +1,10 @@
-/* `pilotlight backup` with QEMU changed-block tracking: looks up the parent
- * snapshot, runs a CBT session (src/source/qemu-cbt.h) around repo_backup,
- * and with --verify-cbt proves the committed snapshot equals the disk. */
+/* `pilotlight backup` with QEMU changed-block tracking: checks the options,
+ * turns them into a plan for a CBT session (src/cbt/cbt.h) around
+ * repo_backup, and prints what --verify-cbt found. */
 #include "backup-cbt.h"
 
-#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/error.h"
@@ -52,49 +52,32 @@ struct cbt_session *cbt_cli_start(struct repo *r, const struct cbt_cli *o, const
                                   struct backup_opts *bo)
 {
   struct cbt_plan p = {0};
-  struct snapshot *parent = repo_find_snapshot(r, bo->disk, "latest");
-  struct cbt_session *s = NULL;
-  if (!parent && get_errno() != ENOENT) {
-    fail_lib();
-    return NULL;
-  }
+  struct cbt_session *s;
   if (o->cbt) {
+    p.workflow = CBT_NBD;
     p.nbd_uri = source;
     p.bitmap = o->cbt + strlen(CBT_COOKIE_PREFIX);
     p.next_bitmap = o->cbt_next;
+  } else if (o->qcow2) {
+    p.workflow = CBT_QCOW2;
+    p.qcow2 = o->qcow2;
+  } else {
+    p.workflow = CBT_QMP;
+    p.qmp = o->qmp;
+    p.node = o->node;
+    p.nbd_socket = o->nbd_socket;
   }
-  p.qcow2 = o->qcow2;
-  p.qmp = o->qmp;
-  p.node = o->node;
-  p.nbd_socket = o->nbd_socket;
-  p.tmpdir = o->tmpdir;
-  p.full = bo->full;
-  if (parent) {
-    p.has_parent = 1;
-    p.parent_cbt = parent->cbt;
-    p.parent_size = parent->size;
-  }
-  s = cbt_session_start(&p);
-  snapshot_free(parent);
+  p.tmpdir = o->tmpdir ? o->tmpdir : getenv("TMPDIR");
+  s = cbt_backup_start(r, &p, bo);
   if (!s) {
     fail_lib();
     return NULL;
   }
-  /* A disk's first backup fixes its block size: unless told otherwise,
-   * match QEMU's default bitmap granularity (see repo.h). */
-  if (!p.has_parent && !bo->block_size)
-    bo->block_size = repo_cbt_block_size(s->src->size);
-  bo->src = s->src;
-  bo->changed = s->changed;
-  bo->cbt = s->cookie;
-  bo->mode = s->mode;
-  if (s->fell_back) {
+  if (s->fell_back)
     fprintf(stderr,
             "pilotlight: warning: changed-block tracking not used: %s; reading every "
             "allocated block instead (hash-compare)\n",
             s->note);
-    bo->note = s->note;
-  }
   return s;
 }
 
@@ -102,47 +85,36 @@ struct cbt_session *cbt_cli_start(struct repo *r, const struct cbt_cli *o, const
  * when equal, 1 after printing a mismatch or an error. */
 static int verify(struct repo *r, struct cbt_session *s, const struct snapshot *snap)
 {
-  struct blockmap m = {0};
-  uint64_t bad = 0, first = 0;
-  int ret = 1;
-  if (repo_load_blockmap(r, snap, &m) == -1) {
-    fail_lib();
-    goto out;
-  }
-  if (cbt_verify(s->src, m.block_size, m.nblocks, (const uint8_t(*)[32])m.h,
-                 repo_threads(r), &bad, &first) == -1) {
-    fail_lib();
-    goto out;
-  }
-  if (bad) {
+  struct cbt_check c;
+  if (cbt_backup_verify(r, s, snap, &c) == -1)
+    return fail_lib();
+  if (c.mismatches) {
     fprintf(stderr,
             "pilotlight: CBT MISMATCH: snapshot %s differs from disk %s in %llu of %llu blocks "
             "(first: block %llu at offset %llu). Changed-block tracking missed writes. With "
             "--qcow2 and --qmp the new bitmap is dropped, so the next backup reads everything; "
             "with --cbt, run the next backup with --full.\n",
-            snap->id, snap->disk, (unsigned long long)bad, (unsigned long long)m.nblocks,
-            (unsigned long long)first, (unsigned long long)first * m.block_size);
-    goto out;
+            snap->id, snap->disk, (unsigned long long)c.mismatches, (unsigned long long)c.nblocks,
+            (unsigned long long)c.first, (unsigned long long)c.first * c.block_size);
+    return 1;
   }
   fprintf(stderr, "pilotlight: verify-cbt: snapshot %s equals the disk, all %llu blocks\n",
-          snap->id, (unsigned long long)m.nblocks);
-  ret = 0;
-out:
-  blockmap_free(&m);
-  return ret;
+          snap->id, (unsigned long long)c.nblocks);
+  return 0;
 }
 
 int cbt_cli_end(struct repo *r, struct cbt_session *s, const struct cbt_cli *o,
                 const struct snapshot *snap)
 {
-  int ret = 0, committed = snap ? 1 : 0;
+  enum cbt_outcome outcome = snap ? CBT_COMMITTED : CBT_ROLLBACK;
+  int ret = 0;
   if (!s)
     return 0;
   if (snap && o->verify && verify(r, s, snap) != 0) {
     ret = 1;
-    committed = 2; /* drop the new bitmap too, so that the next run reads everything */
+    outcome = CBT_COMMITTED_UNTRUSTED;
   }
-  if (cbt_session_finish(s, committed) == -1) {
+  if (cbt_session_finish(s, outcome) == -1) {
     fail_lib();
     ret = 1;
   }

@@ -1,10 +1,10 @@
-/* The changed-block tracking part of `pilotlight backup`: options, the
- * parent lookup, the session around repo_backup and --verify-cbt. */
+/* The changed-block tracking options of `pilotlight backup`: their checks,
+ * the plan they make for the library (src/cbt/cbt.h) and the messages. */
 #ifndef PL_BACKUP_CBT_H
 #define PL_BACKUP_CBT_H
 
 #include "cli.h"
-#include "source/qemu-cbt.h"
+#include "cbt/cbt.h"
 
 /* The CBT options as given; strings borrowed from argv. */
 struct cbt_cli {
@@ -25,9 +25,10 @@ int cbt_cli_wanted(const struct cbt_cli *o);
  * number of SOURCE arguments; has_extents tells --changed-extents. */
 const char *cbt_cli_check(const struct cbt_cli *o, int nsources, int has_extents);
 
-/* Find the parent, start the session and fill bo's src, changed, cbt, mode
- * and note. Prints a warning when CBT falls back. Returns the session (the
- * caller ends it with cbt_cli_end), or NULL after printing the error. */
+/* Start the session (cbt_backup_start) and fill bo's src, changed, cbt,
+ * mode and note. The private folder is --fleece-dir, else $TMPDIR. Prints a
+ * warning when CBT falls back. Returns the session (the caller ends it with
+ * cbt_cli_end), or NULL after printing the error. */
 struct cbt_session *cbt_cli_start(struct repo *r, const struct cbt_cli *o, const char *source,
                                   struct backup_opts *bo);
 

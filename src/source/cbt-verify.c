@@ -10,7 +10,7 @@
 
 #include "../util/error.h"
 #include "../util/hash.h"
-#include "qemu-cbt.h"
+#include "cbt-verify.h"
 
 struct verify {
   struct source *src;

@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "source/cbt-internal.h"
-#include "source/qemu-cbt.h"
-#include "source/qmp.h"
+#include "cbt/cbt-internal.h"
+#include "cbt/cbt.h"
+#include "cbt/qmp.h"
 #include "util/error.h"
 
 static int parse(const char *text, long long id, struct json_object **ret)

@@ -1,6 +1,7 @@
 /* A small QMP client (the QEMU Machine Protocol, JSON over a Unix socket)
  * for qemu-storage-daemon and QEMU: capability negotiation and synchronous
- * commands; events are skipped. Replies are parsed with json-c. */
+ * commands; events are skipped. Replies are parsed with json-c and are
+ * untrusted. A connection is used by one thread at a time. */
 #ifndef PL_QMP_H
 #define PL_QMP_H
 

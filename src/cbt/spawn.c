@@ -1,7 +1,7 @@
 /* Spawns the QEMU tools for changed-block tracking and collects what they
  * print; stops the qemu-nbd daemons that the offline workflow starts. */
 #define _GNU_SOURCE
-#include "cbt-run.h"
+#include "spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,7 +65,7 @@ static int slurp(int fd, char **text)
   return 0;
 }
 
-int cbt_run(char *const argv[], char **out, char **err)
+int spawn_run(char *const argv[], char **out, char **err)
 {
   int ofd = -1, efd = -1, status, ret = -1;
   pid_t pid;
@@ -107,7 +107,7 @@ int cbt_run(char *const argv[], char **out, char **err)
   ret = WEXITSTATUS(status);
   if (ret == 127 && err && *err && strncmp(*err, "cannot run ", 11) == 0) {
     char line[256];
-    set_error(ENOENT, "%s (install qemu-utils)", cbt_first_line(*err, line, sizeof line));
+    set_error(ENOENT, "%s (install qemu-utils)", spawn_first_line(*err, line, sizeof line));
     ret = -1;
   }
 out:
@@ -128,7 +128,7 @@ out:
   return ret;
 }
 
-const char *cbt_first_line(const char *text, char *buf, size_t n)
+const char *spawn_first_line(const char *text, char *buf, size_t n)
 {
   size_t i = 0;
   if (!text)
@@ -165,7 +165,7 @@ static int pid_gone(pid_t pid)
   return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
 
-int cbt_stop_pid(pid_t pid, int timeout_ms)
+int spawn_stop_pid(pid_t pid, int timeout_ms)
 {
   struct timespec ts = {0, 10 * 1000 * 1000};
   if (pid <= 1) {
@@ -189,7 +189,7 @@ int cbt_stop_pid(pid_t pid, int timeout_ms)
   return -1;
 }
 
-pid_t cbt_read_pidfile(const char *file)
+pid_t spawn_read_pidfile(const char *file)
 {
   char buf[32];
   char *end;
