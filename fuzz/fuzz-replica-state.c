@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "target/replica.h"
+#include "sink/replica.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

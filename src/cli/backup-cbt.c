@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/blockmap-compare.h"
 #include "util/error.h"
 
 int cbt_cli_wanted(const struct cbt_cli *o)
@@ -98,6 +99,11 @@ struct cbt_session *cbt_cli_start(struct repo *r, const struct cbt_cli *o, const
   return s;
 }
 
+static int read_source(void *opaque, void *buf, size_t len, uint64_t off)
+{
+  return source_pread(opaque, buf, len, off);
+}
+
 /* Read the whole disk and compare it with the committed snapshot. Returns 0
  * when equal, 1 after printing a mismatch or an error. */
 static int verify(struct repo *r, struct cbt_session *s, const struct snapshot *snap)
@@ -109,11 +115,22 @@ static int verify(struct repo *r, struct cbt_session *s, const struct snapshot *
     fail_lib();
     goto out;
   }
-  if (cbt_verify(s->src, m.block_size, m.nblocks, (const uint8_t(*)[32])m.h,
-                 repo_threads(r), &bad, &first) == -1) {
+  struct blockmap_compare_opts co = {
+      .limit = s->src->size, .threads = repo_threads(r), .read = read_source, .opaque = s->src};
+  struct blockmap_compare_result cr;
+  if (m.block_size == 0 || m.nblocks != (s->src->size + m.block_size - 1) / m.block_size) {
+    fail_msg("--verify-cbt: the snapshot covers %llu blocks of %u bytes, but the disk has %llu "
+             "bytes",
+             (unsigned long long)m.nblocks, m.block_size, (unsigned long long)s->src->size);
+    goto out;
+  }
+  if (blockmap_compare(&m, &co, &cr) == -1) {
+    prefix_error("--verify-cbt");
     fail_lib();
     goto out;
   }
+  bad = cr.mismatches;
+  first = cr.first;
   if (bad) {
     fprintf(stderr,
             "pilotlight: CBT MISMATCH: snapshot %s differs from disk %s in %llu of %llu blocks "

@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "target/image-writer.h"
-#include "target/replica.h"
+#include "sink/image-writer.h"
+#include "sink/replica.h"
 #include "util/hash.h"
 
 static const char good[] =
