@@ -1,4 +1,4 @@
-/* libFuzzer target: the replica state file parser (src/target/replica.c).
+/* libFuzzer target: the replica state file parser (src/sink/replica-sync.c).
  * Whatever it accepts must carry the fields a sync relies on. */
 #include <assert.h>
 #include <stdint.h>
