@@ -1,10 +1,10 @@
-/* libFuzzer target: the replica state file parser (src/target/replica.c).
+/* libFuzzer target: the replica state file parser (src/sink/replica-sync.c).
  * Whatever it accepts must carry the fields a sync relies on. */
 #include <assert.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "target/replica.h"
+#include "sink/replica.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

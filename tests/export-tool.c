@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "source/source.h"
-#include "target/image-writer.h"
+#include "sink/image-writer.h"
 #include "util/error.h"
 
 struct feed {
@@ -76,7 +76,7 @@ int main(int argc, char **argv)
     set_error(ENOMEM, "out of memory");
     goto out;
   }
-  f.w = image_writer_new(fmt, argv[3], f.src->size, (int)threads);
+  f.w = image_writer_new(fmt, argv[3], f.src->size, (int)threads, 0);
   if (f.w == NULL)
     goto out;
   if (source_allocated(f.src, 0, f.src->size, feed_extent, &f) == -1 ||

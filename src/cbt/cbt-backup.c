@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "../source/cbt-verify.h"
+#include "../core/blockmap-compare.h"
 #include "../util/error.h"
 #include "cbt.h"
 
@@ -38,22 +38,37 @@ struct cbt_session *cbt_backup_start(struct repo *r, const struct cbt_plan *plan
   return s;
 }
 
+static int read_source(void *opaque, void *buf, size_t len, uint64_t off)
+{
+  return source_pread(opaque, buf, len, off);
+}
+
 int cbt_backup_verify(struct repo *r, struct cbt_session *s, const struct snapshot *snap,
                       struct cbt_check *out)
 {
   struct blockmap m = {0};
-  uint64_t bad = 0, first = 0;
+  struct blockmap_compare_result cr;
   int ret = -1;
   memset(out, 0, sizeof *out);
   if (repo_load_blockmap(r, snap, &m) == -1)
     goto out;
-  if (cbt_verify(s->src, m.block_size, m.nblocks, (const uint8_t(*)[32])m.h,
-                 repo_threads(r), &bad, &first) == -1)
+  if (m.block_size == 0 || m.nblocks != (s->src->size + m.block_size - 1) / m.block_size) {
+    set_error_code(EINVAL,
+                   "--verify-cbt: the snapshot covers %llu blocks of %u bytes, but the disk has "
+                   "%llu bytes",
+                   (unsigned long long)m.nblocks, m.block_size, (unsigned long long)s->src->size);
     goto out;
+  }
+  struct blockmap_compare_opts co = {
+      .limit = s->src->size, .threads = repo_threads(r), .read = read_source, .opaque = s->src};
+  if (blockmap_compare(&m, &co, &cr) == -1) {
+    prefix_error("--verify-cbt");
+    goto out;
+  }
   out->nblocks = m.nblocks;
   out->block_size = m.block_size;
-  out->mismatches = bad;
-  out->first = first;
+  out->mismatches = cr.mismatches;
+  out->first = cr.first;
   ret = 0;
 out:
   blockmap_free(&m);

@@ -51,6 +51,17 @@ int parse_threads(struct cli *c, const char *arg, int *out);
 int cli_open_snapshot(struct cli *c, const char *spec, int threads, struct repo **r,
                       struct snapshot **s);
 
+/* SIGINT and SIGTERM during a restore, replica sync or export: the handler
+ * stores the signal's number here; the library sees it through its
+ * options' cancel pointer and stops with ECANCELED. */
+extern _Atomic int cli_cancel;
+/* Install that handler (without SA_RESTART: sleeps end early). */
+void cli_catch_signals(void);
+/* After a library failure: when a signal stopped it, print
+ * "pilotlight: WHAT interrupted by SIGNAME: HOW" and return 128 + the signal;
+ * else print the library's error and return 1. */
+int fail_interrupted(const char *what, const char *how);
+
 /* Write s as a JSON string (with quotes). */
 void json_string(FILE *f, const char *s);
 /* Format a time as ISO 8601 UTC into buf. */

@@ -7,7 +7,8 @@
 #include <time.h>
 
 #include "cli.h"
-#include "target/image-export.h"
+#include "sink/image-export.h"
+#include "sink/image-writer.h"
 
 /* The format a file name's extension suggests, or -1. */
 static int format_from_name(const char *path, enum image_format *f)
@@ -28,17 +29,18 @@ static int format_from_name(const char *path, enum image_format *f)
 
 int cmd_export(struct cli *c, int argc, char **argv)
 {
-  enum { O_FORMAT = 256, O_THREADS, O_JSON };
+  enum { O_FORMAT = 256, O_THREADS, O_JSON, O_FORCE };
   static const struct option opts[] = {
       {"repo", required_argument, NULL, 'r'},
       {"help", no_argument, NULL, 'h'},
       {"format", required_argument, NULL, O_FORMAT},
       {"threads", required_argument, NULL, O_THREADS},
       {"json", no_argument, NULL, O_JSON},
+      {"force", no_argument, NULL, O_FORCE},
       {NULL, 0, NULL, 0},
   };
   enum image_format fmt = IMAGE_RAW;
-  int have_fmt = 0, json = 0, ch, ret = EXIT_FAIL;
+  int have_fmt = 0, json = 0, force = 0, ch, ret = EXIT_FAIL;
   int threads = 0;
   struct repo *r = NULL;
   struct snapshot *s = NULL;
@@ -50,17 +52,21 @@ int cmd_export(struct cli *c, int argc, char **argv)
       c->repo = optarg;
       break;
     case 'h':
-      printf("usage: pilotlight -r REPO export NAME[@SNAPSHOT] OUT [--format FORMAT]\n\n"
+      printf("usage: pilotlight -r REPO export NAME[@SNAPSHOT] OUT [--format FORMAT] [--force]\n\n"
              "Write disk NAME at SNAPSHOT (an id, a unique id prefix, or latest, the default)\n"
-             "to the image file OUT. OUT appears only once it is complete. Formats:\n"
+             "to the image file OUT. OUT appears only once it is complete (until then it is\n"
+             "OUT.pilotlight-part.PID); an existing OUT is replaced only with --force. OUT -\n"
+             "streams to standard output (raw and vmdk only: VHD needs seeking). Formats:\n"
              "  raw        a sparse raw image\n"
              "  vmdk       stream-optimized VMDK (compressed, only allocated data): what\n"
              "             AWS import-image / import-snapshot and VMware accept\n"
              "  vhd        dynamic VHD (Hyper-V, AWS)\n"
              "  vhd-fixed  fixed VHD (Azure)\n"
-             "Without --format, the extension of OUT decides (.vmdk, .vhd, .raw, .img).\n\n"
+             "Without --format, the extension of OUT decides (.vmdk, .vhd, .raw, .img); an\n"
+             "extension that names another format than --format is refused.\n\n"
              "Options:\n"
              "  --format FORMAT  raw, vmdk, vhd or vhd-fixed\n"
+             "  --force          replace an existing OUT\n"
              "  --threads N      compression threads (default: the number of CPUs)\n"
              "  --json           print the result as JSON\n");
       return 0;
@@ -76,6 +82,9 @@ int cmd_export(struct cli *c, int argc, char **argv)
     case O_JSON:
       json = 1;
       break;
+    case O_FORCE:
+      force = 1;
+      break;
     default:
       return fail_usage(c, "unknown option");
     }
@@ -83,33 +92,55 @@ int cmd_export(struct cli *c, int argc, char **argv)
   if (optind + 2 != argc)
     return fail_usage(c, "expected NAME[@SNAPSHOT] OUT");
   const char *out_path = argv[optind + 1];
-  if (!have_fmt && format_from_name(out_path, &fmt) == -1)
+  int to_stdout = strcmp(out_path, "-") == 0;
+  enum image_format named;
+  int has_ext = !to_stdout && format_from_name(out_path, &named) == 0;
+  if (!have_fmt && to_stdout)
+    return fail_usage(c, "export to standard output needs --format vmdk or raw");
+  if (!have_fmt && !has_ext)
     return fail_usage(c, "cannot tell the format from '%s': add --format raw|vmdk|vhd|vhd-fixed",
                       out_path);
+  if (!have_fmt)
+    fmt = named;
+  /* .vhd names both VHD kinds. */
+  if (have_fmt && has_ext && named != fmt && !(named == IMAGE_VHD && fmt == IMAGE_VHD_FIXED))
+    return fail_usage(c, "'%s' names a %s image but --format is %s: rename OUT or change --format",
+                      out_path, image_format_name(named), image_format_name(fmt));
   if (!cli_repo(c))
     return EXIT_USAGE;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   if (cli_open_snapshot(c, argv[optind], threads, &r, &s) == -1)
     goto out;
-  if (image_export(r, s, fmt, out_path, threads, cli_progress(), &st) == -1) {
-    fail_lib();
+  struct image_export_opts eo = {.format = fmt,
+                                 .path = out_path,
+                                 .force = force,
+                                 .threads = threads,
+                                 .cancel = &cli_cancel,
+                                 .progress = cli_progress()};
+  cli_catch_signals();
+  if (image_export(r, s, &eo, &st) == -1) {
+    char what[600];
+    snprintf(what, sizeof what, "export of %s@%.12s to %s", s->disk, s->id, out_path);
+    ret = fail_interrupted(what, to_stdout ? "the output is incomplete; rerun the export"
+                                           : "nothing was left under that name; rerun the export");
     goto out;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+  FILE *rep = to_stdout ? stderr : stdout; /* standard output carries the image */
   if (json) {
-    printf("{\"snapshot\":\"%s\",\"disk\":", s->id);
-    json_string(stdout, s->disk);
-    printf(",\"format\":\"%s\",\"output\":", image_format_name(fmt));
-    json_string(stdout, out_path);
-    printf(",\"size\":%llu,\"bytes_read\":%llu,\"file_size\":%llu,\"seconds\":%.3f}\n",
-           (unsigned long long)s->size, (unsigned long long)st.bytes_read,
-           (unsigned long long)st.file_size, secs);
+    fprintf(rep, "{\"snapshot\":\"%s\",\"disk\":", s->id);
+    json_string(rep, s->disk);
+    fprintf(rep, ",\"format\":\"%s\",\"output\":", image_format_name(fmt));
+    json_string(rep, out_path);
+    fprintf(rep, ",\"size\":%llu,\"bytes_read\":%llu,\"file_size\":%llu,\"seconds\":%.3f}\n",
+            (unsigned long long)s->size, (unsigned long long)st.bytes_read,
+            (unsigned long long)st.file_size, secs);
   } else {
     char fs[32];
     format_bytes(st.file_size, fs, sizeof fs);
-    printf("exported snapshot %.12s of disk %s to %s (%s, %s) in %.2f s\n", s->id, s->disk,
-           out_path, image_format_name(fmt), fs, secs);
+    fprintf(rep, "exported snapshot %.12s of disk %s to %s (%s, %s) in %.2f s\n", s->id, s->disk,
+            out_path, image_format_name(fmt), fs, secs);
   }
   ret = 0;
 out:

@@ -10,15 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
-#include "target/replica.h"
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-  (void)sig;
-  stop_requested = 1;
-}
+#include "sink/replica.h"
 
 /* Seconds from "30", "30s", "5m" or "1h". */
 static int parse_interval(const char *s, unsigned *out)
@@ -91,7 +83,9 @@ static int sync_once(struct cli *c, const struct replica_opts *o, int threads, i
   if (threads)
     repo_set_threads(r, threads);
   if (replica_sync(r, o, &res) == -1) {
-    fail_lib();
+    char what[600];
+    snprintf(what, sizeof what, "replica sync of disk %s to %s", o->disk, o->target);
+    ret = fail_interrupted(what, "rerun replica sync to finish it");
     goto out;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -205,23 +199,22 @@ int cmd_replica(struct cli *c, int argc, char **argv)
   o.progress = cli_progress();
   if (!cli_repo(c))
     return EXIT_USAGE;
+  o.cancel = &cli_cancel;
+  cli_catch_signals();
   if (!interval)
     return sync_once(c, &o, threads, json);
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
   int last = 0;
-  while (!stop_requested) {
+  while (!cli_cancel) {
     /* Each round opens the repository afresh, so new snapshots and index
      * objects are seen. A failure is reported and retried next round. */
     last = sync_once(c, &o, threads, json);
-    o.force = 0; /* --force applies to the first round only */
+    if (last > EXIT_USAGE)
+      return last; /* interrupted in the middle of a sync */
+    o.force = 0;   /* --force applies to the first round only */
     struct timespec ts = {.tv_sec = interval, .tv_nsec = 0};
-    while (!stop_requested && nanosleep(&ts, &ts) == -1 && errno == EINTR)
+    while (!cli_cancel && nanosleep(&ts, &ts) == -1 && errno == EINTR)
       ;
   }
-  return last;
+  return last; /* stopped between syncs: the replica is whole */
 }

@@ -2,10 +2,13 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
-#include "target/replica.h"
+#include "sink/replica.h"
+#include "sink/restore.h"
 
 int cmd_restore(struct cli *c, int argc, char **argv)
 {
@@ -28,9 +31,12 @@ int cmd_restore(struct cli *c, int argc, char **argv)
     case 'h':
       printf("usage: pilotlight -r REPO restore NAME[@SNAPSHOT] TARGET [--force]\n\n"
              "Restore disk NAME at SNAPSHOT (an id, a unique id prefix, or latest, the\n"
-             "default) to TARGET. A new TARGET file is created sparse; an existing file or\n"
-             "block device is overwritten only with --force. Every chunk is checked against\n"
-             "its hash as it is written.\n\n"
+             "default) to TARGET. A new TARGET file is created sparse, as\n"
+             "TARGET.pilotlight-part.PID until it is complete. An existing file or block\n"
+             "device is overwritten only with --force, and never while another process\n"
+             "holds it; until the restore ends, TARGET.pilotlight-incomplete says so (for a\n"
+             "device, in /var/lib/pilotlight/incomplete). TARGET - writes the raw disk to\n"
+             "standard output. Every chunk is checked against its hash as it is written.\n\n"
              "Options:\n"
              "  --force       overwrite an existing file or block device\n"
              "  --threads N   reader threads (default: the number of CPUs)\n"
@@ -56,17 +62,38 @@ int cmd_restore(struct cli *c, int argc, char **argv)
     return EXIT_USAGE;
   ro.target = argv[optind + 1];
   ro.progress = cli_progress();
+  ro.cancel = &cli_cancel;
+  int to_stdout = strcmp(ro.target, "-") == 0;
+  if (to_stdout && verify)
+    return fail_usage(c, "--verify needs a file or device, not standard output");
+  struct stat st;
+  int existed = !to_stdout && stat(ro.target, &st) == 0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   if (cli_open_snapshot(c, argv[optind], threads, &r, &s) == -1)
     goto out;
-  if (repo_restore(r, s, &ro) == -1 || (verify && target_verify(r, s, ro.target) == -1)) {
+  cli_catch_signals();
+  if (repo_restore(r, s, &ro) == -1) {
+    char what[600], how[600];
+    snprintf(what, sizeof what, "restore of %s@%.12s to %s", s->disk, s->id,
+             to_stdout ? "standard output" : ro.target);
+    if (to_stdout)
+      snprintf(how, sizeof how, "the output is incomplete; rerun the restore");
+    else if (existed)
+      snprintf(how, sizeof how, "%s is marked incomplete; rerun restore --force", ro.target);
+    else
+      snprintf(how, sizeof how, "nothing was left under %s; rerun the restore", ro.target);
+    ret = fail_interrupted(what, how);
+    goto out;
+  }
+  if (verify && target_verify(r, s, ro.target) == -1) {
     fail_lib();
     goto out;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  printf("restored snapshot %.12s of disk %s to %s (%llu bytes%s) in %.2f s\n", s->id, s->disk,
-         ro.target, (unsigned long long)s->size, verify ? ", verified" : "",
-         (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+  if (!to_stdout)
+    printf("restored snapshot %.12s of disk %s to %s (%llu bytes%s) in %.2f s\n", s->id, s->disk,
+           ro.target, (unsigned long long)s->size, verify ? ", verified" : "",
+           (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
   ret = 0;
 out:
   snapshot_free(s);

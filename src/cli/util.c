@@ -1,5 +1,6 @@
 /* Helpers shared by the commands: errors, option values and output. */
 #include <ctype.h>
+#include <signal.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -15,6 +16,36 @@ int fail_lib(void)
 {
   fprintf(stderr, "pilotlight: %s\n", get_error());
   return EXIT_FAIL;
+}
+
+_Atomic int cli_cancel;
+
+static void on_cancel_signal(int sig)
+{
+  cli_cancel = sig;
+}
+
+void cli_catch_signals(void)
+{
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_cancel_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+int fail_interrupted(const char *what, const char *how)
+{
+  int sig = cli_cancel;
+  if (sig == 0)
+    return fail_lib();
+  fprintf(stderr, "pilotlight: %s interrupted by %s: %s\n", what,
+          sig == SIGINT    ? "SIGINT"
+          : sig == SIGTERM ? "SIGTERM"
+                           : "a signal",
+          how);
+  return 128 + sig;
 }
 
 int fail_msg(const char *fmt, ...)
@@ -186,4 +217,3 @@ void format_bytes(uint64_t v, char *buf, size_t n)
   else
     snprintf(buf, n, "%.1f %s", d, units[u]);
 }
-

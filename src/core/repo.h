@@ -128,16 +128,6 @@ struct backup_opts {
  * committed snapshot; caller frees. */
 int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **out);
 
-struct restore_opts {
-  const char *target; /* a new file (created sparse), or with force an existing file or device */
-  int force;
-  const struct progress_ops *progress; /* borrowed; NULL: none */
-};
-
-/* Write snapshot s to a target: zero blocks become holes, every chunk is
- * checked against its hash as it is written, and the target is fsynced. */
-int repo_restore(struct repo *r, const struct snapshot *s, const struct restore_opts *o);
-
 struct verify_report {
   size_t snapshots, packs, chunks, damaged; /* damaged: objects reported as damaged or missing */
 };

@@ -47,7 +47,7 @@ check_one() { # RAW FORMAT CHUNK THREADS
   local raw=$1 fmt=$2 out=$TMP/out.$2
   rm -f "$out"
   "$TOOL" "$fmt" "$raw" "$out" "$3" "$4" || fail "export-tool $fmt $raw chunk $3 threads $4"
-  [ ! -e "$out.part" ] || fail "$out.part left behind"
+  [ ! -e "$out.pilotlight-part."* ] || fail "$out.part left behind"
   if [ "$fmt" = vmdk ]; then
     qemu-img check -f vmdk "$out" >"$TMP/check" 2>&1 || { cat "$TMP/check"; fail "qemu-img check $fmt ($raw)"; }
     grep -aq 'createType="streamOptimized"' "$out" || fail "no streamOptimized descriptor"

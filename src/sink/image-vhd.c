@@ -201,10 +201,8 @@ static int vhd_finish(struct image_writer *w)
   int ret = -1;
   uint8_t *bat = NULL;
   if (v->fixed) {
-    if (ftruncate(w->fd, (off_t)v->size) == -1) {
-      set_error(errno, "%s: set size", w->path);
+    if (image_writer_set_size(w, v->size) == -1)
       return -1;
-    }
     return image_writer_pwrite(w, v->footer, VHD_SECTOR, v->size);
   }
   if (image_writer_pwrite(w, v->footer, VHD_SECTOR, v->next_sector * VHD_SECTOR) == -1 ||

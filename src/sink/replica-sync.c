@@ -33,19 +33,12 @@
 #include "../util/fileio.h"
 #include "../util/hash.h"
 #include "../util/progress.h"
+#include "sink.h"
 
 #define STATE_MAGIC "pilotlight-replica-state 1"
 #define STATE_MAX 4096
 #define DEVICE_STATE_DIR "/var/lib/pilotlight/replicas"
 #define SAMPLE_BYTES (1u << 20)
-
-struct target {
-  int fd;
-  const char *path;
-  int is_dev;
-  int created;
-  uint64_t size; /* current size (device: its capacity) */
-};
 
 /* ---- the state file ---- */
 
@@ -264,31 +257,6 @@ static int state_read(const char *path, struct replica_state *st, int *found)
   return 0;
 }
 
-static int fsync_dir_of(const char *path)
-{
-  char *copy = strdup(path);
-  if (copy == NULL) {
-    set_error(ENOMEM, "out of memory");
-    return -1;
-  }
-  char *slash = strrchr(copy, '/');
-  const char *dir = ".";
-  if (slash == copy)
-    dir = "/";
-  else if (slash != NULL) {
-    *slash = '\0';
-    dir = copy;
-  }
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int ret = fd == -1 || fsync(fd) == -1 ? -1 : 0;
-  if (ret == -1)
-    set_error(errno, "%s: fsync", dir);
-  if (fd != -1)
-    close(fd);
-  free(copy);
-  return ret;
-}
-
 /* Replace the state atomically: write a temporary file, fsync it, rename it
  * over the old one, fsync the folder. */
 static int state_write(const char *path, const struct replica_state *st)
@@ -339,7 +307,7 @@ static int state_write(const char *path, const struct replica_state *st)
     set_error(errno, "rename %s to %s", tmp, path);
     goto out;
   }
-  if (fsync_dir_of(path) == -1)
+  if (sink_fsync_dir_of(path) == -1)
     goto out;
   ret = 0;
 out:
@@ -360,7 +328,7 @@ out:
  * (any write on this host since our sync, including by a VM, moves it),
  * plus a SHA-256 of the first and last MiB (partition tables, boot
  * sectors, GPT backup) for writes from elsewhere or before a reboot. */
-static int fingerprint(struct target *t, char *out, size_t n)
+static int fingerprint(struct sink *t, char *out, size_t n)
 {
   struct stat st;
   if (fstat(t->fd, &st) == -1) {
@@ -415,7 +383,7 @@ static int fingerprint(struct target *t, char *out, size_t n)
 }
 
 /* 1 if the target still matches the recorded fingerprint. */
-static int fingerprint_matches(struct target *t, const char *recorded, const char *now)
+static int fingerprint_matches(struct sink *t, const char *recorded, const char *now)
 {
   if (!t->is_dev)
     return strcmp(recorded, now) == 0;
@@ -434,7 +402,8 @@ static int fingerprint_matches(struct target *t, const char *recorded, const cha
 /* ---- writing ---- */
 
 struct apply {
-  struct target *t;
+  struct sink *t;
+  const _Atomic int *cancel;
   const struct blockmap *m;
   int fresh; /* the target reads as zeros where we do not write */
   pthread_mutex_t mu;
@@ -442,7 +411,9 @@ struct apply {
   uint64_t zeroed;
   uint64_t blocks_done;
   _Atomic uint64_t done; /* bytes of new data handled, for the progress line */
-  uint64_t kill_after;   /* test hook: SIGKILL ourselves after this many blocks (0: never) */
+#ifdef PL_TEST_HOOKS
+  uint64_t kill_after; /* SIGKILL ourselves after this many blocks (0: never) */
+#endif
 };
 
 /* How a 4 KiB page of a block is handled. */
@@ -468,6 +439,10 @@ static int apply_block(void *opaque, uint64_t block, const void *data, size_t le
   uint8_t *old = NULL;
   uint64_t wrote = 0, zeroed = 0;
   int ret = -1;
+  if (a->cancel != NULL && *a->cancel) {
+    set_error_code(ECANCELED, "%s: replica sync interrupted", a->t->path);
+    return -1;
+  }
   if (!a->fresh) {
     old = malloc(len);
     size_t got = 0;
@@ -495,11 +470,11 @@ static int apply_block(void *opaque, uint64_t block, const void *data, size_t le
       j += k;
     }
     if (kind == PAGE_ZERO && !a->fresh) {
-      if (zero_range(a->t->fd, a->t->is_dev, off + i, j - i, a->t->path) == -1)
+      if (sink_zero(a->t, off + i, j - i) == -1)
         goto out;
       zeroed += j - i;
     } else if (kind == PAGE_DATA) {
-      if (pwrite_all(a->t->fd, p + i, j - i, off + i, a->t->path) == -1)
+      if (sink_pwrite(a->t, p + i, j - i, off + i) == -1)
         goto out;
       wrote += j - i;
     }
@@ -510,10 +485,14 @@ static int apply_block(void *opaque, uint64_t block, const void *data, size_t le
   a->written += wrote;
   a->zeroed += zeroed;
   a->blocks_done++;
+#ifdef PL_TEST_HOOKS
   int die = a->kill_after && a->blocks_done >= a->kill_after;
+#endif
   pthread_mutex_unlock(&a->mu);
+#ifdef PL_TEST_HOOKS
   if (die)
     raise(SIGKILL);
+#endif
   ret = 0;
 out:
   free(old);
@@ -521,72 +500,6 @@ out:
 }
 
 /* ---- the sync ---- */
-
-static int open_target(const struct replica_opts *o, struct target *t)
-{
-  struct stat st;
-  t->fd = -1;
-  t->path = o->target;
-  if (stat(o->target, &st) == -1) {
-    if (errno != ENOENT) {
-      set_error(errno, "%s", o->target);
-      return -1;
-    }
-    t->fd = open(o->target, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (t->fd == -1) {
-      set_error(errno, "%s: cannot create the replica", o->target);
-      return -1;
-    }
-    t->created = 1;
-  } else {
-    t->is_dev = S_ISBLK(st.st_mode);
-    if (!t->is_dev && !S_ISREG(st.st_mode)) {
-      set_error_code(EINVAL, "%s is not a regular file or block device", o->target);
-      return -1;
-    }
-    /* O_EXCL on a block device fails with EBUSY while it is mounted or held
-     * by another exclusive opener. */
-    t->fd = open(o->target, O_RDWR | O_CLOEXEC | (t->is_dev ? O_EXCL : 0));
-    if (t->fd == -1) {
-      int e = errno;
-      if (e == EBUSY)
-        set_error_code(EBUSY, "%s is in use (mounted or held by another program)", o->target);
-      else
-        set_error(e, "%s: cannot open the replica for writing", o->target);
-      return -1;
-    }
-  }
-  /* An open file description lock on the whole target: QEMU locks its
-   * images the same way, so a running VM (or another sync) makes this fail. */
-  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-  if (fcntl(t->fd, F_OFD_SETLK, &fl) == -1) {
-    int e = errno;
-    if (e == EAGAIN || e == EACCES) {
-      set_error_code(EBUSY,
-                     "%s is in use (locked by another process, such as a running VM or "
-                     "another sync)",
-                     o->target);
-      return -1;
-    }
-  }
-  if (t->is_dev) {
-    int ro = 0;
-    if (ioctl(t->fd, BLKROGET, &ro) == 0 && ro) {
-      set_error_code(EROFS, "%s is a read-only device", o->target);
-      return -1;
-    }
-    if (ioctl(t->fd, BLKGETSIZE64, &t->size) == -1) {
-      set_error(errno, "%s: BLKGETSIZE64", o->target);
-      return -1;
-    }
-  } else if (fstat(t->fd, &st) == -1) {
-    set_error(errno, "%s: stat", o->target);
-    return -1;
-  } else {
-    t->size = (uint64_t)st.st_size;
-  }
-  return 0;
-}
 
 /* Load the map of snapshot id (of disk) into m; 0 when it is gone (*gone set). */
 static int load_map(struct repo *r, const char *disk, const char *id, struct blockmap *m, int *gone)
@@ -608,252 +521,299 @@ static const uint8_t *hash_at(const struct blockmap *m, uint64_t b)
   return m != NULL && b < m->nblocks ? m->h[b] : zero_hash;
 }
 
-int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_result *res)
-{
-  struct replica_result dummy;
-  struct target t = {.fd = -1};
-  struct replica_state old = {0}, st = {0};
-  struct blockmap mnew = {0}, mfrom = {0}, mtmp = {0};
-  struct snapshot *s = NULL;
-  struct apply ap = {0};
-  char *spath = NULL;
-  uint64_t *list = NULL;
-  int ret = -1, found = 0, full = 0, have_from = 0, have_tmp = 0, gone;
-  char fp[256];
+/* One sync's working state, shared by its steps. */
+struct sync {
+  struct repo *r;
+  const struct replica_opts *o;
+  struct replica_result *res;
+  struct sink *t;
+  struct snapshot *s;       /* the snapshot to apply */
+  char *spath;              /* the state file */
+  struct replica_state old; /* what the state file said */
+  struct replica_state st;  /* what we write */
+  struct blockmap mnew;     /* s's map */
+  struct blockmap mfrom;    /* the applied snapshot's, when have_from */
+  struct blockmap mtmp;     /* an interrupted sync's target snapshot's, when have_tmp */
+  int found, full, have_from, have_tmp;
+  uint64_t *list; /* the changed non-zero blocks */
+  size_t n;
+};
 
-  if (res == NULL)
-    res = &dummy;
-  memset(res, 0, sizeof *res);
-  s = repo_find_snapshot(r, o->disk, o->snapshot ? o->snapshot : "latest");
-  if (s == NULL)
-    goto out;
-  memcpy(res->to, s->id, sizeof res->to);
-  if (open_target(o, &t) == -1)
-    goto out;
-  if (t.is_dev && t.size < s->size && s->used_end > t.size) {
+/* Open the target, check that it can hold the snapshot, read its state. */
+static int sync_open(struct sync *y)
+{
+  const struct replica_opts *o = y->o;
+  y->s = repo_find_snapshot(y->r, o->disk, o->snapshot ? o->snapshot : "latest");
+  if (y->s == NULL)
+    return -1;
+  memcpy(y->res->to, y->s->id, sizeof y->res->to);
+  y->t = sink_open(o->target,
+                   SINK_EXISTING | SINK_IN_PLACE | SINK_READ | (o->force ? SINK_IGNORE_MARK : 0));
+  if (y->t == NULL)
+    return -1;
+  if (y->t->is_dev && y->t->size < y->s->size && y->s->used_end > y->t->size) {
     set_error_code(ENOSPC,
                    "%s holds %llu bytes, too small for snapshot %.12s of disk %s: its "
                    "highest used offset is %llu",
-                   o->target, (unsigned long long)t.size, s->id, s->disk,
-                   (unsigned long long)s->used_end);
-    goto out;
+                   o->target, (unsigned long long)y->t->size, y->s->id, y->s->disk,
+                   (unsigned long long)y->s->used_end);
+    return -1;
   }
-  spath = state_path(o, t.is_dev);
-  if (spath == NULL || make_state_dir(o, t.is_dev) == -1)
-    goto out;
-  if (!t.created && state_read(spath, &old, &found) == -1) {
+  y->spath = state_path(o, y->t->is_dev);
+  if (y->spath == NULL || make_state_dir(o, y->t->is_dev) == -1)
+    return -1;
+  if (!y->t->created && state_read(y->spath, &y->old, &y->found) == -1) {
     if (!o->force)
-      goto out;
-    found = 0; /* a damaged state is as good as none with --force */
+      return -1;
+    y->found = 0; /* a damaged state is as good as none with --force */
   }
+  return 0;
+}
 
-  /* Decide what the target holds. */
-  if (t.created) {
-    full = 1;
+/* Step 1: decide from the state and the fingerprint what the target holds:
+ * sets full, resumed or up_to_date, or refuses without force. */
+static int sync_decide(struct sync *y)
+{
+  const struct replica_opts *o = y->o;
+  struct replica_result *res = y->res;
+  char fp[256];
+  if (y->t->created) {
+    y->full = 1;
     snprintf(res->note, sizeof res->note, "new replica");
-  } else if (!found) {
+  } else if (!y->found) {
     if (!o->force) {
       set_error_code(EEXIST,
                      "%s exists but has no replica state (%s): add --force to overwrite "
                      "it with a full sync",
-                     o->target, spath);
-      goto out;
+                     o->target, y->spath);
+      return -1;
     }
-    full = 1;
+    y->full = 1;
     snprintf(res->note, sizeof res->note, "no replica state: full sync (--force)");
-  } else if (strcmp(old.repo_id, repo_id(r)) != 0 || strcmp(old.disk, o->disk) != 0) {
+  } else if (strcmp(y->old.repo_id, repo_id(y->r)) != 0 || strcmp(y->old.disk, o->disk) != 0) {
     if (!o->force) {
       set_error_code(EINVAL,
                      "%s holds disk %s of repository %s, not disk %s of this repository: "
                      "add --force to overwrite it with a full sync",
-                     o->target, old.disk, old.repo_id, o->disk);
-      goto out;
+                     o->target, y->old.disk, y->old.repo_id, o->disk);
+      return -1;
     }
-    full = 1;
+    y->full = 1;
     snprintf(res->note, sizeof res->note, "another disk or repository: full sync (--force)");
-  } else if (old.syncing) {
+  } else if (y->old.syncing) {
     res->resumed = 1;
     snprintf(res->note, sizeof res->note, "finishing an interrupted sync");
   } else {
-    if (fingerprint(&t, fp, sizeof fp) == -1)
-      goto out;
-    if (!fingerprint_matches(&t, old.fingerprint, fp)) {
+    if (fingerprint(y->t, fp, sizeof fp) == -1)
+      return -1;
+    if (!fingerprint_matches(y->t, y->old.fingerprint, fp)) {
       if (!o->force) {
         set_error_code(EBUSY,
                        "%s was modified since pilotlight synced it to snapshot %.12s (was "
                        "it booted?); refusing to mix states: add --force for a full resync",
-                       o->target, old.applied);
-        goto out;
+                       o->target, y->old.applied);
+        return -1;
       }
-      full = 1;
+      y->full = 1;
       snprintf(res->note, sizeof res->note,
-               "target modified behind our back: full resync "
-               "(--force)");
-    } else if (strcmp(old.applied, s->id) == 0) {
+               "target modified behind our back: full resync (--force)");
+    } else if (strcmp(y->old.applied, y->s->id) == 0) {
       res->up_to_date = 1;
     }
   }
-  if (found && !full && old.applied[0])
-    memcpy(res->from, old.applied, sizeof res->from);
-  if (res->up_to_date) {
-    ret = o->verify ? target_verify(r, s, o->target) : 0;
-    goto out;
-  }
+  if (y->found && !y->full && y->old.applied[0])
+    memcpy(res->from, y->old.applied, sizeof res->from);
+  return 0;
+}
 
-  if (repo_load_blockmap(r, s, &mnew) == -1)
-    goto out;
-  if (!full) {
-    if (old.applied[0] == '\0') {
-      full = 1;
-    } else {
-      if (load_map(r, o->disk, old.applied, &mfrom, &gone) == -1)
-        goto out;
-      have_from = !gone;
-      if (gone) {
-        full = 1;
-        snprintf(res->note, sizeof res->note,
-                 "snapshot %.12s is no longer in the repository: "
-                 "full sync",
-                 old.applied);
-      }
-    }
-    if (!full && old.syncing && old.applying[0]) {
-      if (load_map(r, o->disk, old.applying, &mtmp, &gone) == -1)
-        goto out;
-      have_tmp = !gone;
-      if (gone) {
-        full = 1;
-        snprintf(res->note, sizeof res->note,
-                 "snapshot %.12s is no longer in the repository: "
-                 "full sync",
-                 old.applying);
-      }
-    }
-    if (!full &&
-        (mfrom.block_size != mnew.block_size || (have_tmp && mtmp.block_size != mnew.block_size))) {
-      full = 1;
-      snprintf(res->note, sizeof res->note, "block size changed: full sync");
+/* Load the new map, and for an incremental sync the maps it starts from;
+ * falls back to a full sync when they are gone or their block size differs. */
+static int sync_load_maps(struct sync *y)
+{
+  struct replica_result *res = y->res;
+  int gone;
+  if (repo_load_blockmap(y->r, y->s, &y->mnew) == -1)
+    return -1;
+  if (!y->full && y->old.applied[0] == '\0')
+    y->full = 1;
+  if (!y->full) {
+    if (load_map(y->r, y->o->disk, y->old.applied, &y->mfrom, &gone) == -1)
+      return -1;
+    y->have_from = !gone;
+    if (gone) {
+      y->full = 1;
+      snprintf(res->note, sizeof res->note,
+               "snapshot %.12s is no longer in the repository: full sync", y->old.applied);
     }
   }
-  res->full = full;
-  if (full)
+  if (!y->full && y->old.syncing && y->old.applying[0]) {
+    if (load_map(y->r, y->o->disk, y->old.applying, &y->mtmp, &gone) == -1)
+      return -1;
+    y->have_tmp = !gone;
+    if (gone) {
+      y->full = 1;
+      snprintf(res->note, sizeof res->note,
+               "snapshot %.12s is no longer in the repository: full sync", y->old.applying);
+    }
+  }
+  if (!y->full && (y->mfrom.block_size != y->mnew.block_size ||
+                   (y->have_tmp && y->mtmp.block_size != y->mnew.block_size))) {
+    y->full = 1;
+    snprintf(res->note, sizeof res->note, "block size changed: full sync");
+  }
+  res->full = y->full;
+  if (y->full)
     res->from[0] = '\0';
+  return 0;
+}
 
-  /* 2. Say what we are about to do, durably, before touching data. */
-  memcpy(st.repo_id, repo_id(r), strlen(repo_id(r)) + 1);
-  st.disk = (char *)o->disk;
-  st.syncing = 1;
+/* Step 2: say what we are about to do, durably, before touching data. */
+static int sync_begin(struct sync *y)
+{
+  struct replica_state *st = &y->st;
+  memcpy(st->repo_id, repo_id(y->r), strlen(repo_id(y->r)) + 1);
+  st->disk = (char *)y->o->disk;
+  st->syncing = 1;
   /* When finishing an interrupted sync towards another snapshot than the
    * one it was applying, the target will hold neither A nor the new
    * snapshot if we are killed again: record it as unknown (a full sync). */
-  int known = !full && !(have_tmp && strcmp(old.applying, s->id) != 0);
-  memcpy(st.applied, known ? old.applied : "", known ? sizeof st.applied : 1);
-  memcpy(st.applying, s->id, sizeof st.applying);
-  st.size = s->size;
-  if (state_write(spath, &st) == -1)
-    goto out;
+  int known = !y->full && !(y->have_tmp && strcmp(y->old.applying, y->s->id) != 0);
+  memcpy(st->applied, known ? y->old.applied : "", known ? sizeof st->applied : 1);
+  memcpy(st->applying, y->s->id, sizeof st->applying);
+  st->size = y->s->size;
+  return state_write(y->spath, st);
+}
 
-  /* 3. The data. A full sync of a file starts from all holes. */
-  ap.t = &t;
-  ap.m = &mnew;
-  ap.fresh = 0;
-  if (!t.is_dev) {
-    if (full && (ftruncate(t.fd, 0) == -1 || ftruncate(t.fd, (off_t)s->size) == -1)) {
-      set_error(errno, "%s: cannot size the replica to %llu bytes", o->target,
-                (unsigned long long)s->size);
-      goto out;
-    }
-    if (!full && t.size != s->size && ftruncate(t.fd, (off_t)s->size) == -1) {
-      set_error(errno, "%s: cannot resize the replica to %llu bytes", o->target,
-                (unsigned long long)s->size);
-      goto out;
-    }
-    ap.fresh = full;
+/* 1 if block b must be written: it differs between what the target may
+ * hold (the applied snapshot, or an interrupted sync's target) and s. */
+static int block_changed(const struct sync *y, uint64_t b, const uint8_t *hn)
+{
+  if (y->full)
+    return 1;
+  if (memcmp(hash_at(y->have_from ? &y->mfrom : NULL, b), hn, HASH_LEN) != 0)
+    return 1;
+  return y->have_tmp && memcmp(hash_at(&y->mfrom, b), hash_at(&y->mtmp, b), HASH_LEN) != 0;
+}
+
+/* Step 3a: size the target and list the changed blocks; runs that became
+ * zero are zeroed (holes in a file) right away. */
+static int sync_changed_blocks(struct sync *y, int *fresh)
+{
+  const struct blockmap *m = &y->mnew;
+  struct replica_result *res = y->res;
+  *fresh = 0;
+  if (!y->t->is_dev) {
+    /* A full sync of a file starts from all holes. */
+    if (y->full && sink_set_size(y->t, y->s->size, 1) == -1)
+      return -1;
+    if (!y->full && y->t->size != y->s->size && sink_set_size(y->t, y->s->size, 0) == -1)
+      return -1;
+    *fresh = y->full;
   }
-  list = malloc((mnew.nblocks ? mnew.nblocks : 1) * sizeof *list);
-  if (list == NULL) {
+  y->list = malloc((m->nblocks ? m->nblocks : 1) * sizeof *y->list);
+  if (y->list == NULL) {
     set_error(ENOMEM, "out of memory");
-    goto out;
+    return -1;
   }
-  size_t n = 0;
-  uint64_t dev_end = t.is_dev ? t.size : UINT64_MAX;
-  for (uint64_t b = 0; b < mnew.nblocks; b++) {
-    const uint8_t *hn = mnew.h[b];
-    int changed = full || memcmp(hash_at(have_from ? &mfrom : NULL, b), hn, HASH_LEN) != 0 ||
-                  (have_tmp && memcmp(hash_at(&mfrom, b), hash_at(&mtmp, b), HASH_LEN) != 0);
-    if (!changed)
+  for (uint64_t b = 0; b < m->nblocks; b++) {
+    if (!block_changed(y, b, m->h[b]))
       continue;
     res->blocks_changed++;
-    if (!blockmap_is_zero(&mnew, b)) {
-      list[n++] = b;
+    if (!blockmap_is_zero(m, b)) {
+      y->list[y->n++] = b;
       continue;
     }
-    if (ap.fresh)
+    if (*fresh)
       continue; /* already a hole */
     /* A run of blocks that became zero: one hole, clipped to a shrunk device. */
     uint64_t e = b;
-    while (e + 1 < mnew.nblocks && blockmap_is_zero(&mnew, e + 1) &&
-           (full || memcmp(hash_at(have_from ? &mfrom : NULL, e + 1), zero_hash, HASH_LEN) != 0 ||
-            (have_tmp && memcmp(hash_at(&mfrom, e + 1), hash_at(&mtmp, e + 1), HASH_LEN) != 0))) {
+    while (e + 1 < m->nblocks && blockmap_is_zero(m, e + 1) && block_changed(y, e + 1, zero_hash)) {
       e++;
       res->blocks_changed++;
     }
-    uint64_t off = b * mnew.block_size;
-    uint64_t end = e * mnew.block_size + blockmap_block_len(&mnew, e);
-    if (end > dev_end)
-      end = dev_end;
+    uint64_t off = b * m->block_size;
+    uint64_t end = e * m->block_size + blockmap_block_len(m, e);
+    if (y->t->is_dev && end > y->t->size)
+      end = y->t->size;
     if (off < end) {
-      if (zero_range(t.fd, t.is_dev, off, end - off, t.path) == -1)
-        goto out;
+      if (sink_zero(y->t, off, end - off) == -1)
+        return -1;
       res->bytes_zeroed += end - off;
     }
     b = e;
   }
+  return 0;
+}
+
+/* Step 3b: read the changed blocks from the repository and write what
+ * differs, then fsync the target. */
+static int sync_apply(struct sync *y, int fresh)
+{
+  struct apply ap = {.t = y->t, .m = &y->mnew, .fresh = fresh, .cancel = y->o->cancel};
+#ifdef PL_TEST_HOOKS
   const char *k = getenv("PILOTLIGHT_TEST_KILL_AFTER_BLOCKS");
   if (k != NULL)
     ap.kill_after = strtoull(k, NULL, 10);
-  struct progress_info prog = {.label = o->disk, .done = &ap.done};
-  for (size_t i = 0; i < n; i++)
-    prog.total += blockmap_block_len(&mnew, list[i]);
+#endif
+  struct progress_info prog = {.label = y->o->disk, .done = &ap.done};
+  for (size_t i = 0; i < y->n; i++)
+    prog.total += blockmap_block_len(&y->mnew, y->list[i]);
   pthread_mutex_init(&ap.mu, NULL);
-  progress_begin(o->progress, &prog);
-  int rr = repo_read_blocks(r, &mnew, list, n, apply_block, &ap);
-  progress_end(o->progress);
+  progress_begin(y->o->progress, &prog);
+  int rc = repo_read_blocks(y->r, &y->mnew, y->list, y->n, apply_block, &ap);
+  progress_end(y->o->progress);
   pthread_mutex_destroy(&ap.mu);
-  if (rr == -1)
+  if (rc == -1)
+    return -1;
+  y->res->bytes_written = ap.written;
+  y->res->bytes_zeroed += ap.zeroed;
+  return sink_commit(y->t);
+}
+
+/* Step 4: verify if asked, and record what the target now holds. */
+static int sync_record(struct sync *y)
+{
+  if (y->o->verify && target_verify(y->r, y->s, y->o->target) == -1)
+    return -1;
+  if (!y->t->is_dev)
+    y->t->size = y->s->size;
+  if (fingerprint(y->t, y->st.fingerprint, sizeof y->st.fingerprint) == -1)
+    return -1;
+  y->st.syncing = 0;
+  memcpy(y->st.applied, y->s->id, sizeof y->st.applied);
+  y->st.applying[0] = '\0';
+  return state_write(y->spath, &y->st);
+}
+
+int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_result *res)
+{
+  struct replica_result dummy;
+  struct sync y = {.r = r, .o = o, .res = res ? res : &dummy};
+  int ret = -1, fresh;
+
+  memset(y.res, 0, sizeof *y.res);
+  if (sync_open(&y) == -1 || sync_decide(&y) == -1)
     goto out;
-  res->bytes_written = ap.written;
-  res->bytes_zeroed += ap.zeroed;
-  if (fsync(t.fd) == -1) {
-    set_error(errno, "%s: fsync", o->target);
+  if (y.res->up_to_date) {
+    ret = o->verify ? target_verify(r, y.s, o->target) : 0;
     goto out;
   }
-  if (o->verify && target_verify(r, s, o->target) == -1)
-    goto out;
-
-  /* 4. Record what the target now holds. */
-  if (!t.is_dev)
-    t.size = s->size;
-  if (fingerprint(&t, st.fingerprint, sizeof st.fingerprint) == -1)
-    goto out;
-  st.syncing = 0;
-  memcpy(st.applied, s->id, sizeof st.applied);
-  st.applying[0] = '\0';
-  if (state_write(spath, &st) == -1)
+  if (sync_load_maps(&y) == -1 || sync_begin(&y) == -1 || sync_changed_blocks(&y, &fresh) == -1 ||
+      sync_apply(&y, fresh) == -1 || sync_record(&y) == -1)
     goto out;
   ret = 0;
 out:
-  if (t.fd != -1)
-    close(t.fd);
-  if (ret == -1 && t.created && !st.syncing) {
-    unlink(o->target); /* nothing was promised about it yet */
-  }
-  free(list);
-  free(spath);
-  blockmap_free(&mnew);
-  blockmap_free(&mfrom);
-  blockmap_free(&mtmp);
-  replica_state_clear(&old);
-  snapshot_free(s);
+  /* A new replica whose sync was never announced holds nothing promised. */
+  int drop = ret == -1 && y.t != NULL && y.t->created && !y.st.syncing;
+  sink_free(y.t);
+  if (drop)
+    unlink(o->target);
+  free(y.list);
+  free(y.spath);
+  blockmap_free(&y.mnew);
+  blockmap_free(&y.mfrom);
+  blockmap_free(&y.mtmp);
+  replica_state_clear(&y.old);
+  snapshot_free(y.s);
   return ret;
 }

@@ -1,6 +1,6 @@
-/* The image writer front end: format names, the output file (written under
- * a ".part" name and renamed when complete), order checks, and helpers that
- * the format backends share. */
+/* The image writer front end: format names, the output sink (a file written
+ * under a temporary name and renamed when complete, or standard output),
+ * order checks, and helpers that the format backends share. */
 #define _GNU_SOURCE
 #include "image-writer.h"
 
@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "../util/error.h"
-#include "../util/fileio.h"
 #include "../util/hash.h"
+#include "sink.h"
 
 static const char *const format_names[] = {
     [IMAGE_RAW] = "raw",
@@ -42,25 +42,29 @@ const char *image_format_name(enum image_format f)
 
 int image_writer_pwrite(struct image_writer *w, const void *buf, size_t len, uint64_t off)
 {
-  return pwrite_all(w->fd, buf, len, off, w->path);
+  return sink_pwrite(w->sink, buf, len, off);
 }
 
 int image_writer_write_sparse(struct image_writer *w, uint64_t off, const void *buf, size_t len,
                               uint64_t file_off)
 {
-  return pwrite_sparse(w->fd, buf, len, file_off + off, w->path);
+  return sink_pwrite_sparse(w->sink, buf, len, file_off + off);
+}
+
+int image_writer_set_size(struct image_writer *w, uint64_t size)
+{
+  return sink_set_size(w->sink, size, 0);
 }
 
 struct image_writer *image_writer_new(enum image_format f, const char *path, uint64_t disk_size,
-                                      int threads)
+                                      int threads, int force)
 {
   struct image_writer *w = NULL;
-  struct stat st;
-  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-    set_error(EINVAL,
-              "%s: not a regular file (export writes image files; use restore for a "
-              "device)",
-              path);
+  if (strcmp(path, "-") == 0 && (f == IMAGE_VHD || f == IMAGE_VHD_FIXED)) {
+    set_error_code(EINVAL,
+                   "%s cannot be written to standard output (the format needs seeking): give "
+                   "a file name, or use --format vmdk or raw",
+                   format_names[f]);
     return NULL;
   }
   switch (f) {
@@ -79,26 +83,17 @@ struct image_writer *image_writer_new(enum image_format f, const char *path, uin
   }
   if (w == NULL)
     return NULL;
-  w->fd = -1;
   w->disk_size = disk_size;
   if (threads <= 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     threads = n > 0 ? (int)n : 1;
   }
   w->threads = threads;
-  w->path = strdup(path);
-  size_t n = strlen(path) + sizeof ".part";
-  w->tmp_path = malloc(n);
-  if (w->path == NULL || w->tmp_path == NULL) {
-    set_error(ENOMEM, "out of memory");
+  w->sink =
+      sink_open(path, SINK_FILE_ONLY | SINK_STDOUT | (force ? SINK_REPLACE | SINK_IGNORE_MARK : 0));
+  if (w->sink == NULL)
     goto fail;
-  }
-  snprintf(w->tmp_path, n, "%s.part", path);
-  w->fd = open(w->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (w->fd == -1) {
-    set_error(errno, "%s: create", w->tmp_path);
-    goto fail;
-  }
+  w->path = w->sink->is_stream ? "standard output" : w->sink->path;
   if (w->ops->start(w) == -1)
     goto fail;
   return w;
@@ -129,16 +124,8 @@ int image_writer_finish(struct image_writer *w)
 {
   if (w->finished)
     return 0;
-  if (w->ops->finish(w) == -1)
+  if (w->ops->finish(w) == -1 || sink_commit(w->sink) == -1)
     return -1;
-  if (fsync(w->fd) == -1) {
-    set_error(errno, "%s: fsync", w->tmp_path);
-    return -1;
-  }
-  if (rename(w->tmp_path, w->path) == -1) {
-    set_error(errno, "rename %s to %s", w->tmp_path, w->path);
-    return -1;
-  }
   w->finished = 1;
   return 0;
 }
@@ -146,7 +133,11 @@ int image_writer_finish(struct image_writer *w)
 int image_writer_file_size(struct image_writer *w, uint64_t *size)
 {
   struct stat st;
-  if (fstat(w->fd, &st) == -1) {
+  if (w->sink->is_stream) {
+    *size = w->sink->size;
+    return 0;
+  }
+  if (fstat(w->sink->fd, &st) == -1) {
     set_error(errno, "%s: stat", w->path);
     return -1;
   }
@@ -159,11 +150,6 @@ void image_writer_free(struct image_writer *w)
   if (w == NULL)
     return;
   w->ops->free(w);
-  if (w->fd != -1)
-    close(w->fd);
-  if (!w->finished && w->tmp_path != NULL && w->fd != -1)
-    unlink(w->tmp_path);
-  free(w->path);
-  free(w->tmp_path);
+  sink_free(w->sink); /* an unfinished image's partial file is removed */
   free(w);
 }

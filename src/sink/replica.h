@@ -13,13 +13,15 @@
 #include "../core/repo.h"
 
 struct replica_opts {
-  const char *disk;      /* required */
-  const char *target;    /* a raw file (created sparse if missing) or a block device */
-  const char *snapshot;  /* id, prefix or "latest"; NULL means latest */
-  const char *state_dir; /* NULL: the state file sits beside a file target; block devices
-                            default to /var/lib/pilotlight/replicas */
-  int force;             /* resync fully over a modified or unknown target */
-  int verify;            /* re-read the whole target afterwards and check it */
+  const char *disk;          /* required */
+  const char *target;        /* a raw file (created sparse if missing) or a block device */
+  const char *snapshot;      /* id, prefix or "latest"; NULL means latest */
+  const char *state_dir;     /* NULL: the state file sits beside a file target; block devices
+                                default to /var/lib/pilotlight/replicas */
+  int force;                 /* resync fully over a modified or unknown target */
+  int verify;                /* re-read the whole target afterwards and check it */
+  const _Atomic int *cancel; /* borrowed; non-zero stops with ECANCELED (the state file then
+                                says the sync is to be finished); NULL: none */
   const struct progress_ops *progress; /* borrowed; NULL: none */
 };
 

@@ -34,11 +34,12 @@ struct image_writer_ops {
   void (*free)(struct image_writer *w);
 };
 
+struct sink;
+
 struct image_writer {
   const struct image_writer_ops *ops;
-  int fd;
-  char *path;          /* the final name; owned */
-  char *tmp_path;      /* written here, renamed to path by finish; owned */
+  struct sink *sink;   /* the image file or standard output; owned */
+  const char *path;    /* the final name, for messages; borrowed from sink */
   uint64_t disk_size;  /* virtual size in bytes */
   uint64_t next_off;   /* the lowest offset the next write may start at */
   uint64_t data_bytes; /* non-zero bytes handed over so far */
@@ -46,12 +47,14 @@ struct image_writer {
   int finished;
 };
 
-/* Create the image file path (replacing it only when finish succeeds: until
- * then the data goes to "path.part") for a disk of disk_size bytes. threads
- * is the number of compression threads (0: online CPUs). Returns NULL with
- * the error set. Caller frees with image_writer_free. */
+/* Create the image file path for a disk of disk_size bytes, through a sink:
+ * it appears under its name only when finish succeeds; an existing file is
+ * refused unless force (then replaced on finish); "-" is standard output,
+ * for the formats that are written in order (raw, vmdk). threads is the
+ * number of compression threads (0: online CPUs). Returns NULL with the
+ * error set. Caller frees with image_writer_free. */
 struct image_writer *image_writer_new(enum image_format f, const char *path, uint64_t disk_size,
-                                      int threads);
+                                      int threads, int force);
 
 /* Hand over len bytes of the disk at off. Calls must come in increasing,
  * non-overlapping offset order within the disk size; whatever is never
@@ -71,6 +74,9 @@ int image_writer_file_size(struct image_writer *w, uint64_t *size);
 
 /* Shared by the format backends (image-writer.c): write all of buf at off. */
 int image_writer_pwrite(struct image_writer *w, const void *buf, size_t len, uint64_t off);
+
+/* Shared by the backends: make the image file size bytes long. */
+int image_writer_set_size(struct image_writer *w, uint64_t size);
 
 /* Shared by the backends: write the non-zero 64 KiB pieces of buf (the
  * disk's bytes at off) at file offset file_off + off, leaving holes for the

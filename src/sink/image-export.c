@@ -39,9 +39,10 @@ static int batch_store(void *opaque, uint64_t block, const void *data, size_t le
   return 0;
 }
 
-int image_export(struct repo *r, const struct snapshot *s, enum image_format f, const char *path,
-                 int threads, const struct progress_ops *progress, struct image_export_stats *st)
+int image_export(struct repo *r, const struct snapshot *s, const struct image_export_opts *o,
+                 struct image_export_stats *st)
 {
+  const struct progress_ops *progress = o->progress;
   struct blockmap m = {0};
   struct image_writer *w = NULL;
   struct batch b = {0};
@@ -62,7 +63,7 @@ int image_export(struct repo *r, const struct snapshot *s, enum image_format f, 
   }
   b.blocks = list;
   b.block_size = m.block_size;
-  w = image_writer_new(f, path, s->size, threads);
+  w = image_writer_new(o->format, o->path, s->size, o->threads, o->force);
   if (w == NULL)
     goto out;
   for (uint64_t i = 0; i < m.nblocks; i++) {
@@ -82,6 +83,10 @@ int image_export(struct repo *r, const struct snapshot *s, enum image_format f, 
     if (repo_read_blocks(r, &m, list, b.n, batch_store, &b) == -1)
       goto out;
     for (size_t i = 0; i < b.n; i++) {
+      if (o->cancel != NULL && *o->cancel) {
+        set_error_code(ECANCELED, "%s: export interrupted", o->path);
+        goto out;
+      }
       size_t len = blockmap_block_len(&m, list[i]);
       if (image_writer_write(w, list[i] * m.block_size, b.buf + i * (size_t)m.block_size, len) ==
           -1)

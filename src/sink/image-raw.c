@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "../util/error.h"
 
@@ -21,11 +20,7 @@ static int raw_write(struct image_writer *w, uint64_t off, const void *buf, size
 
 static int raw_finish(struct image_writer *w)
 {
-  if (ftruncate(w->fd, (off_t)w->disk_size) == -1) {
-    set_error(errno, "%s: set size", w->path);
-    return -1;
-  }
-  return 0;
+  return image_writer_set_size(w, w->disk_size);
 }
 
 static void raw_free(struct image_writer *w)
