@@ -3,7 +3,7 @@
 # Fix a failure with: clang-format -i FILE (clang-format 14, as Debian 12 has).
 set -uo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$top"
+cd "$top" || exit 1
 cf=$(command -v clang-format-14 || command -v clang-format) || { echo "SKIP: requires clang-format"; exit 77; }
 bad=()
 while IFS= read -r f; do

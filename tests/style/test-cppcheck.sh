@@ -4,7 +4,7 @@
 # and symbol, not line) with the reason it is not a defect.
 set -uo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$top"
+cd "$top" || exit 1
 command -v cppcheck >/dev/null 2>&1 || { echo "SKIP: requires cppcheck"; exit 77; }
 # The defines are the ones meson.build gives every file; PL_TEST_HOOKS checks
 # the hook sites too (the build without them only has less code).
