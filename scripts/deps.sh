@@ -3,7 +3,7 @@
 # whole test suite (as root; skipped for packages already present).
 set -euo pipefail
 pkgs=(
-  build-essential meson ninja-build pkg-config clang
+  build-essential meson ninja-build pkg-config clang clang-format cppcheck
   libssl-dev libzstd-dev libcurl4-openssl-dev libnbd-dev libjson-c-dev libdeflate-dev
   qemu-utils qemu-system-common nbdkit libnbd-bin
   ceph radosgw awscli python3 curl openssl

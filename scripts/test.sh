@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine (as root):
 #   1. installs the Debian packages (scripts/deps.sh);
-#   2. builds build/ with warnings as errors, and build-asan/ with ASan+UBSan;
+#   2. builds build/ with warnings as errors, build-asan/ with ASan+UBSan and
+#      build-tsan/ with ThreadSanitizer;
 #   3. starts a private Ceph RADOS Gateway;
-#   4. runs every unit test, fuzz-corpus replay and integration test against
-#      a local folder, the round-trip suite again against S3, and everything
-#      again under the sanitizers;
+#   4. runs every test tests/meson.build registers (unit tests, fuzz-corpus
+#      replays, integration tests against a local folder, the style checks),
+#      the round-trip suite again against S3, everything but the style checks
+#      under ASan+UBSan, and the threaded tests (backup, restore, replica,
+#      verify, S3) under TSan on folders and on S3;
 #   5. stops the gateway and prints one line "N passed, N failed".
+# With CI=true a test that skips fails, unless tests/skip-allowed.txt lists it.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -22,6 +26,7 @@ build() { # DIR MESON-ARGS...
 }
 build build --werror -Dtest_hooks=true || exit 1
 build build-asan --werror -Dtest_hooks=true -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+build build-tsan --werror -Dtest_hooks=true -Db_sanitize=thread || exit 1
 
 total_pass=0 total_fail=0 total_skip=0
 tally() { # LOG: add the runner's closing counts
@@ -35,15 +40,32 @@ tally() { # LOG: add the runner's closing counts
   total_fail=$((total_fail + $(echo "$line" | awk '{print $3}' | tr -d ,)))
   total_skip=$((total_skip + $(echo "$line" | awk '{print $5}')))
 }
-run() { # LABEL KIND ARGS...: run tests/run-tests.sh with repositories of KIND and tally
-  local label=$1 kind=$2 log
-  shift 2
+run() { # LABEL KIND SUITES ARGS...: run tests/run-tests.sh with repositories of KIND and tally
+  local label=$1 kind=$2 suites=$3 log
+  shift 3
   log=$(mktemp /tmp/pl-suite.XXXXXX)
   echo "== $label"
-  PL_TEST_REPO_KIND=$kind bash tests/run-tests.sh "$@" 2>&1 | tee "$log" | sed 's/^/  /'
+  PL_TEST_REPO_KIND=$kind SUITES=$suites bash tests/run-tests.sh "$@" 2>&1 | tee "$log" | sed 's/^/  /'
   tally "$log"
   rm -f "$log"
 }
+# TSan writes its reports to files (a test that expects a failure would hide
+# a report's exit status); any report file fails the run. tests/tsan.supp
+# lists the reports in libraries that are not races of ours.
+tsan_logs=$(mktemp -d /tmp/pl-tsan.XXXXXX)
+tsan_check() {
+  if compgen -G "$tsan_logs/tsan.*" >/dev/null; then
+    echo "== ThreadSanitizer reports (in $tsan_logs):"
+    grep -h -A12 '^WARNING: ThreadSanitizer' "$tsan_logs"/tsan.* | sed 's/^/  /' | head -n 200
+    total_fail=$((total_fail + 1))
+  else
+    rm -rf "$tsan_logs"
+  fi
+}
+# The threaded work: backup's uploaders, restore's and replica's readers,
+# verify, and the S3 store (tests/integration names; a new threaded test
+# joins by name).
+tsan_tests='^test-(roundtrip|dedup|extents|errors|kill9|verify|restore-shrink|replica-sync|replica-errors|export-repo|s3-.*)$'
 
 # One gateway for the whole run; the S3 tests reuse it.
 rgwdir=$(mktemp -d /tmp/pl-rgw.XXXXXX)
@@ -54,9 +76,15 @@ eval "$rgw_env"
 export PL_TEST_S3_ENDPOINT PL_TEST_S3_BUCKET AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
 
 # Folder repositories (the S3-specific tests find the gateway in the environment).
-run "folder repositories" local build
-run "the round-trip suite against S3" s3 build '^test-(roundtrip|extents|dedup|errors|kill9)$'
-run "ASan+UBSan" local build-asan
+run "folder repositories" local "unit fuzz integration style" build
+run "the round-trip suite against S3" s3 "" build '^test-(roundtrip|extents|dedup|errors|kill9)$'
+run "ASan+UBSan" local "unit fuzz integration" build-asan
+export TSAN_OPTIONS="suppressions=$top/tests/tsan.supp log_path=$tsan_logs/tsan second_deadlock_stack=1"
+export MESON_TEST_ARGS="--timeout-multiplier 3"
+run "TSan" local "" build-tsan "$tsan_tests"
+run "TSan, the round-trip suite against S3" s3 "" build-tsan '^test-(roundtrip|extents|dedup|errors|kill9)$'
+unset TSAN_OPTIONS MESON_TEST_ARGS
+tsan_check
 
 echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 [ "$total_fail" -eq 0 ]
