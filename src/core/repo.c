@@ -183,7 +183,6 @@ int repo_put_hashed(struct repo *r, const char *dir, const void *buf, size_t len
 struct load_ctx {
   struct repo *r;
   VEC(char *) keys;
-  uint32_t map[1];   /* unused */
   VEC(uint32_t) ord; /* object-local pack ordinal -> global ordinal */
 };
 
@@ -354,11 +353,6 @@ out:
   free(buf);
   return ret;
 }
-
-struct adopt_ctx {
-  struct repo *r;
-  VEC(char *) keys;
-};
 
 int repo_adopt_packs(struct repo *r)
 {
