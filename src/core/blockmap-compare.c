@@ -5,38 +5,27 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/error-slot.h"
 #include "../util/error.h"
 #include "../util/hash.h"
+#include "../util/workers.h"
 
 #define MAX_THREADS 16
 
 struct compare {
   const struct blockmap *m;
   const struct blockmap_compare_opts *o;
-  uint64_t nblocks; /* blocks that start below the limit */
-  pthread_mutex_t mu;
+  uint64_t nblocks;         /* blocks that start below the limit */
+  struct error_slot failed; /* the first read failure; the workers stop on it */
+  pthread_mutex_t mu;       /* guards the fields below */
   uint64_t next;
   uint64_t mismatches;
   uint64_t first;
-  int stop;       /* a read failed, or stop_first and a difference was found */
-  int err;        /* errno of the first read failure (0: none) */
-  char msg[1024]; /* its message */
+  int stop; /* stop_first and a difference was found */
 };
-
-static void fail_read(struct compare *c, int err, const char *msg)
-{
-  pthread_mutex_lock(&c->mu);
-  if (c->err == 0) {
-    c->err = err ? err : EIO;
-    snprintf(c->msg, sizeof c->msg, "%s", msg);
-  }
-  c->stop = 1;
-  pthread_mutex_unlock(&c->mu);
-}
 
 /* 1 if block b (len bytes in buf) matches the map. */
 static int block_matches(const struct blockmap *m, uint64_t b, const uint8_t *buf, size_t len)
@@ -48,27 +37,29 @@ static int block_matches(const struct blockmap *m, uint64_t b, const uint8_t *bu
   return memcmp(h, m->h[b], HASH_LEN) == 0;
 }
 
-static void *compare_worker(void *arg)
+static int compare_worker(void *opaque, int index)
 {
-  struct compare *c = arg;
+  struct compare *c = opaque;
+  int ret = 0;
+  (void)index;
   uint8_t *buf = malloc(c->m->block_size);
   if (buf == NULL) {
-    fail_read(c, ENOMEM, "out of memory");
-    return NULL;
+    set_error_msg(ENOMEM, "out of memory");
+    return -1;
   }
   for (;;) {
     pthread_mutex_lock(&c->mu);
     uint64_t b = c->next++;
     int stop = c->stop;
     pthread_mutex_unlock(&c->mu);
-    if (stop || b >= c->nblocks)
+    if (stop || error_slot_failed(&c->failed) || b >= c->nblocks)
       break;
     uint64_t off = b * c->m->block_size;
     size_t len = blockmap_block_len(c->m, b);
     if (off + len > c->o->limit)
       len = (size_t)(c->o->limit - off);
     if (c->o->read(c->o->opaque, buf, len, off) == -1) {
-      fail_read(c, get_errno(), get_error());
+      ret = -1;
       break;
     }
     if (block_matches(c->m, b, buf, len))
@@ -82,32 +73,23 @@ static void *compare_worker(void *arg)
     pthread_mutex_unlock(&c->mu);
   }
   free(buf);
-  return NULL;
+  return ret;
 }
 
 int blockmap_compare(const struct blockmap *m, const struct blockmap_compare_opts *o,
                      struct blockmap_compare_result *res)
 {
   struct compare c = {.m = m, .o = o, .first = UINT64_MAX};
-  pthread_t t[MAX_THREADS];
-  int nt = 0;
   uint64_t limit = o->limit < m->size ? o->limit : m->size;
   c.nblocks = m->block_size ? (limit + m->block_size - 1) / m->block_size : 0;
   int want = o->threads < 1 ? 1 : o->threads > MAX_THREADS ? MAX_THREADS : o->threads;
+  error_slot_init(&c.failed);
   pthread_mutex_init(&c.mu, NULL);
-  for (; nt < want; nt++) {
-    if (pthread_create(&t[nt], NULL, compare_worker, &c) != 0)
-      break;
-  }
-  if (nt == 0)
-    compare_worker(&c);
-  for (int i = 0; i < nt; i++)
-    pthread_join(t[i], NULL);
+  int rc = workers_run(want, compare_worker, &c, &c.failed);
   pthread_mutex_destroy(&c.mu);
-  if (c.err) {
-    set_error_msg(c.err, c.msg);
+  error_slot_destroy(&c.failed);
+  if (rc == -1)
     return -1;
-  }
   res->mismatches = c.mismatches;
   res->first = c.first;
   return 0;

@@ -233,20 +233,9 @@ static int state_read(const char *path, struct replica_state *st, int *found)
     set_error(errno, "%s", path);
     return -1;
   }
-  for (;;) {
-    ssize_t r = read(fd, buf + len, sizeof buf - len);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1) {
-      set_error(errno, "%s: read", path);
-      close(fd);
-      return -1;
-    }
-    if (r == 0)
-      break;
-    len += (size_t)r;
-    if (len == sizeof buf)
-      break;
+  if (read_all(fd, buf, sizeof buf, &len, path) == -1) {
+    close(fd);
+    return -1;
   }
   close(fd);
   if (replica_state_parse(buf, len, st) == -1) {
@@ -257,13 +246,11 @@ static int state_read(const char *path, struct replica_state *st, int *found)
   return 0;
 }
 
-/* Replace the state atomically: write a temporary file, fsync it, rename it
- * over the old one, fsync the folder. */
+/* Replace the state atomically (write_file_atomic: a temporary file beside
+ * it, fsynced, renamed over the old one, the folder fsynced). */
 static int state_write(const char *path, const struct replica_state *st)
 {
   char buf[STATE_MAX];
-  char *tmp = NULL;
-  int fd = -1, ret = -1;
   int n = snprintf(buf, sizeof buf,
                    STATE_MAGIC "\n"
                                "repository %s\n"
@@ -280,43 +267,7 @@ static int state_write(const char *path, const struct replica_state *st)
     set_error(EOVERFLOW, "%s: state too long", path);
     return -1;
   }
-  if (asprintf(&tmp, "%s.tmp", path) == -1) {
-    set_error(ENOMEM, "out of memory");
-    return -1;
-  }
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd == -1) {
-    set_error(errno, "%s: cannot write the replica state", tmp);
-    goto out;
-  }
-  for (size_t done = 0; done < (size_t)n;) {
-    ssize_t w = write(fd, buf + done, (size_t)n - done);
-    if (w == -1 && errno == EINTR)
-      continue;
-    if (w == -1) {
-      set_error(errno, "%s: write", tmp);
-      goto out;
-    }
-    done += (size_t)w;
-  }
-  if (fsync(fd) == -1) {
-    set_error(errno, "%s: fsync", tmp);
-    goto out;
-  }
-  if (rename(tmp, path) == -1) {
-    set_error(errno, "rename %s to %s", tmp, path);
-    goto out;
-  }
-  if (sink_fsync_dir_of(path) == -1)
-    goto out;
-  ret = 0;
-out:
-  if (fd != -1)
-    close(fd);
-  if (ret == -1)
-    unlink(tmp);
-  free(tmp);
-  return ret;
+  return write_file_atomic(AT_FDCWD, NULL, path, buf, (size_t)n, 0644, 0);
 }
 
 /* ---- the fingerprint ---- */
@@ -445,16 +396,7 @@ static int apply_block(void *opaque, uint64_t block, const void *data, size_t le
   }
   if (!a->fresh) {
     old = malloc(len);
-    size_t got = 0;
-    while (old != NULL && got < len) {
-      ssize_t r = pread(a->t->fd, old + got, len - got, (off_t)(off + got));
-      if (r == -1 && errno == EINTR)
-        continue;
-      if (r <= 0)
-        break;
-      got += (size_t)r;
-    }
-    if (old != NULL && got < len) {
+    if (old != NULL && pread_all(a->t->fd, old, len, off, a->t->path) == -1) {
       free(old); /* unreadable or short: write the whole block */
       old = NULL;
     }

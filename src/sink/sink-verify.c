@@ -2,43 +2,40 @@
  * snapshot's block map (blockmap_compare, one reader per CPU). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "../core/blockmap-compare.h"
 #include "../util/error.h"
+#include "../util/fileio.h"
 #include "replica.h"
 #include "sink.h"
 
 struct verify_target {
   int fd;
-  const char *path;
+  char *shown; /* "verify PATH", for messages */
 };
 
 static int read_target(void *opaque, void *buf, size_t len, uint64_t off)
 {
   struct verify_target *t = opaque;
-  for (size_t got = 0; got < len;) {
-    ssize_t r = pread(t->fd, (char *)buf + got, len - got, (off_t)(off + got));
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r <= 0) {
-      set_error(r == 0 ? EIO : errno, "verify %s: read at offset %llu", t->path,
-                (unsigned long long)(off + got));
-      return -1;
-    }
-    got += (size_t)r;
-  }
-  return 0;
+  return pread_all(t->fd, buf, len, off, t->shown);
 }
 
 int target_verify(struct repo *r, const struct snapshot *s, const char *target)
 {
   struct blockmap m = {0};
-  struct verify_target t = {.fd = -1, .path = target};
+  struct verify_target t = {.fd = -1};
   struct blockmap_compare_result res;
   int ret = -1, is_dev;
   uint64_t size;
 
+  if (asprintf(&t.shown, "verify %s", target) == -1) {
+    t.shown = NULL;
+    set_error_msg(ENOMEM, "out of memory");
+    goto out;
+  }
   if (sink_open_read(target, &t.fd, &size, &is_dev) == -1)
     goto out;
   if (repo_load_blockmap(r, s, &m) == -1)
@@ -72,6 +69,7 @@ int target_verify(struct repo *r, const struct snapshot *s, const char *target)
 out:
   if (t.fd != -1)
     close(t.fd);
+  free(t.shown);
   blockmap_free(&m);
   return ret;
 }

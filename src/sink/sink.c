@@ -235,7 +235,7 @@ int sink_mark_incomplete(struct sink *s, const char *what)
     rc = -1;
   }
   close(fd);
-  if (rc == 0 && sink_fsync_dir_of(s->mark) == -1)
+  if (rc == 0 && fsync_folder_of(AT_FDCWD, s->mark, s->mark) == -1)
     rc = -1;
   if (rc == 0)
     s->marked = 1;
@@ -365,31 +365,6 @@ fail:
   return -1;
 }
 
-int sink_fsync_dir_of(const char *path)
-{
-  char *copy = strdup(path);
-  if (copy == NULL) {
-    set_error(ENOMEM, "out of memory");
-    return -1;
-  }
-  char *slash = strrchr(copy, '/');
-  const char *dir = ".";
-  if (slash == copy)
-    dir = "/";
-  else if (slash != NULL) {
-    *slash = '\0';
-    dir = copy;
-  }
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int ret = fd == -1 || fsync(fd) == -1 ? -1 : 0;
-  if (ret == -1)
-    set_error(errno, "%s: fsync", dir);
-  if (fd != -1)
-    close(fd);
-  free(copy);
-  return ret;
-}
-
 int sink_commit(struct sink *s)
 {
   if (s->committed)
@@ -403,9 +378,9 @@ int sink_commit(struct sink *s)
     }
     free(s->tmp_path);
     s->tmp_path = NULL;
-    if (sink_fsync_dir_of(s->path) == -1)
+    if (fsync_folder_of(AT_FDCWD, s->path, s->path) == -1)
       return -1;
-  } else if (s->created && sink_fsync_dir_of(s->path) == -1) {
+  } else if (s->created && fsync_folder_of(AT_FDCWD, s->path, s->path) == -1) {
     return -1;
   }
   if (s->marked && s->mark != NULL) {
@@ -414,7 +389,7 @@ int sink_commit(struct sink *s)
       return -1;
     }
     s->marked = 0;
-    if (sink_fsync_dir_of(s->mark) == -1)
+    if (fsync_folder_of(AT_FDCWD, s->mark, s->mark) == -1)
       return -1;
   }
   s->committed = 1;

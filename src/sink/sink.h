@@ -91,7 +91,4 @@ void sink_free(struct sink *s);
  * -1 with the error set. */
 int sink_open_read(const char *path, int *fd, uint64_t *size, int *is_dev);
 
-/* Fsync the folder that holds path (after a rename into it). */
-int sink_fsync_dir_of(const char *path);
-
 #endif
