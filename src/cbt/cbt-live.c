@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "../source/nbd-source.h"
+#include "../util/error-slot.h"
 #include "../util/error.h"
 #include "cbt-internal.h"
 #include "qmp.h"
@@ -460,12 +461,11 @@ static int live_start(struct cbt_session *s, const struct cbt_plan *p)
   return cbt_use_bitmap(s, usable, oldname, newname);
 }
 
-/* Keep the first error of a teardown, but go on tearing down. */
-static void keep_first(int *ret, char *msg, size_t n)
+/* Record the current error in kept unless it holds one; returns -1. */
+static int keep_first(struct error_slot *kept)
 {
-  if (*ret == 0)
-    snprintf(msg, n, "%s", get_error());
-  *ret = -1;
+  error_slot_set_from_current(kept);
+  return -1;
 }
 
 static int live_finish(struct cbt_session *s, enum cbt_outcome outcome)
@@ -473,7 +473,8 @@ static int live_finish(struct cbt_session *s, enum cbt_outcome outcome)
   struct live_session *l = (struct live_session *)s;
   struct qmp *q = l->qmp;
   const char *node = l->node;
-  char msg[1024] = "";
+  /* The first error of the teardown is the one reported, but it goes on. */
+  struct error_slot kept = ERROR_SLOT_INIT;
   int ret = 0;
   if (!q)
     goto out;
@@ -482,31 +483,31 @@ static int live_finish(struct cbt_session *s, enum cbt_outcome outcome)
     put_str(a, "id", l->export_id);
     if (qmp_execute(q, "block-export-del", a, NULL) == -1 ||
         wait_gone(q, "query-block-exports", "id", l->export_id) == -1)
-      keep_first(&ret, msg, sizeof msg);
+      ret = keep_first(&kept);
   }
   if (l->nbd_server_started && qmp_execute(q, "nbd-server-stop", NULL, NULL) == -1)
-    keep_first(&ret, msg, sizeof msg);
+    ret = keep_first(&kept);
   if (l->job_id) {
     struct json_object *a = obj();
     put_str(a, "device", l->job_id);
     json_object_object_add(a, "force", json_object_new_boolean(1));
     if (qmp_execute(q, "block-job-cancel", a, NULL) == -1 ||
         wait_gone(q, "query-block-jobs", "device", l->job_id) == -1)
-      keep_first(&ret, msg, sizeof msg);
+      ret = keep_first(&kept);
   }
   if (l->fleece_node) {
     struct json_object *a = obj();
     put_str(a, "node-name", l->fleece_node);
     if (qmp_execute(q, "blockdev-del", a, NULL) == -1)
-      keep_first(&ret, msg, sizeof msg);
+      ret = keep_first(&kept);
   }
   if (outcome != CBT_ROLLBACK) {
     if (l->old_bitmap &&
         qmp_execute(q, "block-dirty-bitmap-remove", bitmap_args(node, l->old_bitmap), NULL) == -1)
-      keep_first(&ret, msg, sizeof msg);
+      ret = keep_first(&kept);
     if (outcome == CBT_COMMITTED_UNTRUSTED && l->new_bitmap &&
         qmp_execute(q, "block-dirty-bitmap-remove", bitmap_args(node, l->new_bitmap), NULL) == -1)
-      keep_first(&ret, msg, sizeof msg);
+      ret = keep_first(&kept);
   } else if (l->new_bitmap) {
     /* Undo the rotation: the old bitmap takes back what the new one saw. */
     if (l->old_disabled) {
@@ -517,10 +518,10 @@ static int live_finish(struct cbt_session *s, enum cbt_outcome outcome)
       json_object_object_add(a, "bitmaps", list);
       if (qmp_execute(q, "block-dirty-bitmap-merge", a, NULL) == -1 ||
           qmp_execute(q, "block-dirty-bitmap-enable", bitmap_args(node, l->old_bitmap), NULL) == -1)
-        keep_first(&ret, msg, sizeof msg);
+        ret = keep_first(&kept);
     }
     if (qmp_execute(q, "block-dirty-bitmap-remove", bitmap_args(node, l->new_bitmap), NULL) == -1)
-      keep_first(&ret, msg, sizeof msg);
+      ret = keep_first(&kept);
   }
 out:
   cbt_remove_tmpdir(l->tmpdir);
@@ -532,8 +533,8 @@ out:
   free(l->fleece_node);
   free(l->job_id);
   free(l->export_id);
-  if (ret == -1)
-    set_error(0, "%s", msg);
+  error_slot_restore(&kept);
+  error_slot_destroy(&kept);
   return ret;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../source/nbd-source.h"
+#include "../util/error-slot.h"
 #include "../util/error.h"
 #include "cbt-internal.h"
 
@@ -38,12 +39,11 @@ struct cbt_session *cbt_session_start(const struct cbt_plan *p)
   s->ops = ops;
   if (ops->start(s, p) == -1) {
     /* Undo whatever was done, keeping the first error. */
-    char msg[1024];
-    int e = get_errno();
-    snprintf(msg, sizeof msg, "%s", get_error());
+    struct error_slot kept = ERROR_SLOT_INIT;
+    error_slot_set_from_current(&kept);
     cbt_session_finish(s, CBT_ROLLBACK);
-    set_error(0, "%s", msg);
-    errno = e;
+    error_slot_restore(&kept);
+    error_slot_destroy(&kept);
     return NULL;
   }
   return s;

@@ -15,9 +15,11 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "../util/error-slot.h"
 #include "../util/error.h"
 #include "../util/hash.h"
 #include "../util/progress.h"
+#include "../util/workers.h"
 #include "pack-writer.h"
 
 struct backup {
@@ -41,23 +43,8 @@ struct backup {
   struct pack_writer *pw;
 
   _Atomic uint64_t bytes_read, bytes_new, bytes_stored, bytes_done;
-  _Atomic int failed;
-  pthread_mutex_t err_lock;
-  char err[1024];
-  int err_errno;
+  struct error_slot failed; /* the first worker failure */
 };
-
-/* Record this thread's error as the backup's, unless one came first. */
-static void fail(struct backup *b)
-{
-  pthread_mutex_lock(&b->err_lock);
-  if (!b->failed) {
-    snprintf(b->err, sizeof b->err, "%s", get_error());
-    b->err_errno = get_errno();
-    b->failed = 1;
-  }
-  pthread_mutex_unlock(&b->err_lock);
-}
 
 /* Store one chunk unless the repository has it. cbuf holds at least
  * ZSTD_compressBound(len) bytes. */
@@ -101,42 +88,40 @@ static int next_block(struct backup *b, uint64_t *block)
   return ret;
 }
 
-static void *worker(void *arg)
+static int worker(void *arg, int index)
 {
   struct backup *b = arg;
   size_t cap = ZSTD_compressBound(b->bs);
   uint8_t *buf = malloc(b->bs), *cbuf = malloc(cap);
   ZSTD_CCtx *cctx = ZSTD_createCCtx();
   uint64_t blk;
+  int ret = -1;
+  (void)index;
   if (!buf || !cbuf || !cctx) {
     set_error(ENOMEM, "worker buffers");
-    fail(b);
     goto out;
   }
-  while (!b->failed && !pack_writer_failed(b->pw) && next_block(b, &blk)) {
+  while (!error_slot_failed(&b->failed) && !pack_writer_failed(b->pw) && next_block(b, &blk)) {
     uint64_t off = blk * b->bs;
     size_t len = b->src->size - off < b->bs ? (size_t)(b->src->size - off) : b->bs;
-    if (source_pread(b->src, buf, len, off) == -1) {
-      fail(b);
-      break;
-    }
+    if (source_pread(b->src, buf, len, off) == -1)
+      goto out;
     b->bytes_read += len;
     if (is_zero(buf, len)) {
       memset(b->map[blk], 0, HASH_LEN);
     } else {
       sha256(buf, len, b->map[blk]);
-      if (store_chunk(b, cctx, cbuf, cap, b->map[blk], CHUNK_DATA, buf, len) == -1) {
-        fail(b);
-        break;
-      }
+      if (store_chunk(b, cctx, cbuf, cap, b->map[blk], CHUNK_DATA, buf, len) == -1)
+        goto out;
     }
     b->bytes_done += len;
   }
+  ret = 0;
 out:
   free(buf);
   free(cbuf);
   ZSTD_freeCCtx(cctx);
-  return NULL;
+  return ret;
 }
 
 /* ---- planning -------------------------------------------------------- */
@@ -362,29 +347,12 @@ static int backup_run(struct backup *b)
                                .done = &b->bytes_done,
                                .extra = &b->bytes_new,
                                .extra_label = "new"};
-  int nworkers = 0, nthreads = b->r->threads;
-  pthread_t *workers = calloc((size_t)nthreads, sizeof *workers);
-  if (!workers) {
-    set_error(errno, "calloc");
-    return -1;
-  }
+  int rc;
   progress_begin(b->o->progress, &prog);
-  for (; nworkers < nthreads; nworkers++) {
-    int rc = pthread_create(&workers[nworkers], NULL, worker, b);
-    if (rc != 0) {
-      set_error(rc, "pthread_create");
-      fail(b);
-      break;
-    }
-  }
-  for (int i = 0; i < nworkers; i++)
-    pthread_join(workers[i], NULL);
+  rc = workers_run(b->r->threads, worker, b, &b->failed);
   progress_end(b->o->progress);
-  free(workers);
-  if (b->failed) {
-    set_error_msg(b->err_errno, b->err);
+  if (rc == -1)
     return -1;
-  }
   /* Workers stop early when an upload fails; finishing reports it. */
   if (pack_writer_failed(b->pw))
     return pack_writer_finish(b->pw);
@@ -452,7 +420,7 @@ static int snapshot_fill(const struct backup *b, const struct timespec *now, str
   snap->bytes_new = b->bytes_new;
   snap->bytes_stored = b->bytes_stored;
   for (uint64_t i = b->nblocks; i-- > 0;)
-    if (memcmp(b->map[i], zero_hash, HASH_LEN) != 0) {
+    if (!hash_is_zero(b->map[i])) {
       uint64_t off = i * b->bs;
       snap->used_end = off + (b->src->size - off < b->bs ? b->src->size - off : b->bs);
       break;
@@ -495,7 +463,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
   }
   clock_gettime(CLOCK_REALTIME, &now);
   pthread_mutex_init(&b.work_lock, NULL);
-  pthread_mutex_init(&b.err_lock, NULL);
+  error_slot_init(&b.failed);
 
   if (backup_plan(&b) == -1)
     goto out;
@@ -525,6 +493,6 @@ out:
   extent_list_free(&b.work);
   free(b.map);
   pthread_mutex_destroy(&b.work_lock);
-  pthread_mutex_destroy(&b.err_lock);
+  error_slot_destroy(&b.failed);
   return ret;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../store/store.h"
+#include "../util/error-slot.h"
 #include "../util/error.h"
 #include "../util/hash.h"
 #include "repo-internal.h"
@@ -44,10 +45,7 @@ struct pack_writer {
   struct pack_buf *spare[PACK_WRITER_MAX_UPLOADERS + 2];
   size_t nspare;
 
-  _Atomic int failed;
-  pthread_mutex_t err_lock;
-  char err[1024];
-  int err_errno;
+  struct error_slot failed; /* the first upload failure */
 };
 
 static void pack_buf_free(struct pack_buf *p)
@@ -62,25 +60,11 @@ static void pack_buf_free(struct pack_buf *p)
 /* Record this thread's error as the writer's, unless one came first. */
 static void fail(struct pack_writer *pw)
 {
-  pthread_mutex_lock(&pw->err_lock);
-  if (!pw->failed) {
-    snprintf(pw->err, sizeof pw->err, "%s", get_error());
-    pw->err_errno = get_errno();
-    pw->failed = 1;
-  }
-  pthread_mutex_unlock(&pw->err_lock);
+  error_slot_set_from_current(&pw->failed);
   /* Wake anyone waiting on the queue so they notice. */
   pthread_mutex_lock(&pw->q_lock);
   pthread_cond_broadcast(&pw->q_cond);
   pthread_mutex_unlock(&pw->q_lock);
-}
-
-/* Set this thread's error to the writer's first failure. */
-static void copy_error(struct pack_writer *pw)
-{
-  pthread_mutex_lock(&pw->err_lock);
-  set_error_msg(pw->err_errno, pw->err);
-  pthread_mutex_unlock(&pw->err_lock);
 }
 
 /* ---- the upload queue ------------------------------------------------ */
@@ -88,13 +72,12 @@ static void copy_error(struct pack_writer *pw)
 static int enqueue(struct pack_writer *pw, struct pack_buf *p)
 {
   pthread_mutex_lock(&pw->q_lock);
-  while (pw->qlen == QUEUE_MAX && !pw->failed)
+  while (pw->qlen == QUEUE_MAX && !error_slot_failed(&pw->failed))
     pthread_cond_wait(&pw->q_cond, &pw->q_lock);
-  if (pw->failed) {
+  if (error_slot_failed(&pw->failed)) {
     pthread_mutex_unlock(&pw->q_lock);
     pack_buf_free(p);
-    copy_error(pw);
-    return -1;
+    return error_slot_restore(&pw->failed);
   }
   pw->queue[pw->qlen++] = p;
   pthread_cond_broadcast(&pw->q_cond);
@@ -106,9 +89,9 @@ static struct pack_buf *dequeue(struct pack_writer *pw)
 {
   struct pack_buf *p = NULL;
   pthread_mutex_lock(&pw->q_lock);
-  while (pw->qlen == 0 && !pw->q_closed && !pw->q_drop && !pw->failed)
+  while (pw->qlen == 0 && !pw->q_closed && !pw->q_drop && !error_slot_failed(&pw->failed))
     pthread_cond_wait(&pw->q_cond, &pw->q_lock);
-  if (pw->qlen > 0 && !pw->q_drop && !pw->failed) {
+  if (pw->qlen > 0 && !pw->q_drop && !error_slot_failed(&pw->failed)) {
     p = pw->queue[0];
     memmove(pw->queue, pw->queue + 1, (pw->qlen - 1) * sizeof *pw->queue);
     pw->qlen--;
@@ -222,7 +205,7 @@ struct pack_writer *pack_writer_new(struct store *s, struct chunk_index *ix, int
   pw->ix = ix;
   pthread_mutex_init(&pw->pack_lock, NULL);
   pthread_mutex_init(&pw->q_lock, NULL);
-  pthread_mutex_init(&pw->err_lock, NULL);
+  error_slot_init(&pw->failed);
   pthread_cond_init(&pw->q_cond, NULL);
   for (; pw->nup < nuploaders; pw->nup++) {
     int rc = pthread_create(&pw->up[pw->nup], NULL, uploader, pw);
@@ -281,7 +264,7 @@ int pack_writer_flush(struct pack_writer *pw)
 
 int pack_writer_failed(const struct pack_writer *pw)
 {
-  return pw->failed;
+  return atomic_load(&pw->failed.failed); /* error_slot_failed, for a const writer */
 }
 
 int pack_writer_finish(struct pack_writer *pw)
@@ -294,11 +277,7 @@ int pack_writer_finish(struct pack_writer *pw)
   pthread_mutex_unlock(&pw->q_lock);
   for (; pw->nup > 0; pw->nup--)
     pthread_join(pw->up[pw->nup - 1], NULL);
-  if (pw->failed) {
-    copy_error(pw);
-    return -1;
-  }
-  return 0;
+  return error_slot_restore(&pw->failed);
 }
 
 void pack_writer_free(struct pack_writer *pw)
@@ -318,7 +297,7 @@ void pack_writer_free(struct pack_writer *pw)
     pack_buf_free(pw->spare[i]);
   pthread_mutex_destroy(&pw->pack_lock);
   pthread_mutex_destroy(&pw->q_lock);
-  pthread_mutex_destroy(&pw->err_lock);
+  error_slot_destroy(&pw->failed);
   pthread_cond_destroy(&pw->q_cond);
   free(pw);
 }

@@ -11,44 +11,23 @@
 
 #include <openssl/evp.h>
 
+#include "../util/error-slot.h"
 #include "../util/error.h"
 #include "s3-internal.h"
 #include "sigv4.h"
 
-/* Keep the current error across a clean-up step that may overwrite it. */
-struct saved_error {
-  int errnum;
-  char msg[1024];
-};
-
-static void error_save(struct saved_error *se)
-{
-  se->errnum = get_errno();
-  snprintf(se->msg, sizeof se->msg, "%s", get_error());
-  if (se->errnum) {
-    /* set_error appends ": strerror"; drop it so restoring does not repeat it. */
-    const char *suffix = strerror(se->errnum);
-    size_t ml = strlen(se->msg), sl = strlen(suffix);
-    if (ml >= sl + 2 && strcmp(se->msg + ml - sl, suffix) == 0 &&
-        memcmp(se->msg + ml - sl - 2, ": ", 2) == 0)
-      se->msg[ml - sl - 2] = 0;
-  }
-}
-
-static void error_restore(const struct saved_error *se)
-{
-  set_error(se->errnum, "%s", se->msg);
-}
-
 static void abort_upload(struct s3_store *s, const char *fkey, const char *query)
 {
-  struct saved_error se;
+  /* The upload's own error is the one to report, whatever the DELETE says. */
+  struct error_slot kept;
   struct s3_response resp;
   struct s3_request req = {.method = "DELETE", .key = fkey, .query = query, .max = ERROR_BODY_MAX};
-  error_save(&se);
+  error_slot_init(&kept);
+  error_slot_set_from_current(&kept);
   if (s3_perform(s, &req, &resp) == 0)
     s3_response_reset(&resp);
-  error_restore(&se);
+  error_slot_restore(&kept);
+  error_slot_destroy(&kept);
 }
 
 /* Is the object at fkey the multipart upload of these parts? Its ETag is
