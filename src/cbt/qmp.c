@@ -38,7 +38,7 @@ int qmp_parse_message(const char *buf, size_t len, long long id, const char *cmd
     set_error(ENOMEM, "json_tokener_new");
     return -1;
   }
-  if (len > QMP_MAX_MESSAGE || len > (size_t)0x7fffffff) {
+  if (len > QMP_MAX_MESSAGE) {
     set_error(EPROTO, "QMP %s: reply too large", cmd);
     goto out;
   }

@@ -14,6 +14,7 @@
 #include "../util/error.h"
 #include "../util/hash.h"
 #include "../util/workers.h"
+#include "../util/compiler.h"
 
 #define MAX_RUN (8u << 20)   /* one ranged read covers at most this much */
 #define MAX_GAP (256u << 10) /* chunks closer than this share a read */
@@ -72,7 +73,7 @@ static int take_run(struct reader *rd, size_t *first, size_t *end)
   return 1;
 }
 
-static int read_worker(void *opaque, int index)
+static int read_worker(void *opaque, int index PL_UNUSED)
 {
   struct reader *rd = opaque;
   VEC(uint8_t) src = {0}, dst = {0};

@@ -16,7 +16,7 @@ struct repo {
   int threads;
   int level;      /* zstd compression level */
   int io_threads; /* 0: the store kind's default */
-  int adopted; /* unindexed packs have been scanned */
+  int adopted;    /* unindexed packs have been scanned */
 };
 
 /* Key of a pack object: "packs/xx/<64 hex>". out must hold PACK_KEY_LEN. */

@@ -14,6 +14,7 @@
 
 #include "../util/error.h"
 #include "../util/hash.h"
+#include "../util/compiler.h"
 
 void pack_key(const uint8_t h[HASH_LEN], char out[PACK_KEY_LEN])
 {
@@ -186,7 +187,7 @@ struct load_ctx {
   VEC(uint32_t) ord; /* object-local pack ordinal -> global ordinal */
 };
 
-static int collect_key(void *opaque, const char *key, uint64_t size)
+static int collect_key(void *opaque, const char *key, uint64_t size PL_UNUSED)
 {
   struct load_ctx *c = opaque;
   char *k = strdup(key);
@@ -198,7 +199,7 @@ static int collect_key(void *opaque, const char *key, uint64_t size)
   return 0;
 }
 
-static int visit_pack(void *opaque, uint32_t ordinal, const uint8_t hash[HASH_LEN])
+static int visit_pack(void *opaque, uint32_t ordinal PL_UNUSED, const uint8_t hash[HASH_LEN])
 {
   struct load_ctx *c = opaque;
   int64_t g = chunk_index_pack(c->r->ix, hash);

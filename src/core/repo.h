@@ -113,14 +113,14 @@ int repo_read_blocks(struct repo *r, const struct blockmap *m, const uint64_t *b
 int repo_read_chunk(struct repo *r, const uint8_t hash[HASH_LEN], void **data, size_t *len);
 
 struct backup_opts {
-  const char *disk;                  /* required: [A-Za-z0-9._-]+ */
-  struct source *src;                /* borrowed */
-  const struct extent_list *changed; /* changed extents since the parent, or NULL */
-  int full;                          /* ignore the parent: read every allocated extent */
-  uint32_t block_size;               /* for a disk's first backup; 0 = default */
-  const char *cbt;                   /* CBT cookie to record, or NULL */
-  const char *mode;                  /* override the recorded mode (e.g. "cbt"), or NULL */
-  const char *note;                  /* recorded in the snapshot (e.g. a CBT fallback reason) */
+  const char *disk;                    /* required: [A-Za-z0-9._-]+ */
+  struct source *src;                  /* borrowed */
+  const struct extent_list *changed;   /* changed extents since the parent, or NULL */
+  int full;                            /* ignore the parent: read every allocated extent */
+  uint32_t block_size;                 /* for a disk's first backup; 0 = default */
+  const char *cbt;                     /* CBT cookie to record, or NULL */
+  const char *mode;                    /* override the recorded mode (e.g. "cbt"), or NULL */
+  const char *note;                    /* recorded in the snapshot (e.g. a CBT fallback reason) */
   const struct progress_ops *progress; /* borrowed; NULL: none */
 };
 

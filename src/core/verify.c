@@ -11,6 +11,7 @@
 
 #include "../util/error.h"
 #include "../util/hash.h"
+#include "../util/compiler.h"
 
 #define MAX_PACK_BYTES (1u << 30)
 
@@ -34,7 +35,7 @@ static void problem(struct verifier *v, const char *fmt, ...)
   v->report(v->opaque, msg);
 }
 
-static int collect(void *opaque, const char *key, uint64_t size)
+static int collect(void *opaque, const char *key, uint64_t size PL_UNUSED)
 {
   VEC(char *) *keys = opaque;
   char *k = strdup(key);

@@ -7,8 +7,9 @@
 #include <stdlib.h>
 
 #include "../util/error.h"
+#include "../util/compiler.h"
 
-static int raw_start(struct image_writer *w)
+static int raw_start(struct image_writer *w PL_UNUSED)
 {
   return 0;
 }
@@ -23,7 +24,7 @@ static int raw_finish(struct image_writer *w)
   return image_writer_set_size(w, w->disk_size);
 }
 
-static void raw_free(struct image_writer *w)
+static void raw_free(struct image_writer *w PL_UNUSED)
 {
 }
 

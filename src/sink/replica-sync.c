@@ -729,7 +729,7 @@ static int sync_record(struct sync *y)
 
 int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_result *res)
 {
-  struct replica_result dummy;
+  struct replica_result dummy = {0};
   struct sync y = {.r = r, .o = o, .res = res ? res : &dummy};
   int ret = -1, fresh;
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../util/error.h"
+#include "../util/compiler.h"
 
 struct xml_walk {
   const char *names[S3_XML_MAX_DEPTH]; /* point into the input */
@@ -418,7 +419,7 @@ static int error_leaf(void *opaque, const struct xml_walk *w, const char *text, 
   return 0;
 }
 
-static int error_end(void *opaque, const struct xml_walk *w)
+static int error_end(void *opaque PL_UNUSED, const struct xml_walk *w)
 {
   if (w->depth == 1 && (w->lens[0] != 5 || memcmp(w->names[0], "Error", 5) != 0))
     return -1;

@@ -7,6 +7,7 @@
 #include "core/repo.h"
 #include "util/error.h"
 #include "util/hash.h"
+#include "util/compiler.h"
 
 static void test_config(void)
 {
@@ -82,12 +83,12 @@ static void test_snapshot(void)
 }
 
 static int seen_packs, seen_entries;
-static int on_pack(void *o, uint32_t ord, const uint8_t h[HASH_LEN])
+static int on_pack(void *o PL_UNUSED, uint32_t ord PL_UNUSED, const uint8_t h[HASH_LEN] PL_UNUSED)
 {
   seen_packs++;
   return 0;
 }
-static int on_entry(void *o, uint32_t ord, const struct chunk_entry *e)
+static int on_entry(void *o PL_UNUSED, uint32_t ord, const struct chunk_entry *e)
 {
   seen_entries += e->raw_len == 100 && ord == 1;
   return 0;

@@ -7,9 +7,10 @@
 #include "check.h"
 #include "store/store.h"
 #include "util/error.h"
+#include "util/compiler.h"
 
 static int count;
-static int on_key(void *o, const char *key, uint64_t size)
+static int on_key(void *o PL_UNUSED, const char *key, uint64_t size PL_UNUSED)
 {
   count++;
   check(strncmp(key, "packs/", 6) == 0);
