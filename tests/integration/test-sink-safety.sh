@@ -24,7 +24,8 @@ wait_for() {
 }
 
 # run_signal SIG GLOB CMD...: start CMD, send SIG once GLOB exists, keep its
-# exit status in $rc and stderr in $TMP/err.
+# exit status in $rc and stderr in $TMP/err. Writes are slowed to 0.1 s each,
+# so that even a loaded machine sends the signal long before the last one.
 run_signal() {
   local sig=$1 glob=$2
   shift 2
@@ -39,7 +40,7 @@ run_signal() {
 
 # a. kill -9 during a restore to a new file: nothing under the target's
 # name; the temporary left behind does not block a rerun.
-env PILOTLIGHT_TEST_SINK_DELAY_US=20000 $PL -r "$repo" restore vm "$TMP/r1" --threads 1 >/dev/null 2>&1 &
+env PILOTLIGHT_TEST_SINK_DELAY_US=100000 $PL -r "$repo" restore vm "$TMP/r1" --threads 1 >/dev/null 2>&1 &
 pid=$!
 wait_for "$TMP/r1.pilotlight-part.*"
 kill -9 $pid
@@ -51,14 +52,14 @@ rm -f "$TMP"/r1.pilotlight-part.*
 
 # c. SIGINT and SIGTERM during a restore to a new file: one line, 130/143,
 # the temporary removed.
-run_signal INT "$TMP/r2.pilotlight-part.*" env PILOTLIGHT_TEST_SINK_DELAY_US=20000 $PL -r "$repo" restore vm "$TMP/r2" --threads 1
+run_signal INT "$TMP/r2.pilotlight-part.*" env PILOTLIGHT_TEST_SINK_DELAY_US=100000 $PL -r "$repo" restore vm "$TMP/r2" --threads 1
 [ "$rc" -eq 130 ] || fail "SIGINT: exit $rc, $(cat "$TMP/err")"
 grep -q "^pilotlight: restore of vm@.* interrupted by SIGINT: .*rerun" "$TMP/err" ||
   fail "SIGINT message: $(cat "$TMP/err")"
 one_line
 [ ! -e "$TMP/r2" ] && ! compgen -G "$TMP/r2.pilotlight-part.*" >/dev/null ||
   fail "SIGINT left a file behind"
-run_signal TERM "$TMP/r2.pilotlight-part.*" env PILOTLIGHT_TEST_SINK_DELAY_US=20000 $PL -r "$repo" restore vm "$TMP/r2" --threads 1
+run_signal TERM "$TMP/r2.pilotlight-part.*" env PILOTLIGHT_TEST_SINK_DELAY_US=100000 $PL -r "$repo" restore vm "$TMP/r2" --threads 1
 [ "$rc" -eq 143 ] || fail "SIGTERM: exit $rc, $(cat "$TMP/err")"
 grep -q "interrupted by SIGTERM" "$TMP/err" || fail "SIGTERM message: $(cat "$TMP/err")"
 one_line
@@ -67,7 +68,7 @@ one_line
 # b. An interrupted restore --force over an existing file marks it
 # incomplete; restore, replica sync and export then say so.
 cp "$TMP/disk" "$TMP/r3"
-run_signal TERM "$TMP/r3.pilotlight-incomplete" env PILOTLIGHT_TEST_SINK_DELAY_US=20000 $PL -r "$repo" restore vm "$TMP/r3" --force --threads 1
+run_signal TERM "$TMP/r3.pilotlight-incomplete" env PILOTLIGHT_TEST_SINK_DELAY_US=100000 $PL -r "$repo" restore vm "$TMP/r3" --force --threads 1
 [ "$rc" -eq 143 ] || fail "SIGTERM over an existing file: exit $rc, $(cat "$TMP/err")"
 grep -q "r3 is marked incomplete; rerun restore --force" "$TMP/err" || fail "message: $(cat "$TMP/err")"
 [ -e "$TMP/r3.pilotlight-incomplete" ] || fail "no incomplete marker"
@@ -82,13 +83,13 @@ cmp "$TMP/disk" "$TMP/r3"
 [ ! -e "$TMP/r3.pilotlight-incomplete" ] || fail "marker kept after a finished restore"
 
 # c. SIGINT during replica sync and export.
-run_signal INT "$TMP/rep.pilotlight-state" env PILOTLIGHT_TEST_SINK_DELAY_US=20000 $PL -r "$repo" replica sync --disk vm "$TMP/rep" --threads 1
+run_signal INT "$TMP/rep.pilotlight-state" env PILOTLIGHT_TEST_SINK_DELAY_US=100000 $PL -r "$repo" replica sync --disk vm "$TMP/rep" --threads 1
 [ "$rc" -eq 130 ] && grep -q "replica sync of disk vm to .* interrupted by SIGINT: rerun replica sync" "$TMP/err" ||
   fail "replica SIGINT: exit $rc, $(cat "$TMP/err")"
 one_line
 $PL -r "$repo" replica sync --disk vm "$TMP/rep" >/dev/null || fail "replica rerun"
 cmp "$TMP/disk" "$TMP/rep"
-run_signal INT "$TMP/x.raw.pilotlight-part.*" env PILOTLIGHT_TEST_SINK_DELAY_US=20000 $PL -r "$repo" export vm "$TMP/x.raw" --threads 1
+run_signal INT "$TMP/x.raw.pilotlight-part.*" env PILOTLIGHT_TEST_SINK_DELAY_US=100000 $PL -r "$repo" export vm "$TMP/x.raw" --threads 1
 [ "$rc" -eq 130 ] && grep -q "export of vm@.* interrupted by SIGINT" "$TMP/err" ||
   fail "export SIGINT: exit $rc, $(cat "$TMP/err")"
 one_line
