@@ -16,17 +16,20 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 bash scripts/deps.sh || exit 1
 
-build() { # DIR MESON-ARGS...
+build() { # DIR -DOPTION=VALUE...: a build folder with these options, made or updated
   local dir=$1
   shift
-  if [ ! -f "$dir/build.ninja" ]; then
+  if [ -f "$dir/build.ninja" ]; then
+    # e.g. build/ made by quickstart.sh without the test hooks
+    meson configure "$dir" "$@" >/dev/null || return 1
+  else
     meson setup "$dir" "$@" >/dev/null || return 1
   fi
   ninja -C "$dir" >/dev/null || ninja -C "$dir"
 }
-build build --werror -Dtest_hooks=true || exit 1
-build build-asan --werror -Dtest_hooks=true -Db_sanitize=address,undefined -Db_lundef=false || exit 1
-build build-tsan --werror -Dtest_hooks=true -Db_sanitize=thread || exit 1
+build build -Dwerror=true -Dtest_hooks=true || exit 1
+build build-asan -Dwerror=true -Dtest_hooks=true -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+build build-tsan -Dwerror=true -Dtest_hooks=true -Db_sanitize=thread || exit 1
 
 total_pass=0 total_fail=0 total_skip=0
 tally() { # LOG: add the runner's closing counts
