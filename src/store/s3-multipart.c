@@ -13,6 +13,7 @@
 
 #include "../util/error-slot.h"
 #include "../util/error.h"
+#include "../util/strbuf.h"
 #include "s3-internal.h"
 #include "sigv4.h"
 
@@ -141,34 +142,25 @@ out:
 /* The CompleteMultipartUpload body listing the parts. Caller frees. */
 static char *complete_body(char (*etags)[128], size_t nparts, size_t *len)
 {
-  char *complete = NULL;
-  FILE *f = open_memstream(&complete, len);
-  if (!f) {
-    set_error(errno, "open_memstream");
-    return NULL;
-  }
-  fputs("<CompleteMultipartUpload>", f);
+  /* 10,000 parts of at most 128-byte ETags (each escaped to at most 5x). */
+  struct strbuf sb = STRBUF_INIT(8u << 20, "the CompleteMultipartUpload body");
+  strbuf_appends(&sb, "<CompleteMultipartUpload>");
   for (size_t i = 0; i < nparts; i++) {
-    fprintf(f, "<Part><PartNumber>%zu</PartNumber><ETag>", i + 1);
+    strbuf_appendf(&sb, "<Part><PartNumber>%zu</PartNumber><ETag>", i + 1);
     for (const char *c = etags[i]; *c; c++) {
       if (*c == '&')
-        fputs("&amp;", f);
+        strbuf_appends(&sb, "&amp;");
       else if (*c == '<')
-        fputs("&lt;", f);
+        strbuf_appends(&sb, "&lt;");
       else if (*c == '>')
-        fputs("&gt;", f);
+        strbuf_appends(&sb, "&gt;");
       else
-        fputc(*c, f);
+        strbuf_append(&sb, c, 1);
     }
-    fputs("</ETag></Part>", f);
+    strbuf_appends(&sb, "</ETag></Part>");
   }
-  fputs("</CompleteMultipartUpload>", f);
-  if (fclose(f) != 0) {
-    set_error(errno, "multipart upload");
-    free(complete);
-    return NULL;
-  }
-  return complete;
+  strbuf_appends(&sb, "</CompleteMultipartUpload>");
+  return strbuf_take(&sb, len);
 }
 
 /* Complete the upload. *landed is set when an earlier attempt completed it

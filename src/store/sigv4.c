@@ -6,7 +6,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,11 @@
 
 #include "../util/error.h"
 #include "../util/hash.h"
+#include "../util/strbuf.h"
+
+/* The longest text signing builds (a canonical request with its headers and
+ * query); the requests pilotlight sends are a few KiB. */
+#define SIGV4_MAX_TEXT (1u << 20)
 
 void sigv4_sha256_hex(const void *buf, size_t len, char out[65])
 {
@@ -101,8 +105,7 @@ static char *canonical_query(const char *q)
   struct qparam *params = NULL;
   size_t n = 0, cap = 0;
   char *out = NULL;
-  size_t outlen = 0;
-  FILE *f = NULL;
+  struct strbuf sb = STRBUF_INIT(SIGV4_MAX_TEXT, "the canonical query string");
   const char *p = q ? q : "";
   while (*p) {
     const char *end = strchr(p, '&');
@@ -134,21 +137,9 @@ static char *canonical_query(const char *q)
   }
   if (n > 1)
     qsort(params, n, sizeof *params, qparam_cmp);
-  f = open_memstream(&out, &outlen);
-  if (!f) {
-    set_error(errno, "open_memstream");
-    goto out;
-  }
   for (size_t i = 0; i < n; i++)
-    fprintf(f, "%s%s=%s", i ? "&" : "", params[i].name, params[i].value);
-  if (fclose(f) != 0) {
-    f = NULL;
-    set_error(errno, "query string");
-    free(out);
-    out = NULL;
-    goto out;
-  }
-  f = NULL;
+    strbuf_appendf(&sb, "%s%s=%s", i ? "&" : "", params[i].name, params[i].value);
+  out = strbuf_take(&sb, NULL);
 out:
   for (size_t i = 0; i < n; i++) {
     free(params[i].name);
@@ -216,28 +207,6 @@ void sigv4_signature_free(struct sigv4_signature *sig)
   explicit_bzero(sig, sizeof *sig);
 }
 
-/* Run fprintf-style output into a new string *dst (caller frees). */
-static int memstream_printf(char **dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int memstream_printf(char **dst, const char *fmt, ...)
-{
-  size_t len = 0;
-  FILE *f = open_memstream(dst, &len);
-  if (!f) {
-    set_error(errno, "open_memstream");
-    return -1;
-  }
-  va_list ap;
-  va_start(ap, fmt);
-  vfprintf(f, fmt, ap);
-  va_end(ap);
-  if (fclose(f) != 0) {
-    set_error(errno, "sigv4");
-    return -1;
-  }
-  return 0;
-}
-
 static void free_cheaders(struct cheader *hs, size_t n)
 {
   if (!hs)
@@ -279,41 +248,28 @@ static struct cheader *canonical_headers(const struct sigv4_request *req)
 static int canonical_request(const struct sigv4_request *req, const char *path, const char *query,
                              const struct cheader *hs, struct sigv4_signature *out)
 {
-  size_t len = 0;
-  FILE *f = open_memstream(&out->signed_headers, &len);
-  if (!f) {
-    set_error(errno, "open_memstream");
-    return -1;
-  }
+  struct strbuf sb = STRBUF_INIT(SIGV4_MAX_TEXT, "the signed headers");
   for (size_t i = 0; i < req->nheaders; i++) {
     if (i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0)
       continue;
-    fprintf(f, "%s%s", i ? ";" : "", hs[i].name);
+    strbuf_appendf(&sb, "%s%s", i ? ";" : "", hs[i].name);
   }
-  if (fclose(f) != 0) {
-    set_error(errno, "sigv4");
+  out->signed_headers = strbuf_take(&sb, NULL);
+  if (!out->signed_headers)
     return -1;
-  }
 
-  f = open_memstream(&out->canonical_request, &len);
-  if (!f) {
-    set_error(errno, "open_memstream");
-    return -1;
-  }
-  fprintf(f, "%s\n%s\n%s\n", req->method, path, query);
+  struct strbuf cr = STRBUF_INIT(SIGV4_MAX_TEXT, "the canonical request");
+  strbuf_appendf(&cr, "%s\n%s\n%s\n", req->method, path, query);
   for (size_t i = 0; i < req->nheaders; i++) {
     int same_as_prev = i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0;
     if (same_as_prev)
-      fprintf(f, ",%s", hs[i].value);
+      strbuf_appendf(&cr, ",%s", hs[i].value);
     else
-      fprintf(f, "%s%s:%s", i ? "\n" : "", hs[i].name, hs[i].value);
+      strbuf_appendf(&cr, "%s%s:%s", i ? "\n" : "", hs[i].name, hs[i].value);
   }
-  fprintf(f, "\n\n%s\n%s", out->signed_headers, req->payload_hash);
-  if (fclose(f) != 0) {
-    set_error(errno, "sigv4");
-    return -1;
-  }
-  return 0;
+  strbuf_appendf(&cr, "\n\n%s\n%s", out->signed_headers, req->payload_hash);
+  out->canonical_request = strbuf_take(&cr, NULL);
+  return out->canonical_request ? 0 : -1;
 }
 
 /* out->signature and out->authorization: the string to sign signed with the
@@ -338,9 +294,11 @@ static int sign_string(const struct sigv4_request *req, const char *date, const 
   hmac(k3, 32, "aws4_request", k4);
   hmac(k4, 32, out->string_to_sign, sig);
   hex_encode(sig, 32, out->signature);
-  ret = memstream_printf(&out->authorization,
-                         "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
-                         req->access_key, scope, out->signed_headers, out->signature);
+  struct strbuf sb = STRBUF_INIT(SIGV4_MAX_TEXT, "the Authorization header");
+  strbuf_appendf(&sb, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+                 req->access_key, scope, out->signed_headers, out->signature);
+  out->authorization = strbuf_take(&sb, NULL);
+  ret = out->authorization ? 0 : -1;
   explicit_bzero(keybuf, sizeof keybuf);
   explicit_bzero(k1, sizeof k1);
   explicit_bzero(k2, sizeof k2);
@@ -381,9 +339,10 @@ int sigv4_sign(const struct sigv4_request *req, struct sigv4_signature *out)
   if (!hs || canonical_request(req, path, query, hs, out) == -1)
     goto out;
   sigv4_sha256_hex(out->canonical_request, strlen(out->canonical_request), creq_hash);
-  if (memstream_printf(&out->string_to_sign, "AWS4-HMAC-SHA256\n%s\n%s\n%s", req->amz_date, scope,
-                       creq_hash) == -1 ||
-      sign_string(req, date, scope, out) == -1)
+  struct strbuf sb = STRBUF_INIT(SIGV4_MAX_TEXT, "the string to sign");
+  strbuf_appendf(&sb, "AWS4-HMAC-SHA256\n%s\n%s\n%s", req->amz_date, scope, creq_hash);
+  out->string_to_sign = strbuf_take(&sb, NULL);
+  if (!out->string_to_sign || sign_string(req, date, scope, out) == -1)
     goto out;
   ret = 0;
 out:
