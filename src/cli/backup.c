@@ -46,7 +46,17 @@ static void help(void)
          "  --verify-cbt                read everything and check the snapshot equals the disk\n");
 }
 
-int cmd_backup(struct cli *c, int argc, char **argv)
+/* What the command line asked for. */
+struct backup_args {
+  struct backup_opts bo;
+  const char *extents;
+  const char *source; /* NULL with --qcow2 / --qmp */
+  int json, threads;
+  struct cbt_cli cbo;
+};
+
+/* Parse argv into *a. Returns -1 to go on, or the exit status (help, usage). */
+static int parse_args(struct cli *c, int argc, char **argv, struct backup_args *a)
 {
   enum {
     O_EXTENTS = 256,
@@ -83,18 +93,10 @@ int cmd_backup(struct cli *c, int argc, char **argv)
       {"verify-cbt", no_argument, NULL, O_VERIFY_CBT},
       {NULL, 0, NULL, 0},
   };
-  struct backup_opts bo = {0};
-  const char *extents = NULL;
-  int json = 0, ch, ret = EXIT_FAIL;
+  struct backup_opts *bo = &a->bo;
+  struct cbt_cli *cbo = &a->cbo;
   uint64_t v;
-  int threads = 0;
-  struct repo *r = NULL;
-  struct source *src = NULL;
-  struct extent_list changed = {0};
-  struct snapshot *snap = NULL;
-  struct timespec t0, t1;
-  struct cbt_cli cbo = {0};
-  struct cbt_session *cbt = NULL;
+  int ch;
   const char *msg;
 
   while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
@@ -106,113 +108,71 @@ int cmd_backup(struct cli *c, int argc, char **argv)
       help();
       return 0;
     case O_DISK:
-      bo.disk = optarg;
+      bo->disk = optarg;
       break;
     case O_EXTENTS:
-      extents = optarg;
+      a->extents = optarg;
       break;
     case O_FULL:
-      bo.full = 1;
+      bo->full = 1;
       break;
     case O_JSON:
-      json = 1;
+      a->json = 1;
       break;
     case O_CBT:
-      cbo.cbt = optarg;
+      cbo->cbt = optarg;
       break;
     case O_CBT_NEXT:
-      cbo.cbt_next = optarg;
+      cbo->cbt_next = optarg;
       break;
     case O_QCOW2:
-      cbo.qcow2 = optarg;
+      cbo->qcow2 = optarg;
       break;
     case O_QMP:
-      cbo.qmp = optarg;
+      cbo->qmp = optarg;
       break;
     case O_NODE:
-      cbo.node = optarg;
+      cbo->node = optarg;
       break;
     case O_NBD_SOCKET:
-      cbo.nbd_socket = optarg;
+      cbo->nbd_socket = optarg;
       break;
     case O_FLEECE_DIR:
-      cbo.tmpdir = optarg;
+      cbo->tmpdir = optarg;
       break;
     case O_VERIFY_CBT:
-      cbo.verify = 1;
+      cbo->verify = 1;
       break;
     case O_BS:
       if (parse_size(optarg, &v) == -1 || v > UINT32_MAX)
         return fail_usage(c, "--block-size: '%s' is not a size", optarg);
-      bo.block_size = (uint32_t)v;
+      bo->block_size = (uint32_t)v;
       break;
     case O_THREADS:
-      if (parse_threads(c, optarg, &threads) == -1)
+      if (parse_threads(c, optarg, &a->threads) == -1)
         return EXIT_USAGE;
       break;
     default:
       return fail_usage(c, "unknown option");
     }
   }
-  if (!bo.disk)
+  if (!bo->disk)
     return fail_usage(c, "--disk NAME is required");
-  msg = cbt_cli_check(&cbo, argc - optind, extents != NULL);
+  msg = cbt_cli_check(cbo, argc - optind, a->extents != NULL);
   if (msg)
     return fail_usage(c, "%s", msg);
-  if (optind + 1 != argc && !cbo.qcow2 && !cbo.qmp)
+  if (optind + 1 != argc && !cbo->qcow2 && !cbo->qmp)
     return fail_usage(c, optind >= argc ? "SOURCE is required" : "only one SOURCE is allowed");
-  if (extents && bo.full)
+  if (a->extents && bo->full)
     return fail_usage(c, "--changed-extents and --full exclude each other");
   if (!cli_repo(c))
     return EXIT_USAGE;
+  a->source = optind < argc ? argv[optind] : NULL;
+  return -1;
+}
 
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  if (cbt_cli_wanted(&cbo)) {
-    r = cli_open_repo(c);
-    if (!r)
-      goto out;
-    cbt = cbt_cli_start(r, &cbo, optind < argc ? argv[optind] : NULL, &bo);
-    if (!cbt)
-      goto out;
-  } else {
-    src = source_open(argv[optind]);
-  }
-  if (!src && !cbt) {
-    fail_lib();
-    goto out;
-  }
-  if (extents) {
-    if (extent_list_load(&changed, extents, src->size) == -1) {
-      fail_lib();
-      goto out;
-    }
-    bo.changed = &changed;
-  }
-  if (!r)
-    r = cli_open_repo(c);
-  if (!r)
-    goto out;
-  if (src)
-    bo.src = src;
-  if (threads) {
-    repo_set_threads(r, threads);
-  } else if (bo.src->remote) {
-    /* Twice the workers keep the CPUs busy while half of them wait for a read. */
-    repo_set_threads(r, 2 * repo_threads(r));
-  }
-  bo.progress = json ? NULL : cli_progress();
-  if (repo_backup(r, &bo, &snap) == -1) {
-    fail_lib();
-    goto out;
-  }
-  if (cbt) {
-    int vrc = cbt_cli_end(r, cbt, &cbo, snap);
-    cbt = NULL;
-    if (vrc != 0)
-      goto out;
-  }
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  double secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+static void print_result(const struct snapshot *snap, int json, double secs)
+{
   if (snap->note[0])
     fprintf(stderr, "pilotlight: note: %s\n", snap->note);
   if (json) {
@@ -232,9 +192,73 @@ int cmd_backup(struct cli *c, int argc, char **argv)
     printf("snapshot %s of disk %s committed (%s): read %s, new %s, stored %s in %.2f s\n",
            snap->id, snap->disk, snap->mode, rd, nw, st, secs);
   }
+}
+
+int cmd_backup(struct cli *c, int argc, char **argv)
+{
+  struct backup_args a = {0};
+  struct backup_opts *bo = &a.bo;
+  int ret = EXIT_FAIL;
+  struct repo *r = NULL;
+  struct source *src = NULL;
+  struct extent_list changed = {0};
+  struct snapshot *snap = NULL;
+  struct timespec t0, t1;
+  struct cbt_session *cbt = NULL;
+
+  int rc = parse_args(c, argc, argv, &a);
+  if (rc != -1)
+    return rc;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  if (cbt_cli_wanted(&a.cbo)) {
+    r = cli_open_repo(c);
+    if (!r)
+      goto out;
+    cbt = cbt_cli_start(r, &a.cbo, a.source, bo);
+    if (!cbt)
+      goto out;
+  } else {
+    src = source_open(a.source);
+  }
+  if (!src && !cbt) {
+    fail_lib();
+    goto out;
+  }
+  if (a.extents) {
+    if (extent_list_load(&changed, a.extents, src->size) == -1) {
+      fail_lib();
+      goto out;
+    }
+    bo->changed = &changed;
+  }
+  if (!r)
+    r = cli_open_repo(c);
+  if (!r)
+    goto out;
+  if (src)
+    bo->src = src;
+  if (a.threads) {
+    repo_set_threads(r, a.threads);
+  } else if (bo->src->remote) {
+    /* Twice the workers keep the CPUs busy while half of them wait for a read. */
+    repo_set_threads(r, 2 * repo_threads(r));
+  }
+  bo->progress = a.json ? NULL : cli_progress();
+  if (repo_backup(r, bo, &snap) == -1) {
+    fail_lib();
+    goto out;
+  }
+  if (cbt) {
+    int vrc = cbt_cli_end(r, cbt, &a.cbo, snap);
+    cbt = NULL;
+    if (vrc != 0)
+      goto out;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  print_result(snap, a.json, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
   ret = 0;
 out:
-  cbt_cli_end(r, cbt, &cbo, NULL);
+  cbt_cli_end(r, cbt, &a.cbo, NULL);
   snapshot_free(snap);
   extent_list_free(&changed);
   repo_free(r);
