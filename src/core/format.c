@@ -234,12 +234,101 @@ static const char *const snapshot_keys[F_COUNT] = {
     "bytes-new", "bytes-stored", "used-end",   "page-entries", "pages",
 };
 
+/* The numeric field f (one of snapshot_keys) of a snapshot, checked. */
+static int decode_number(struct snapshot *s, int f, uint64_t x, uint64_t *npages)
+{
+  switch (f) {
+  case F_SIZE:
+    s->size = x;
+    break;
+  case F_BS:
+    if (x < MIN_BLOCK_SIZE || x > MAX_BLOCK_SIZE || (x & (x - 1)))
+      return -1;
+    s->block_size = (uint32_t)x;
+    break;
+  case F_TIME:
+    if (x > INT64_MAX)
+      return -1;
+    s->time = (int64_t)x;
+    break;
+  case F_TIMENS:
+    if (x >= 1000000000)
+      return -1;
+    s->time_ns = (uint32_t)x;
+    break;
+  case F_READ:
+    s->bytes_read = x;
+    break;
+  case F_NEW:
+    s->bytes_new = x;
+    break;
+  case F_STORED:
+    s->bytes_stored = x;
+    break;
+  case F_USED:
+    s->used_end = x;
+    break;
+  case F_PE:
+    if (x == 0 || x > MAX_PAGE_ENTRIES)
+      return -1;
+    s->page_entries = (uint32_t)x;
+    break;
+  case F_PAGES:
+    *npages = x;
+    break;
+  }
+  return 0;
+}
+
+/* Field f of a snapshot from its value v (vl bytes, untrusted). */
+static int decode_field(struct snapshot *s, int f, const char *v, size_t vl, uint64_t *npages)
+{
+  char **str = NULL;
+  uint64_t x;
+  switch (f) {
+  case F_DISK:
+    str = &s->disk;
+    break;
+  case F_SOURCE:
+    str = &s->source;
+    break;
+  case F_CBT:
+    str = &s->cbt;
+    break;
+  case F_HOST:
+    str = &s->host;
+    break;
+  case F_MODE:
+    str = &s->mode;
+    break;
+  case F_NOTE:
+    str = &s->note;
+    break;
+  case F_PARENT:
+    if (vl == 1 && v[0] == '-') {
+      s->parent[0] = 0;
+    } else {
+      uint8_t raw[HASH_LEN];
+      if (vl != 2 * HASH_LEN || hex_decode(v, raw, HASH_LEN) == -1)
+        return -1;
+      hex_encode(raw, HASH_LEN, s->parent);
+    }
+    return 0;
+  default:
+    if (parse_u64(v, vl, &x) == -1)
+      return -1;
+    return decode_number(s, f, x, npages);
+  }
+  *str = decode_value(v, vl);
+  return *str ? 0 : -1;
+}
+
 int snapshot_decode(const char *buf, size_t len, struct snapshot *s)
 {
   struct lines l = {buf, buf + len, 0};
   const char *k, *v;
   size_t kl, vl;
-  uint64_t x, npages = 0;
+  uint64_t npages = 0;
   memset(s, 0, sizeof *s);
   if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "pilotlight-snapshot") || vl != 1 ||
       v[0] != '1') {
@@ -248,87 +337,9 @@ int snapshot_decode(const char *buf, size_t len, struct snapshot *s)
     return -1;
   }
   for (int f = 0; f < F_COUNT; f++) {
-    char **str = NULL;
-    if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, snapshot_keys[f]))
+    if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, snapshot_keys[f]) ||
+        decode_field(s, f, v, vl, &npages) == -1)
       goto bad;
-    switch (f) {
-    case F_DISK:
-      str = &s->disk;
-      break;
-    case F_SOURCE:
-      str = &s->source;
-      break;
-    case F_CBT:
-      str = &s->cbt;
-      break;
-    case F_HOST:
-      str = &s->host;
-      break;
-    case F_MODE:
-      str = &s->mode;
-      break;
-    case F_NOTE:
-      str = &s->note;
-      break;
-    case F_PARENT:
-      if (vl == 1 && v[0] == '-') {
-        s->parent[0] = 0;
-      } else {
-        uint8_t raw[HASH_LEN];
-        if (vl != 2 * HASH_LEN || hex_decode(v, raw, HASH_LEN) == -1)
-          goto bad;
-        hex_encode(raw, HASH_LEN, s->parent);
-      }
-      break;
-    default:
-      if (parse_u64(v, vl, &x) == -1)
-        goto bad;
-      switch (f) {
-      case F_SIZE:
-        s->size = x;
-        break;
-      case F_BS:
-        if (x < MIN_BLOCK_SIZE || x > MAX_BLOCK_SIZE || (x & (x - 1)))
-          goto bad;
-        s->block_size = (uint32_t)x;
-        break;
-      case F_TIME:
-        if (x > INT64_MAX)
-          goto bad;
-        s->time = (int64_t)x;
-        break;
-      case F_TIMENS:
-        if (x >= 1000000000)
-          goto bad;
-        s->time_ns = (uint32_t)x;
-        break;
-      case F_READ:
-        s->bytes_read = x;
-        break;
-      case F_NEW:
-        s->bytes_new = x;
-        break;
-      case F_STORED:
-        s->bytes_stored = x;
-        break;
-      case F_USED:
-        s->used_end = x;
-        break;
-      case F_PE:
-        if (x == 0 || x > MAX_PAGE_ENTRIES)
-          goto bad;
-        s->page_entries = (uint32_t)x;
-        break;
-      case F_PAGES:
-        npages = x;
-        break;
-      }
-    }
-    if (str) {
-      *str = decode_value(v, vl);
-      if (!*str)
-        goto bad;
-    }
   }
   if (s->disk[0] == 0 || s->used_end > s->size)
     goto bad;
