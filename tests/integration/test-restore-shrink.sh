@@ -2,7 +2,8 @@
 # Restore to a target smaller than the disk: it succeeds when every non-zero
 # block fits (the rest of the disk is zero), and is refused, naming the
 # highest used offset, when it does not. Also restore --verify, and the
-# same rules for replica sync onto a small device. Uses loop devices.
+# same rules for replica sync onto a small device, and the refusal of a
+# device another process holds. Uses loop devices.
 source "$(dirname "$0")/lib.sh"
 requires losetup
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: requires root for loop devices"; exit 77; }
@@ -56,6 +57,23 @@ cmp -n $((24 << 20)) "$TMP/disk" "$dev3" || fail "incremental replica on a devic
 printf 'booted' | dd of="$dev3" bs=4096 seek=1000 conv=notrunc,fsync status=none
 expect_fail $PL -r "$repo" replica sync --disk vm "$dev3" --state-dir "$TMP/state"
 grep -q modified "$TMP/err" || fail "device modification not detected: $(cat "$TMP/err")"
+
+# A device another process holds open exclusively (O_EXCL, as a mounted
+# filesystem or a running VM's disk holds it) is refused by every sink, and
+# nothing is written to it.
+python3 -c 'import os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY | os.O_EXCL); print("held", flush=True); time.sleep(60)' "$dev" >"$TMP/held" &
+holder=$!
+cleanup_add "kill $holder 2>/dev/null"
+for _ in $(seq 100); do grep -q held "$TMP/held" && break; sleep 0.05; done
+grep -q held "$TMP/held" || fail "could not hold $dev with O_EXCL"
+before=$(sha256sum <"$dev")
+expect_fail $PL -r "$repo" restore vm "$dev" --force
+grep -q "$dev" "$TMP/err" || fail "held device: message does not name it: $(cat "$TMP/err")"
+[ "$(wc -l <"$TMP/err")" -eq 1 ] || fail "held device: not one line: $(cat "$TMP/err")"
+expect_fail $PL -r "$repo" replica sync --disk vm "$dev" --force --state-dir "$TMP/state-held"
+[ "$(sha256sum <"$dev")" = "$before" ] || fail "a held device was written to"
+kill $holder
+wait $holder 2>/dev/null || true
 
 # restore --verify catches a target that does not match (a file changed
 # under the snapshot's name is checked by verify alone, via the CLI).
