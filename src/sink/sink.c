@@ -224,22 +224,12 @@ int sink_mark_incomplete(struct sink *s, const char *what)
     set_error(ENAMETOOLONG, "%s: marker text too long", s->mark);
     return -1;
   }
-  int fd = open(s->mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd == -1) {
-    set_error(errno, "%s: cannot write the incomplete marker", s->mark);
+  if (write_file_atomic(AT_FDCWD, NULL, s->mark, buf, (size_t)n, 0644, 0) == -1) {
+    prefix_error("cannot write the incomplete marker");
     return -1;
   }
-  int rc = pwrite_all(fd, buf, (size_t)n, 0, s->mark);
-  if (rc == 0 && fsync(fd) == -1) {
-    set_error(errno, "%s: fsync", s->mark);
-    rc = -1;
-  }
-  close(fd);
-  if (rc == 0 && fsync_folder_of(AT_FDCWD, s->mark, s->mark) == -1)
-    rc = -1;
-  if (rc == 0)
-    s->marked = 1;
-  return rc;
+  s->marked = 1;
+  return 0;
 }
 
 /* Append zeros to a stream up to off. */
