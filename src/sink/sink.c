@@ -286,17 +286,9 @@ int sink_pwrite(struct sink *s, const void *buf, size_t len, uint64_t off)
   }
   if (stream_fill(s, off) == -1)
     return -1;
-  for (size_t done = 0; done < len;) {
-    ssize_t w = write(s->fd, (const uint8_t *)buf + done, len - done);
-    if (w == -1 && errno == EINTR)
-      continue;
-    if (w == -1) {
-      set_error(errno, "standard output: write");
-      return -1;
-    }
-    done += (size_t)w;
-    s->size += (uint64_t)w;
-  }
+  if (write_all(s->fd, buf, len, "standard output") == -1)
+    return -1;
+  s->size += len;
   return 0;
 }
 

@@ -56,6 +56,21 @@ int read_all(int fd, void *buf, size_t cap, size_t *len, const char *name)
   return 0;
 }
 
+int write_all(int fd, const void *buf, size_t len, const char *name)
+{
+  for (size_t done = 0; done < len;) {
+    ssize_t w = write(fd, (const char *)buf + done, len - done);
+    if (w == -1 && errno == EINTR)
+      continue;
+    if (w == -1) {
+      set_error(errno, "%s: write", name);
+      return -1;
+    }
+    done += (size_t)w;
+  }
+  return 0;
+}
+
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off, const char *name)
 {
   for (size_t done = 0; done < len;) {

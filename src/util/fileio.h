@@ -18,6 +18,10 @@ int pread_all(int fd, void *buf, size_t len, uint64_t off, const char *name);
  * *len == cap means the stream may hold more. Returns 0 or -1. */
 int read_all(int fd, void *buf, size_t cap, size_t *len, const char *name);
 
+/* Write all len bytes of buf to a stream (a pipe, standard output),
+ * retrying EINTR and short writes. name is for messages. Returns 0 or -1. */
+int write_all(int fd, const void *buf, size_t len, const char *name);
+
 /* Write all len bytes of buf at off. name is for messages. */
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off, const char *name);
 

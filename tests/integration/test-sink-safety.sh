@@ -10,6 +10,7 @@
 source "$(dirname "$0")/lib.sh"
 requires qemu-img
 requires qemu-nbd
+requires script
 
 repo=$(new_repo)
 $PL -r "$repo" init >/dev/null
@@ -134,5 +135,11 @@ qemu-img compare -f vmdk "$TMP/s.vmdk" -F raw "$TMP/disk" >/dev/null || fail "vm
 expect_fail $PL -r "$repo" export vm - --format vhd
 grep -q "cannot be written to standard output" "$TMP/err" || fail "vhd to stdout: $(cat "$TMP/err")"
 one_line
+# A terminal is refused (script(1) gives the command a real pseudo-terminal).
+rc=0
+script -qec "$PL -r '$repo' restore vm -" /dev/null >"$TMP/tty" 2>&1 </dev/null || rc=$?
+[ "$rc" -eq 1 ] || fail "restore to a terminal: exit $rc"
+grep -q "standard output is a terminal" "$TMP/tty" || fail "restore to a terminal: $(head -c 300 "$TMP/tty")"
+[ "$(wc -c <"$TMP/tty")" -lt 200 ] || fail "restore to a terminal wrote data to it"
 [ ! -e ./- ] && [ ! -e "$TMP/-" ] || fail "a file named - was created"
 echo ok

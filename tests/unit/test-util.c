@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,22 @@ static void test_fileio(const char *dir)
   check_int(n, ==, 4);
   check(memcmp(buf, "abcd", 4) == 0);
   close(p[0]);
+
+  /* write_all: every byte reaches the reader; a closed reader is an error
+   * naming the stream (EPIPE, with SIGPIPE ignored). */
+  check_int(pipe(p), ==, 0);
+  check_int(write_all(p[1], "wxyz", 4, "out"), ==, 0);
+  close(p[1]);
+  check_int(read_all(p[0], buf, sizeof buf, &n, "pipe"), ==, 0);
+  check_int(n, ==, 4);
+  check(memcmp(buf, "wxyz", 4) == 0);
+  close(p[0]);
+  check_int(pipe(p), ==, 0);
+  close(p[0]);
+  signal(SIGPIPE, SIG_IGN);
+  check_int(write_all(p[1], "w", 1, "out"), ==, -1);
+  check(strncmp(get_error(), "out: write", 10) == 0);
+  close(p[1]);
   close(dfd);
 }
 
