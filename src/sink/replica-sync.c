@@ -311,8 +311,8 @@ static int fingerprint(struct sink *t, char *out, size_t n)
     fclose(f);
   }
   uint8_t *buf = malloc(2 * SAMPLE_BYTES);
-  uint8_t h[SHA256_LEN];
-  char hex[2 * SHA256_LEN + 1];
+  uint8_t h[HASH_LEN];
+  char hex[2 * HASH_LEN + 1];
   if (buf == NULL) {
     set_error(ENOMEM, "out of memory");
     return -1;
@@ -328,7 +328,7 @@ static int fingerprint(struct sink *t, char *out, size_t n)
   }
   sha256(buf, 2 * a, h);
   free(buf);
-  hex_encode(h, SHA256_LEN, hex);
+  hex_encode(h, HASH_LEN, hex);
   snprintf(out, n, "blockdev:%s:%llu:%s", boot, written, hex);
   return 0;
 }

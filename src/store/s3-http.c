@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "../util/error.h"
+#include "../util/hash.h"
 #include "s3-internal.h"
 #include "sigv4.h"
 
@@ -413,11 +414,11 @@ static int sign_headers(const struct s3_store *s, const struct s3_request *req, 
   if (req->content_md5)
     sh[n++] = (struct sigv4_header){"content-md5", req->content_md5};
   if (req->checksum_sha256) {
-    unsigned char raw[32];
-    for (int i = 0; i < 32; i++)
+    unsigned char raw[HASH_LEN];
+    for (int i = 0; i < HASH_LEN; i++)
       raw[i] =
           (unsigned char)(s3_hexval(payload_hash[2 * i]) << 4 | s3_hexval(payload_hash[2 * i + 1]));
-    s3_base64(raw, 32, checksum);
+    s3_base64(raw, HASH_LEN, checksum);
     sh[n++] = (struct sigv4_header){"x-amz-checksum-sha256", checksum};
   }
   if (req->range)

@@ -23,9 +23,9 @@
 
 void sigv4_sha256_hex(const void *buf, size_t len, char out[65])
 {
-  uint8_t md[SHA256_LEN];
+  uint8_t md[HASH_LEN];
   sha256(buf, len, md);
-  hex_encode(md, SHA256_LEN, out);
+  hex_encode(md, HASH_LEN, out);
 }
 
 void sigv4_amz_date(time_t t, char out[17])
@@ -187,7 +187,7 @@ static char *trim_collapse(const char *v)
   return out;
 }
 
-static void hmac(const void *key, size_t keylen, const char *msg, unsigned char out[32])
+static void hmac(const void *key, size_t keylen, const char *msg, unsigned char out[HASH_LEN])
 {
   unsigned int len = 32;
   HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, strlen(msg), out, &len);
@@ -278,7 +278,7 @@ static int canonical_request(const struct sigv4_request *req, const char *path, 
 static int sign_string(const struct sigv4_request *req, const char *date, const char *scope,
                        struct sigv4_signature *out)
 {
-  unsigned char k1[32], k2[32], k3[32], k4[32], sig[32];
+  unsigned char k1[HASH_LEN], k2[HASH_LEN], k3[HASH_LEN], k4[HASH_LEN], sig[HASH_LEN];
   char keybuf[256];
   int ret = -1;
   size_t slen = strlen(req->secret_key);
@@ -289,11 +289,11 @@ static int sign_string(const struct sigv4_request *req, const char *date, const 
   memcpy(keybuf, "AWS4", 4);
   memcpy(keybuf + 4, req->secret_key, slen);
   hmac(keybuf, slen + 4, date, k1);
-  hmac(k1, 32, req->region, k2);
-  hmac(k2, 32, req->service, k3);
-  hmac(k3, 32, "aws4_request", k4);
-  hmac(k4, 32, out->string_to_sign, sig);
-  hex_encode(sig, 32, out->signature);
+  hmac(k1, HASH_LEN, req->region, k2);
+  hmac(k2, HASH_LEN, req->service, k3);
+  hmac(k3, HASH_LEN, "aws4_request", k4);
+  hmac(k4, HASH_LEN, out->string_to_sign, sig);
+  hex_encode(sig, HASH_LEN, out->signature);
   struct strbuf sb = STRBUF_INIT(SIGV4_MAX_TEXT, "the Authorization header");
   strbuf_appendf(&sb, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
                  req->access_key, scope, out->signed_headers, out->signature);

@@ -7,7 +7,7 @@
 
 const uint8_t zero_hash[HASH_LEN];
 
-void sha256(const void *buf, size_t len, uint8_t out[SHA256_LEN])
+void sha256(const void *buf, size_t len, uint8_t out[HASH_LEN])
 {
   unsigned int n = 0;
   int ok = EVP_Digest(buf, len, out, &n, EVP_sha256(), NULL);

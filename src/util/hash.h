@@ -7,10 +7,9 @@
 #include <stdint.h>
 #include <string.h>
 
-/* The length of every hash in the repository (SHA-256). */
+/* The length of a SHA-256 digest: every hash in the repository, and the
+ * HMAC-SHA256 values S3 signing uses. */
 #define HASH_LEN 32
-/* Alias for code about SHA-256 itself (signatures, digests). */
-#define SHA256_LEN HASH_LEN
 
 /* HASH_LEN zero bytes: the hash a block map gives a zero block or page. */
 extern const uint8_t zero_hash[HASH_LEN];
@@ -22,7 +21,7 @@ static inline int hash_is_zero(const uint8_t h[HASH_LEN])
 }
 
 /* out receives the SHA-256 of buf. */
-void sha256(const void *buf, size_t len, uint8_t out[SHA256_LEN]);
+void sha256(const void *buf, size_t len, uint8_t out[HASH_LEN]);
 
 /* Write 2*n lowercase hex digits and a NUL to out (size >= 2*n+1). */
 void hex_encode(const uint8_t *in, size_t n, char *out);

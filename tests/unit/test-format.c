@@ -140,13 +140,13 @@ static void test_pack_and_index(void)
 
 static void test_hash(void)
 {
-  uint8_t h[SHA256_LEN], back[SHA256_LEN];
-  char hex[2 * SHA256_LEN + 1];
+  uint8_t h[HASH_LEN], back[HASH_LEN];
+  char hex[2 * HASH_LEN + 1];
   sha256("abc", 3, h);
-  hex_encode(h, SHA256_LEN, hex);
+  hex_encode(h, HASH_LEN, hex);
   check_str(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  check_int(hex_decode(hex, back, SHA256_LEN), ==, 0);
-  check(memcmp(h, back, SHA256_LEN) == 0);
+  check_int(hex_decode(hex, back, HASH_LEN), ==, 0);
+  check(memcmp(h, back, HASH_LEN) == 0);
   check_int(hex_decode("zz", back, 1), ==, -1);
   static uint8_t z[100000];
   check(is_zero(z, sizeof z));

