@@ -354,8 +354,17 @@ int sink_commit(struct sink *s)
   if (sink_fsync(s) == -1)
     return -1;
   if (s->tmp_path != NULL) {
-    if (rename(s->tmp_path, s->path) == -1) {
-      set_error(errno, "rename %s to %s", s->tmp_path, s->path);
+    /* Only a target opened for replacement may be replaced: a file that
+     * appeared under the name while we wrote is somebody else's. */
+    unsigned how = s->hold_fd == -1 ? RENAME_NOREPLACE : 0;
+    if (renameat2(AT_FDCWD, s->tmp_path, AT_FDCWD, s->path, how) == -1) {
+      if (errno == EEXIST)
+        set_error_code(EEXIST,
+                       "%s was created by another program while this one wrote it: nothing "
+                       "was overwritten; move it aside and rerun",
+                       s->path);
+      else
+        set_error(errno, "rename %s to %s", s->tmp_path, s->path);
       return -1;
     }
     free(s->tmp_path);
