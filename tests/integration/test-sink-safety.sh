@@ -127,6 +127,21 @@ $PL -r "$repo" export vm "$TMP/f.vhd" >/dev/null
 qemu-img info "$TMP/f.vhd" | grep -q "file format: vpc" || fail "the extension did not choose VHD"
 $PL -r "$repo" export vm "$TMP/g.vhd" --format vhd-fixed >/dev/null || fail ".vhd with vhd-fixed"
 
+# g. A file another program creates under the name while a restore writes
+# its temporary is never replaced: one line, exit 1, that file untouched.
+env PILOTLIGHT_TEST_SINK_DELAY_US=100000 $PL -r "$repo" restore vm "$TMP/r5" --threads 1 \
+  >"$TMP/out" 2>"$TMP/err" &
+pid=$!
+wait_for "$TMP/r5.pilotlight-part.*"
+echo theirs >"$TMP/r5"
+rc=0
+wait $pid || rc=$?
+[ "$rc" -eq 1 ] || fail "a file created meanwhile: exit $rc"
+one_line
+grep -q "created by another program" "$TMP/err" || fail "created meanwhile: $(cat "$TMP/err")"
+[ "$(cat "$TMP/r5")" = theirs ] || fail "a file created meanwhile was replaced"
+! compgen -G "$TMP/r5.pilotlight-part.*" >/dev/null || fail "the temporary was left behind"
+
 # f. "-" is standard output.
 $PL -r "$repo" restore vm - | cmp - "$TMP/disk" || fail "restore to standard output"
 $PL -r "$repo" export vm - --format raw | cmp - "$TMP/disk" || fail "raw export to standard output"
