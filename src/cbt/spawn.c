@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../util/error.h"
+#include "../util/fileio.h"
 
 #define OUTPUT_CAP (1u << 20)
 
@@ -32,7 +33,6 @@ static int tmp_fd(void)
 static int slurp(int fd, char **text)
 {
   char *buf;
-  ssize_t n;
   size_t got = 0;
   if (!text)
     return 0;
@@ -47,18 +47,9 @@ static int slurp(int fd, char **text)
     free(buf);
     return -1;
   }
-  while (got < OUTPUT_CAP) {
-    n = read(fd, buf + got, OUTPUT_CAP - got);
-    if (n == -1 && errno == EINTR)
-      continue;
-    if (n == -1) {
-      set_error(errno, "read command output");
-      free(buf);
-      return -1;
-    }
-    if (n == 0)
-      break;
-    got += (size_t)n;
+  if (read_all(fd, buf, OUTPUT_CAP, &got, "command output") == -1) {
+    free(buf);
+    return -1;
   }
   buf[got] = '\0';
   *text = buf;
