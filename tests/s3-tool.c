@@ -93,9 +93,10 @@ static int read_input(const char *path, char **buf, size_t *len)
   return 0;
 }
 
-static int print_key(void *opaque, const char *key, uint64_t size)
+static int print_key(void *opaque, const char *key, uint64_t size, int64_t mtime)
 {
   (void)opaque;
+  (void)mtime;
   printf("%s %" PRIu64 "\n", key, size);
   return 0;
 }

@@ -200,6 +200,13 @@ static int env_int(const char *name, int min, int max, int def)
   return *end == 0 && n >= min && n <= max ? (int)n : def;
 }
 
+/* The library's warnings: one line each on standard error. */
+static void print_warning(void *opaque, const char *msg)
+{
+  (void)opaque;
+  fprintf(stderr, "pilotlight: warning: %s\n", msg);
+}
+
 int cli_settings_load(struct cli_settings *out, const char *location)
 {
   memset(out, 0, sizeof *out);
@@ -207,6 +214,7 @@ int cli_settings_load(struct cli_settings *out, const char *location)
   repo_settings_default(&out->repo);
   out->repo.io_threads = env_int("PILOTLIGHT_IO_THREADS", 1, 16, 0);
   out->repo.zstd_level = env_int("PILOTLIGHT_ZSTD_LEVEL", -7, 19, 3);
+  out->repo.warn = print_warning;
   cache_dir(out->cache_dir, sizeof out->cache_dir);
   out->repo.cache_dir = out->cache_dir[0] ? out->cache_dir : NULL;
   if (location && strncmp(location, "s3:", 3) == 0) {

@@ -3,6 +3,8 @@
 #ifndef PL_REPO_INTERNAL_H
 #define PL_REPO_INTERNAL_H
 
+#include <pthread.h>
+
 #include "../store/store.h"
 #include "chunk-index.h"
 #include "format.h"
@@ -17,7 +19,13 @@ struct repo {
   int level;      /* zstd compression level */
   int io_threads; /* 0: the store kind's default */
   int adopted;    /* unindexed packs have been scanned */
+  void (*warn)(void *opaque, const char *msg); /* from repo_settings; may be NULL */
+  void *warn_opaque;
+  pthread_mutex_t warn_lock; /* one warning at a time */
 };
+
+/* Pass a one-line warning to the settings' warn callback, if any. */
+void repo_warn(struct repo *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Key of a pack object: "packs/xx/<64 hex>". out must hold PACK_KEY_LEN. */
 #define PACK_KEY_LEN (6 + 3 + 2 * HASH_LEN + 1)

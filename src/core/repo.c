@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +52,7 @@ void repo_free(struct repo *r)
   if (!r)
     return;
   chunk_index_free(r->ix);
+  pthread_mutex_destroy(&r->warn_lock);
   store_free(r->cache);
   store_free(r->store);
   free(r);
@@ -61,6 +64,22 @@ void repo_settings_default(struct repo_settings *s)
   s->zstd_level = 3;
   s->cache_dir = NULL;
   s->s3 = NULL;
+  s->warn = NULL;
+  s->warn_opaque = NULL;
+}
+
+void repo_warn(struct repo *r, const char *fmt, ...)
+{
+  char msg[1024];
+  va_list ap;
+  if (!r->warn)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  pthread_mutex_lock(&r->warn_lock);
+  r->warn(r->warn_opaque, msg);
+  pthread_mutex_unlock(&r->warn_lock);
 }
 
 static struct repo *repo_alloc(const struct repo_settings *settings)
@@ -77,6 +96,11 @@ static struct repo *repo_alloc(const struct repo_settings *settings)
     r->level = settings->zstd_level;
   if (settings && settings->io_threads >= 1 && settings->io_threads <= 16)
     r->io_threads = settings->io_threads;
+  if (settings) {
+    r->warn = settings->warn;
+    r->warn_opaque = settings->warn_opaque;
+  }
+  pthread_mutex_init(&r->warn_lock, NULL);
   return r;
 }
 
@@ -187,7 +211,8 @@ struct load_ctx {
   VEC(uint32_t) ord; /* object-local pack ordinal -> global ordinal */
 };
 
-static int collect_key(void *opaque, const char *key, uint64_t size PL_UNUSED)
+static int collect_key(void *opaque, const char *key, uint64_t size PL_UNUSED,
+                       int64_t mtime PL_UNUSED)
 {
   struct load_ctx *c = opaque;
   char *k = strdup(key);

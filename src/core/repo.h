@@ -30,6 +30,12 @@ struct repo_settings {
    * Borrowed for the call. */
   const char *cache_dir;
   const struct s3_settings *s3; /* for s3: locations; NULL: defaults, no credentials */
+  /* Called with a one-line warning about something that did not stop the
+   * operation (damage confined to the object it names, a cache folder that
+   * cannot be created); from any thread, one call at a time. NULL (default):
+   * warnings are dropped. warn_opaque is passed through. */
+  void (*warn)(void *opaque, const char *msg);
+  void *warn_opaque;
 };
 
 /* The defaults above. */

@@ -35,7 +35,7 @@ static void problem(struct verifier *v, const char *fmt, ...)
   v->report(v->opaque, msg);
 }
 
-static int collect(void *opaque, const char *key, uint64_t size PL_UNUSED)
+static int collect(void *opaque, const char *key, uint64_t size PL_UNUSED, int64_t mtime PL_UNUSED)
 {
   VEC(char *) *keys = opaque;
   char *k = strdup(key);

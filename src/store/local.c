@@ -173,7 +173,7 @@ static int walk(struct local_store *ls, const char *rel, const char *prefix, sto
     if (S_ISDIR(st.st_mode)) {
       ret = walk(ls, key, prefix, cb, opaque);
     } else if (S_ISREG(st.st_mode) && klen >= plen) {
-      ret = cb(opaque, key, (uint64_t)st.st_size);
+      ret = cb(opaque, key, (uint64_t)st.st_size, (int64_t)st.st_mtim.tv_sec);
     }
     if (ret == -1)
       break;

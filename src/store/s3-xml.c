@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../util/error.h"
 #include "../util/compiler.h"
@@ -258,6 +259,7 @@ struct list_state {
   size_t cap;
   char *key; /* of the <Contents> being read */
   uint64_t size;
+  int64_t mtime;
   int have_size;
   int error; /* errno to report, 0 for malformed */
 };
@@ -284,6 +286,24 @@ static const char *const p_token[] = {"ListBucketResult", "NextContinuationToken
 static const char *const p_contents[] = {"ListBucketResult", "Contents"};
 static const char *const p_key[] = {"ListBucketResult", "Contents", "Key"};
 static const char *const p_size[] = {"ListBucketResult", "Contents", "Size"};
+static const char *const p_mtime[] = {"ListBucketResult", "Contents", "LastModified"};
+
+/* An ISO 8601 UTC time as S3 writes it ("2026-12-02T06:40:01.123Z") in
+ * seconds since the epoch; 0 if it does not parse (the time is advisory). */
+static int64_t parse_s3_time(const char *text, size_t len)
+{
+  char buf[40];
+  struct tm tm = {0};
+  if (len >= sizeof buf)
+    return 0;
+  memcpy(buf, text, len);
+  buf[len] = 0;
+  const char *end = strptime(buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!end || (*end != '.' && *end != 'Z'))
+    return 0;
+  time_t t = timegm(&tm);
+  return t == (time_t)-1 ? 0 : (int64_t)t;
+}
 
 static int list_leaf(void *opaque, const struct xml_walk *w, const char *text, size_t len)
 {
@@ -312,6 +332,8 @@ static int list_leaf(void *opaque, const struct xml_walk *w, const char *text, s
     if (parse_u64(text, len, &st->size) == -1)
       return -1;
     st->have_size = 1;
+  } else if (path_is(w, 3, p_mtime)) {
+    st->mtime = parse_s3_time(text, len);
   }
   return 0;
 }
@@ -338,9 +360,11 @@ static int list_end(void *opaque, const struct xml_walk *w)
   }
   pg->entries[pg->nentries].key = st->key;
   pg->entries[pg->nentries].size = st->size;
+  pg->entries[pg->nentries].mtime = st->mtime;
   pg->nentries++;
   st->key = NULL;
   st->have_size = 0;
+  st->mtime = 0;
   return 0;
 }
 

@@ -15,6 +15,7 @@
 struct s3_list_entry {
   char *key; /* owned */
   uint64_t size;
+  int64_t mtime; /* LastModified, seconds since the epoch; 0 if absent or unparsed */
 };
 
 /* One ListObjectsV2 page. Free with s3_list_page_free. */

@@ -323,7 +323,7 @@ static int s3_list(struct store *st, const char *prefix, store_list_cb cb, void 
       const char *k = page.entries[i].key;
       if (strncmp(k, fprefix, strlen(fprefix)) != 0)
         continue; /* not ours: a server that ignored the prefix */
-      if (cb(opaque, k + plen, page.entries[i].size) == -1)
+      if (cb(opaque, k + plen, page.entries[i].size, page.entries[i].mtime) == -1)
         goto out;
     }
     if (!page.is_truncated)

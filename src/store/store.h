@@ -14,8 +14,10 @@ struct store;
 #define STORE_PUT_EXCL 1u /* fail with EEXIST if the key exists (If-None-Match: *) */
 
 /* Called once per key by list; return 0 to go on, -1 to stop with an error
- * already set. key is borrowed for the duration of the call. */
-typedef int (*store_list_cb)(void *opaque, const char *key, uint64_t size);
+ * already set. key is borrowed for the duration of the call. mtime is the
+ * object's last modification (seconds since the epoch, by the store's clock:
+ * the file system's, or the S3 server's LastModified); 0 if unknown. */
+typedef int (*store_list_cb)(void *opaque, const char *key, uint64_t size, int64_t mtime);
 
 struct store_ops {
   const char *name; /* "local", "s3" */

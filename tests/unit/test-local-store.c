@@ -10,10 +10,12 @@
 #include "util/compiler.h"
 
 static int count;
-static int on_key(void *o PL_UNUSED, const char *key, uint64_t size PL_UNUSED)
+static int on_key(void *o PL_UNUSED, const char *key, uint64_t size PL_UNUSED,
+                  int64_t mtime)
 {
   count++;
   check(strncmp(key, "packs/", 6) == 0);
+  check(mtime > 1600000000); /* a real modification time */
   return 0;
 }
 

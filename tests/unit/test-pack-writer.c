@@ -121,10 +121,11 @@ static int produce_all(struct pack_writer *pw, struct chunk_index *ix, char *err
   return failed;
 }
 
-static int count_keys(void *opaque, const char *key, uint64_t size)
+static int count_keys(void *opaque, const char *key, uint64_t size, int64_t mtime)
 {
   (void)key;
   (void)size;
+  (void)mtime;
   (*(int *)opaque)++;
   return 0;
 }

@@ -22,7 +22,8 @@ int main(void)
       "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
       "<Name>b</Name><Prefix>r/</Prefix><IsTruncated>true</IsTruncated>"
       "<NextContinuationToken>tok/en+=</NextContinuationToken>"
-      "<Contents><Key>r/config</Key><ETag>&quot;abc&quot;</ETag><Size>6</Size></Contents>"
+      "<Contents><Key>r/config</Key><LastModified>2026-12-02T06:40:01.123Z</LastModified>"
+      "<ETag>&quot;abc&quot;</ETag><Size>6</Size></Contents>"
       "<Contents>\n  <Key>r/a&amp;b &lt;c&gt; &#x41;&#66;&apos;&quot;</Key>\n"
       "  <Size>18446744073709551615</Size>\n</Contents>"
       "<Contents><Key><![CDATA[r/x<y]]></Key><Size>0</Size></Contents>"
@@ -34,6 +35,8 @@ int main(void)
   if (p.nentries == 3) {
     check_str(p.entries[0].key, "r/config");
     check(p.entries[0].size == 6);
+    check(p.entries[0].mtime == 1796193601); /* date -ud 2026-12-02T06:40:01 +%s */
+    check(p.entries[1].mtime == 0);          /* absent */
     check_str(p.entries[1].key, "r/a&b <c> AB'\"");
     check(p.entries[1].size == UINT64_MAX);
     check_str(p.entries[2].key, "r/x<y");
