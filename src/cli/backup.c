@@ -209,6 +209,8 @@ int cmd_backup(struct cli *c, int argc, char **argv)
   int rc = parse_args(c, argc, argv, &a);
   if (rc != -1)
     return rc;
+  c->lock = REPO_LOCK_SHARED;
+  snprintf(c->lock_command, sizeof c->lock_command, "backup %s", bo->disk);
   clock_gettime(CLOCK_MONOTONIC, &t0);
   if (cbt_cli_wanted(&a.cbo)) {
     r = cli_open_repo(c);

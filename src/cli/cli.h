@@ -14,9 +14,15 @@
 
 /* Options every command accepts. */
 struct cli {
-  const char *repo; /* -r REPO or PILOTLIGHT_REPOSITORY */
-  const char *prog; /* the command name, for messages */
+  const char *repo;         /* -r REPO or PILOTLIGHT_REPOSITORY */
+  const char *prog;         /* the command name, for messages */
+  int lock;                 /* REPO_LOCK_* that cli_open_repo takes; set by the command */
+  char lock_command[256];   /* recorded in the lock; "" = the command's name */
+  int64_t lock_wait_ms;     /* --lock-wait, or PILOTLIGHT_LOCK_WAIT; -1: the default */
 };
+
+/* How long a command waits for a conflicting lock unless told otherwise. */
+#define DEFAULT_LOCK_WAIT_MS (10 * 60 * 1000)
 
 /* Commands: return the process exit status. argv[0] is the command name. */
 int cmd_init(struct cli *c, int argc, char **argv);
@@ -26,6 +32,7 @@ int cmd_restore(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_replica(struct cli *c, int argc, char **argv);
+int cmd_unlock(struct cli *c, int argc, char **argv);
 
 /* Print "pilotlight: <message>" for the library's last error; returns 1. */
 int fail_lib(void);
@@ -38,6 +45,10 @@ int fail_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *cli_repo(struct cli *c);
 /* Open the repository; NULL after printing the error. */
 struct repo *cli_open_repo(struct cli *c);
+
+/* Parse a duration: a number of seconds, or numbers with units s, min (or
+ * m), h, d and w, e.g. "90", "15min", "1h30m", "7d". Returns 0, or -1. */
+int parse_duration(const char *s, int64_t *seconds);
 
 /* Parse a byte count with an optional K/M/G/T (binary) suffix. */
 int parse_size(const char *s, uint64_t *out);

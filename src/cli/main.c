@@ -21,6 +21,7 @@ static const struct command commands[] = {
     {"verify", cmd_verify, "check the repository's integrity"},
     {"export", cmd_export, "write a snapshot as a raw, VMDK or VHD image file"},
     {"replica", cmd_replica, "replica sync: keep a warm replica at the latest snapshot"},
+    {"unlock", cmd_unlock, "remove stale repository locks"},
 };
 
 static void usage(FILE *f)
@@ -37,10 +38,54 @@ static void usage(FILE *f)
              "  -r, --repo REPO   repository: a folder, s3://BUCKET/PREFIX or\n"
              "                    s3:http(s)://HOST[:PORT]/BUCKET/PREFIX\n"
              "                    (default: $PILOTLIGHT_REPOSITORY)\n"
+             "      --lock-wait DURATION  wait this long for a repository lock that another\n"
+             "                    command holds, e.g. 30s, 10min, 1h (default: 10min, or\n"
+             "                    $PILOTLIGHT_LOCK_WAIT); 0 fails at once\n"
              "  -h, --help        show this help; 'pilotlight COMMAND --help' for a command\n"
              "  -V, --version     show the version\n"
              "\n"
              "Exit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+/* --lock-wait applies to every command that locks, and is accepted before or
+ * after the command name: take it out of argv here (before any "--"). */
+static int take_lock_wait(struct cli *c, int *argc, char **argv)
+{
+  const char *env = getenv("PILOTLIGHT_LOCK_WAIT");
+  const char *val = env && *env ? env : NULL;
+  const char *what = "PILOTLIGHT_LOCK_WAIT";
+  int o = 1;
+  for (int i = 1; i < *argc; i++) {
+    if (strcmp(argv[i], "--") == 0) {
+      while (i < *argc)
+        argv[o++] = argv[i++];
+      break;
+    }
+    if (strcmp(argv[i], "--lock-wait") == 0 && i + 1 < *argc) {
+      val = argv[++i];
+      what = "--lock-wait";
+    } else if (strncmp(argv[i], "--lock-wait=", 12) == 0) {
+      val = argv[i] + 12;
+      what = "--lock-wait";
+    } else {
+      argv[o++] = argv[i];
+    }
+  }
+  *argc = o;
+  argv[o] = NULL;
+  c->lock_wait_ms = -1;
+  if (val) {
+    int64_t sec;
+    if (parse_duration(val, &sec) == -1 || sec > INT64_MAX / 1000) {
+      fprintf(stderr,
+              "pilotlight: %s '%s' is not a duration: give seconds or units, e.g. 30s, "
+              "10min, 1h\n",
+              what, val);
+      return -1;
+    }
+    c->lock_wait_ms = sec * 1000;
+  }
+  return 0;
 }
 
 int main(int argc, char **argv)
@@ -53,6 +98,8 @@ int main(int argc, char **argv)
   };
   struct cli c = {0};
   int ch;
+  if (take_lock_wait(&c, &argc, argv) == -1)
+    return EXIT_USAGE;
   while ((ch = getopt_long(argc, argv, "+r:hV", opts, NULL)) != -1) {
     switch (ch) {
     case 'r':

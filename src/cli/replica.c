@@ -77,6 +77,7 @@ static int sync_once(struct cli *c, const struct replica_opts *o, int threads, i
   struct timespec t0, t1;
   int ret = EXIT_FAIL;
   clock_gettime(CLOCK_MONOTONIC, &t0);
+  c->lock = REPO_LOCK_SHARED_OPTIONAL;
   struct repo *r = cli_open_repo(c);
   if (!r)
     return EXIT_FAIL;

@@ -215,6 +215,10 @@ int cli_settings_load(struct cli_settings *out, const char *location)
   out->repo.io_threads = env_int("PILOTLIGHT_IO_THREADS", 1, 16, 0);
   out->repo.zstd_level = env_int("PILOTLIGHT_ZSTD_LEVEL", -7, 19, 3);
   out->repo.warn = print_warning;
+#ifdef PL_TEST_HOOKS
+  /* Tests shorten the lock refresh period (and so the stale age, 6x). */
+  out->repo.lock_refresh_seconds = env_int("PILOTLIGHT_TEST_LOCK_REFRESH", 1, 3600, 0);
+#endif
   cache_dir(out->cache_dir, sizeof out->cache_dir);
   out->repo.cache_dir = out->cache_dir[0] ? out->cache_dir : NULL;
   if (location && strncmp(location, "s3:", 3) == 0) {

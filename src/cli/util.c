@@ -91,12 +91,54 @@ struct repo *cli_open_repo(struct cli *c)
   struct repo *r = NULL;
   if (!loc)
     return NULL;
-  if (cli_settings_load(&settings, loc) == 0)
+  if (cli_settings_load(&settings, loc) == 0) {
+    settings.repo.lock = c->lock;
+    settings.repo.lock_command = c->lock_command[0] ? c->lock_command : c->prog;
+    settings.repo.lock_wait_ms = c->lock_wait_ms >= 0 ? c->lock_wait_ms : DEFAULT_LOCK_WAIT_MS;
     r = repo_open(loc, &settings.repo);
+  }
   cli_settings_free(&settings);
   if (!r)
     fail_lib();
   return r;
+}
+
+int parse_duration(const char *s, int64_t *seconds)
+{
+  static const struct {
+    const char *unit;
+    int64_t mult;
+  } units[] = {{"min", 60}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}, {"w", 604800}};
+  int64_t total = 0;
+  if (!s || !isdigit((unsigned char)*s))
+    return -1;
+  while (*s) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno == ERANGE || end == s)
+      return -1;
+    int64_t mult = 0;
+    size_t ulen = 0;
+    if (*end == 0 && total == 0) {
+      mult = 1; /* a bare number: seconds */
+    } else {
+      for (size_t i = 0; i < sizeof units / sizeof *units && !mult; i++)
+        if (strncmp(end, units[i].unit, strlen(units[i].unit)) == 0) {
+          mult = units[i].mult;
+          ulen = strlen(units[i].unit);
+        }
+    }
+    if (!mult || v > (unsigned long long)(INT64_MAX / mult) ||
+        total > INT64_MAX - (int64_t)v * mult)
+      return -1;
+    total += (int64_t)v * mult;
+    s = end + ulen;
+    if (*s && !isdigit((unsigned char)*s))
+      return -1;
+  }
+  *seconds = total;
+  return 0;
 }
 
 int parse_size(const char *s, uint64_t *out)
@@ -166,6 +208,10 @@ int cli_open_snapshot(struct cli *c, const char *spec, int threads, struct repo 
   *r = NULL;
   if (!disk)
     return fail_msg("out of memory"), -1;
+  /* Readers hold a shared lock so that no prune deletes what they read; with
+   * read-only credentials they cannot, and go on without. */
+  c->lock = REPO_LOCK_SHARED_OPTIONAL;
+  snprintf(c->lock_command, sizeof c->lock_command, "%s %s", c->prog, spec);
   *r = cli_open_repo(c);
   if (*r) {
     if (threads)

@@ -432,6 +432,21 @@ static int snapshot_fill(const struct backup *b, const struct timespec *now, str
   return 0;
 }
 
+#ifdef PL_TEST_HOOKS
+/* Test builds only: run $PILOTLIGHT_TEST_BEFORE_COMMIT (a shell command)
+ * just before the snapshot is written, e.g. to remove the lock. */
+static void before_commit_hook(void)
+{
+  const char *hook = getenv("PILOTLIGHT_TEST_BEFORE_COMMIT");
+  if (hook && hook[0] && system(hook) == -1)
+    abort();
+}
+#else
+static void before_commit_hook(void)
+{
+}
+#endif
+
 /* Every pack is stored: write the index object, then the snapshot, the
  * commit point (created only if no object has its name). */
 static int backup_commit(struct backup *b, const struct timespec *now, struct snapshot *snap)
@@ -441,7 +456,11 @@ static int backup_commit(struct backup *b, const struct timespec *now, struct sn
   if (write_index(b->r) == -1 || snapshot_fill(b, now, snap) == -1)
     goto out;
   text = snapshot_encode(snap);
-  if (!text || repo_put_hashed(b->r, "snapshots", text, strlen(text), 1, snap->id) == -1)
+  before_commit_hook();
+  /* A lock lost while the backup ran means a prune may have deleted a
+   * chunk this snapshot names: do not commit it. */
+  if (!text || lock_check(b->r->lock) == -1 ||
+      repo_put_hashed(b->r, "snapshots", text, strlen(text), 1, snap->id) == -1)
     goto out;
   ret = 0;
 out:

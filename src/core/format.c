@@ -2,6 +2,8 @@
  * in docs/FORMAT.md; keep the two in step. */
 #include "format.h"
 
+#include "lock.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -551,5 +553,86 @@ int index_decode(const uint8_t *buf, size_t len, const struct index_visitor *v)
   return 0;
 bad:
   set_error_code(EINVAL, "index object is malformed");
+  return -1;
+}
+
+/* ---- lock objects ---------------------------------------------------- */
+
+char *lock_encode(const struct lock_info *l)
+{
+  struct strbuf b = STRBUF_INIT(MAX_LOCK_BYTES, "lock object");
+  strbuf_appendf(&b, "pilotlight-lock=1\nexclusive=%d\nhost=", l->exclusive ? 1 : 0);
+  append_encoded(&b, l->host);
+  strbuf_appendf(&b, "\npid=%" PRId64 "\ncommand=", l->pid);
+  append_encoded(&b, l->command);
+  strbuf_appendf(&b, "\ncreated=%" PRId64 "\nrefreshed=%" PRId64 "\nend=\n", l->created,
+                 l->refreshed);
+  return strbuf_take(&b, NULL);
+}
+
+/* A decoded text value into a fixed buffer; -1 if malformed or too long. */
+static int decode_into(const char *v, size_t n, char *out, size_t cap)
+{
+  char *s = decode_value(v, n);
+  if (!s)
+    return -1;
+  size_t len = strlen(s);
+  if (len >= cap) {
+    free(s);
+    return -1;
+  }
+  memcpy(out, s, len + 1);
+  free(s);
+  return 0;
+}
+
+int lock_decode(const char *buf, size_t len, struct lock_info *l)
+{
+  static const char *const keys[] = {"pilotlight-lock", "exclusive", "host",      "pid",
+                                     "command",         "created",   "refreshed", "end"};
+  struct lines ln = {buf, buf + len, 0};
+  const char *k, *v;
+  size_t kl, vl;
+  uint64_t x;
+  memset(l, 0, sizeof *l);
+  if (len > MAX_LOCK_BYTES)
+    goto bad;
+  for (size_t f = 0; f < sizeof keys / sizeof *keys; f++) {
+    if (next_line(&ln, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, keys[f]))
+      goto bad;
+    switch (f) {
+    case 0:
+      if (vl != 1 || v[0] != '1')
+        goto bad;
+      break;
+    case 1:
+      if (vl != 1 || (v[0] != '0' && v[0] != '1'))
+        goto bad;
+      l->exclusive = v[0] == '1';
+      break;
+    case 2:
+      if (decode_into(v, vl, l->host, sizeof l->host) == -1)
+        goto bad;
+      break;
+    case 4:
+      if (decode_into(v, vl, l->command, sizeof l->command) == -1)
+        goto bad;
+      break;
+    case 3:
+    case 5:
+    case 6:
+      if (parse_u64(v, vl, &x) == -1 || x > INT64_MAX)
+        goto bad;
+      *(f == 3 ? &l->pid : f == 5 ? &l->created : &l->refreshed) = (int64_t)x;
+      break;
+    case 7:
+      if (vl != 0 || ln.p != ln.end)
+        goto bad;
+      break;
+    }
+  }
+  return 0;
+bad:
+  set_error_code(EBADMSG, "malformed lock object");
   return -1;
 }

@@ -8,6 +8,7 @@
 #include "../store/store.h"
 #include "chunk-index.h"
 #include "format.h"
+#include "lock.h"
 #include "repo.h"
 
 struct repo {
@@ -22,6 +23,7 @@ struct repo {
   void (*warn)(void *opaque, const char *msg); /* from repo_settings; may be NULL */
   void *warn_opaque;
   pthread_mutex_t warn_lock; /* one warning at a time */
+  struct repo_lock *lock;    /* held from repo_open to repo_free; NULL if none */
 };
 
 /* Pass a one-line warning to the settings' warn callback, if any. */

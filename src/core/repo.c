@@ -51,6 +51,7 @@ void repo_free(struct repo *r)
 {
   if (!r)
     return;
+  lock_release(r->lock);
   chunk_index_free(r->ix);
   pthread_mutex_destroy(&r->warn_lock);
   store_free(r->cache);
@@ -66,6 +67,10 @@ void repo_settings_default(struct repo_settings *s)
   s->s3 = NULL;
   s->warn = NULL;
   s->warn_opaque = NULL;
+  s->lock = REPO_LOCK_NONE;
+  s->lock_command = NULL;
+  s->lock_wait_ms = 0;
+  s->lock_refresh_seconds = 0;
 }
 
 void repo_warn(struct repo *r, const char *fmt, ...)
@@ -287,6 +292,65 @@ out:
   return ret;
 }
 
+static void lock_waiting(void *opaque, const struct lock_info *h, int64_t wait_ms)
+{
+  struct repo *r = opaque;
+  repo_warn(r, "the repository is locked by %s (pid %lld on %s, %s); waiting up to %lld s for it",
+            h->command[0] ? h->command : "?", (long long)h->pid, h->host, h->key,
+            (long long)(wait_ms + 999) / 1000);
+}
+
+static int take_lock(struct repo *r, const struct repo_settings *st)
+{
+  struct lock_opts o = {
+      .exclusive = st->lock == REPO_LOCK_EXCLUSIVE,
+      .command = st->lock_command,
+      .wait_ms = st->lock_wait_ms > 0 ? st->lock_wait_ms : 0,
+      .optional = st->lock == REPO_LOCK_SHARED_OPTIONAL,
+      .waiting = lock_waiting,
+      .opaque = r,
+      .refresh_seconds = st->lock_refresh_seconds,
+  };
+  return lock_acquire(r->store, &o, &r->lock);
+}
+
+int repo_check_lock(struct repo *r)
+{
+  return lock_check(r->lock);
+}
+
+int repo_clean_locks(const char *location, const struct repo_settings *settings, int all,
+                     void (*cb)(void *opaque, const struct lock_info *l, int removed),
+                     void *opaque)
+{
+  struct lock_info *locks = NULL;
+  size_t n = 0;
+  uint64_t size;
+  int ret = -1;
+  struct store *s = store_open(location, 0, settings ? settings->s3 : NULL);
+  if (!s)
+    return -1;
+  if (store_head(s, "config", &size) == -1) {
+    if (get_errno() == ENOENT)
+      set_error_code(ENOENT, "%s is not a pilotlight repository (it has no config object)",
+                     location);
+    goto out;
+  }
+  if (lock_list(s, settings ? settings->lock_refresh_seconds : 0, &locks, &n) == -1)
+    goto out;
+  for (size_t i = 0; i < n; i++) {
+    int remove = all || locks[i].stale;
+    if (remove && store_del(s, locks[i].key) == -1)
+      goto out;
+    cb(opaque, &locks[i], remove);
+  }
+  ret = 0;
+out:
+  free(locks);
+  store_free(s);
+  return ret;
+}
+
 struct repo *repo_open(const char *location, const struct repo_settings *settings)
 {
   struct repo *r = repo_alloc(settings);
@@ -319,6 +383,10 @@ struct repo *repo_open(const char *location, const struct repo_settings *setting
   buf = NULL;
   if (r->store->is_remote)
     open_cache(r, settings ? settings->cache_dir : NULL);
+  /* Locked before the index is loaded: a prune that finished before the
+   * lock was granted is seen whole, and none can start until it is freed. */
+  if (settings && settings->lock != REPO_LOCK_NONE && take_lock(r, settings) == -1)
+    goto fail;
   r->ix = chunk_index_new();
   if (!r->ix || load_index(r) == -1)
     goto fail;

@@ -36,7 +36,21 @@ struct repo_settings {
    * warnings are dropped. warn_opaque is passed through. */
   void (*warn)(void *opaque, const char *msg);
   void *warn_opaque;
+  /* The lock repo_open takes before it loads the index, held until
+   * repo_free (docs/FORMAT.md, Locks): REPO_LOCK_NONE (default) for commands
+   * that only list snapshots; SHARED for backup; SHARED_OPTIONAL for
+   * restore, replica sync, export and verify, which go on unlocked with
+   * read-only credentials; EXCLUSIVE for forget, prune and repair. */
+  int lock;
+  const char *lock_command; /* recorded in the lock, e.g. "backup disk0"; borrowed */
+  int64_t lock_wait_ms;     /* wait this long for a conflicting lock; default 0 */
+  int lock_refresh_seconds; /* 0: LOCK_REFRESH_SECONDS (tests shorten it) */
 };
+
+#define REPO_LOCK_NONE 0
+#define REPO_LOCK_SHARED 1
+#define REPO_LOCK_SHARED_OPTIONAL 2
+#define REPO_LOCK_EXCLUSIVE 3
 
 /* The defaults above. */
 void repo_settings_default(struct repo_settings *s);
@@ -51,6 +65,18 @@ struct repo *repo_create(const char *location, const struct repo_settings *setti
  * (NULL: the defaults) is borrowed for the call. */
 struct repo *repo_open(const char *location, const struct repo_settings *settings);
 void repo_free(struct repo *r);
+
+/* The locks of the repository at location, each passed to cb with removed
+ * set when it was stale (or any, with all) and is now deleted. Does not
+ * load the index. Returns 0, or -1 with the error set. */
+struct lock_info;
+int repo_clean_locks(const char *location, const struct repo_settings *settings, int all,
+                     void (*cb)(void *opaque, const struct lock_info *l, int removed),
+                     void *opaque);
+
+/* 0 if the lock repo_open took (if any) is still held and fresh; else -1
+ * with the error set: stop before changing the repository. */
+int repo_check_lock(struct repo *r);
 
 /* The repository id, 32 hex digits; borrowed for the repo's lifetime. */
 const char *repo_id(const struct repo *r);

@@ -78,3 +78,11 @@ json_field() {
 
 # is_local REPO: true for a folder repository (tests that corrupt files use it).
 is_local() { [[ $1 != s3:* ]]; }
+
+# store_tool REPO CMD ARGS...: the object-level tool (tests/s3-tool.c) on a
+# folder or s3: repository: put KEY FILE, get KEY, head KEY, del KEY, list PREFIX.
+store_tool() {
+  local tool=${S3_TOOL:-$(dirname "$PL")/tests/unit/s3-tool}
+  [ -x "$tool" ] || fail "s3-tool not built: $tool"
+  "$tool" "$@"
+}

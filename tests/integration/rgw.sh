@@ -10,7 +10,9 @@
 # when openssl is there PL_TEST_S3_TLS_ENDPOINT (https, self-signed) with
 # PL_TEST_S3_TLS_CA (its certificate). PL_TEST_S3_SCOPED_ACCESS_KEY_ID and
 # PL_TEST_S3_SCOPED_SECRET_ACCESS_KEY are a second user that a bucket policy
-# allows only under the prefix "scoped/".
+# allows only under the prefix "scoped/". PL_TEST_S3_READONLY_ACCESS_KEY_ID and
+# PL_TEST_S3_READONLY_SECRET_ACCESS_KEY are a third user that may only list the
+# bucket and read objects, as a recovery site's credentials may be.
 # Settings follow shared/notes/s3-servers.md (auth none + ms_mon_client_mode crc).
 
 RGW_ACCESS_KEY=${RGW_ACCESS_KEY:-PLTESTACCESSKEY00001}
@@ -18,6 +20,8 @@ RGW_SECRET_KEY=${RGW_SECRET_KEY:-pltestsecretkey0000000000000000000000001}
 RGW_BUCKET=${RGW_BUCKET:-pltest}
 RGW_SCOPED_ACCESS_KEY=PLSCOPEDACCESSKEY001
 RGW_SCOPED_SECRET_KEY=plscopedsecret00000000000000000000000001
+RGW_READONLY_ACCESS_KEY=PLREADONLYACCESSKEY1
+RGW_READONLY_SECRET_KEY=plreadonlysecret000000000000000000000001
 RGW_REGION=${RGW_REGION:-us-east-1}
 
 # A TCP port on 127.0.0.1 that nothing listens on now.
@@ -176,6 +180,9 @@ CONF
   radosgw-admin -c "$conf" user create --uid=plscoped --display-name=plscoped \
     --access-key="$RGW_SCOPED_ACCESS_KEY" --secret-key="$RGW_SCOPED_SECRET_KEY" \
     >>"$dir/log/setup.out" 2>&1 || { _rgw_logs "$dir"; cat "$dir/log/setup.out" >&2; return 1; }
+  radosgw-admin -c "$conf" user create --uid=plreader --display-name=plreader \
+    --access-key="$RGW_READONLY_ACCESS_KEY" --secret-key="$RGW_READONLY_SECRET_KEY" \
+    >>"$dir/log/setup.out" 2>&1 || { _rgw_logs "$dir"; cat "$dir/log/setup.out" >&2; return 1; }
   cat >"$dir/policy.json" <<POLICY
 {"Version": "2012-10-17", "Statement": [
   {"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam:::user/plscoped"]},
@@ -183,7 +190,11 @@ CONF
    "Condition": {"StringLike": {"s3:prefix": ["scoped/*"]}}},
   {"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam:::user/plscoped"]},
    "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-   "Resource": "arn:aws:s3:::$RGW_BUCKET/scoped/*"}]}
+   "Resource": "arn:aws:s3:::$RGW_BUCKET/scoped/*"},
+  {"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam:::user/plreader"]},
+   "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::$RGW_BUCKET"},
+  {"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam:::user/plreader"]},
+   "Action": "s3:GetObject", "Resource": "arn:aws:s3:::$RGW_BUCKET/*"}]}
 POLICY
   AWS_ACCESS_KEY_ID=$RGW_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$RGW_SECRET_KEY \
     AWS_REGION=$RGW_REGION AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
@@ -198,6 +209,8 @@ export AWS_SECRET_ACCESS_KEY=$RGW_SECRET_KEY
 export AWS_REGION=$RGW_REGION
 export PL_TEST_S3_SCOPED_ACCESS_KEY_ID=$RGW_SCOPED_ACCESS_KEY
 export PL_TEST_S3_SCOPED_SECRET_ACCESS_KEY=$RGW_SCOPED_SECRET_KEY
+export PL_TEST_S3_READONLY_ACCESS_KEY_ID=$RGW_READONLY_ACCESS_KEY
+export PL_TEST_S3_READONLY_SECRET_ACCESS_KEY=$RGW_READONLY_SECRET_KEY
 ENV
   if [ -n "${tlsport:-}" ]; then
     echo "export PL_TEST_S3_TLS_ENDPOINT=https://127.0.0.1:$tlsport" >>"$dir/env"
