@@ -14,11 +14,11 @@
 
 /* Options every command accepts. */
 struct cli {
-  const char *repo;         /* -r REPO or PILOTLIGHT_REPOSITORY */
-  const char *prog;         /* the command name, for messages */
-  int lock;                 /* REPO_LOCK_* that cli_open_repo takes; set by the command */
-  char lock_command[256];   /* recorded in the lock; "" = the command's name */
-  int64_t lock_wait_ms;     /* --lock-wait, or PILOTLIGHT_LOCK_WAIT; -1: the default */
+  const char *repo;       /* -r REPO or PILOTLIGHT_REPOSITORY */
+  const char *prog;       /* the command name, for messages */
+  int lock;               /* REPO_LOCK_* that cli_open_repo takes; set by the command */
+  char lock_command[256]; /* recorded in the lock; "" = the command's name */
+  int64_t lock_wait_ms;   /* --lock-wait, or PILOTLIGHT_LOCK_WAIT; -1: the default */
 };
 
 /* How long a command waits for a conflicting lock unless told otherwise. */

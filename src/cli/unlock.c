@@ -17,10 +17,9 @@ static void report(void *opaque, const struct lock_info *l, int removed)
   struct unlock_out *o = opaque;
   char when[40];
   format_time(l->refreshed, when, sizeof when);
-  printf("%s %s: %s lock of %s, pid %lld on %s, refreshed %s%s\n",
-         removed ? "removed" : "kept", l->key, l->exclusive ? "exclusive" : "shared",
-         l->command[0] ? l->command : "?", (long long)l->pid, l->host, when,
-         l->stale ? " (stale)" : " (held)");
+  printf("%s %s: %s lock of %s, pid %lld on %s, refreshed %s%s\n", removed ? "removed" : "kept",
+         l->key, l->exclusive ? "exclusive" : "shared", l->command[0] ? l->command : "?",
+         (long long)l->pid, l->host, when, l->stale ? " (stale)" : " (held)");
   if (removed)
     o->removed++;
   else

@@ -27,8 +27,8 @@ struct repo_lock {
   pthread_mutex_t mu;
   pthread_cond_t cond;
   int stop;
-  int lost;            /* the object vanished: someone removed it */
-  int64_t last_ok;     /* CLOCK_BOOTTIME seconds of the last successful write */
+  int lost;        /* the object vanished: someone removed it */
+  int64_t last_ok; /* CLOCK_BOOTTIME seconds of the last successful write */
   char last_error[256];
 };
 

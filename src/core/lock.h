@@ -16,26 +16,26 @@ struct repo_lock;
 
 /* A lock object, decoded (from untrusted bytes: format.c checks them). */
 struct lock_info {
-  char key[64];       /* "locks/<32 hex>" */
-  int exclusive;      /* 1 for prune, forget, repair */
-  char host[256];     /* the holder's host name */
-  int64_t pid;        /* the holder's process id on that host */
-  char command[256];  /* what holds it, e.g. "backup disk0" */
-  int64_t created;    /* when it was taken (the holder's clock, seconds) */
-  int64_t refreshed;  /* when it was last refreshed (the holder's clock) */
-  int stale;          /* set by lock_list: see the file comment */
+  char key[64];      /* "locks/<32 hex>" */
+  int exclusive;     /* 1 for prune, forget, repair */
+  char host[256];    /* the holder's host name */
+  int64_t pid;       /* the holder's process id on that host */
+  char command[256]; /* what holds it, e.g. "backup disk0" */
+  int64_t created;   /* when it was taken (the holder's clock, seconds) */
+  int64_t refreshed; /* when it was last refreshed (the holder's clock) */
+  int stale;         /* set by lock_list: see the file comment */
 };
 
 struct lock_opts {
   int exclusive;
-  const char *command;   /* borrowed; recorded in the lock */
-  int64_t wait_ms;       /* how long to wait for a conflicting lock; 0: fail at once */
-  int optional;          /* a store that refuses writes (read-only credentials): go on
-                            unlocked, silently */
+  const char *command; /* borrowed; recorded in the lock */
+  int64_t wait_ms;     /* how long to wait for a conflicting lock; 0: fail at once */
+  int optional;        /* a store that refuses writes (read-only credentials): go on
+                          unlocked, silently */
   /* Called once when the lock must be waited for, with who holds it. */
   void (*waiting)(void *opaque, const struct lock_info *holder, int64_t wait_ms);
   void *opaque;
-  int refresh_seconds;   /* 0: LOCK_REFRESH_SECONDS; stale after 6 refreshes */
+  int refresh_seconds; /* 0: LOCK_REFRESH_SECONDS; stale after 6 refreshes */
 };
 
 /* Lock objects (text, docs/FORMAT.md); decode checks untrusted bytes and

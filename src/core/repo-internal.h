@@ -17,9 +17,9 @@ struct repo {
   struct repo_config cfg;
   struct chunk_index *ix;
   int threads;
-  int level;      /* zstd compression level */
-  int io_threads; /* 0: the store kind's default */
-  int adopted;    /* unindexed packs have been scanned */
+  int level;                                   /* zstd compression level */
+  int io_threads;                              /* 0: the store kind's default */
+  int adopted;                                 /* unindexed packs have been scanned */
   void (*warn)(void *opaque, const char *msg); /* from repo_settings; may be NULL */
   void *warn_opaque;
   pthread_mutex_t warn_lock; /* one warning at a time */

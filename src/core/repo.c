@@ -320,8 +320,7 @@ int repo_check_lock(struct repo *r)
 }
 
 int repo_clean_locks(const char *location, const struct repo_settings *settings, int all,
-                     void (*cb)(void *opaque, const struct lock_info *l, int removed),
-                     void *opaque)
+                     void (*cb)(void *opaque, const struct lock_info *l, int removed), void *opaque)
 {
   struct lock_info *locks = NULL;
   size_t n = 0;

@@ -10,8 +10,7 @@
 #include "util/compiler.h"
 
 static int count;
-static int on_key(void *o PL_UNUSED, const char *key, uint64_t size PL_UNUSED,
-                  int64_t mtime)
+static int on_key(void *o PL_UNUSED, const char *key, uint64_t size PL_UNUSED, int64_t mtime)
 {
   count++;
   check(strncmp(key, "packs/", 6) == 0);
