@@ -68,7 +68,7 @@ tsan_check() {
 # The threaded work: backup's uploaders, restore's, replica's and export's workers,
 # verify, and the S3 store (tests/integration names; a new threaded test
 # joins by name).
-tsan_tests='^test-(roundtrip|dedup|extents|errors|kill9|verify|restore-shrink|replica-sync|replica-errors|export-repo|export-formats|sink-safety|s3-.*)$'
+tsan_tests='^test-(roundtrip|dedup|extents|errors|kill9|verify|locks|restore-shrink|replica-sync|replica-errors|export-repo|export-formats|sink-safety|s3-.*)$'
 
 # One gateway for the whole run; the S3 tests reuse it.
 rgwdir=$(mktemp -d /tmp/pl-rgw.XXXXXX)
