@@ -488,9 +488,11 @@ struct forgotten_set *forgotten_set_load(struct repo *r,
     if (rc == 0) {
       rc = forget_record_decode(buf, len, &rec);
       free(buf);
+      if (rc == -1)
+        prefix_error("%s", keys.v[i]);
     }
     if (rc == -1) {
-      snprintf(msg, sizeof msg, "%s: %s", keys.v[i], get_error());
+      snprintf(msg, sizeof msg, "%s", get_error());
       pass_on(r, report, opaque, msg);
       if (damaged)
         ++*damaged;
