@@ -50,10 +50,11 @@ static void help(void)
       "  --dry-run     list what would be removed, and remove nothing\n"
       "  --json        print the same as one JSON document\n"
       "\n"
-      "Example, for a snapshot every 15 minutes: keep all of the last 2 days, then hourly\n"
-      "for 2 days, daily for 2 weeks, weekly for 3 months, monthly for 2 years:\n"
-      "  pilotlight forget --keep-within 2d --keep-hourly 96 --keep-daily 14 \\\n"
-      "                    --keep-weekly 13 --keep-monthly 24\n");
+      "Example, for a snapshot every 15 minutes: all of the last 2 days, then one an hour\n"
+      "for a week, a day for a month, a week for 3 months, a month for 2 years and a year\n"
+      "for 5 (about 370 snapshots per disk):\n"
+      "  pilotlight forget --keep-within 2d --keep-hourly 168 --keep-daily 31 \\\n"
+      "                    --keep-weekly 13 --keep-monthly 24 --keep-yearly 5\n");
 }
 
 struct forget_args {

@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +14,10 @@
 #include <unistd.h>
 
 #include "../util/compiler.h"
+#include "../util/error-slot.h"
 #include "../util/error.h"
 #include "../util/hash.h"
+#include "../util/workers.h"
 #include "repo-internal.h"
 
 /* ---- calendar ------------------------------------------------------------ */
@@ -361,14 +364,43 @@ struct forget_entry *forget_plan_name(struct forget_plan *plan, const char *disk
   return found;
 }
 
+/* The deletions of a commit, shared by its threads. */
+struct deleter {
+  struct repo *r;
+  const struct forget_record *rec;
+  const char *record; /* its name, for messages */
+  atomic_size_t next;
+  struct error_slot failed;
+};
+
+static int delete_worker(void *opaque, int index PL_UNUSED)
+{
+  struct deleter *d = opaque;
+  char key[128];
+  for (;;) {
+    size_t i = atomic_fetch_add(&d->next, 1);
+    if (i >= d->rec->e.len || error_slot_failed(&d->failed))
+      return 0;
+    snprintf(key, sizeof key, "snapshots/%s", d->rec->e.v[i].id);
+    if (store_del(d->r->store, key) == -1) {
+      prefix_error("removing %s (forgotten/%s lists it: rerun forget to finish)", key, d->record);
+      return -1;
+    }
+    if (d->r->cache)
+      store_del(d->r->cache, key);
+  }
+}
+
 int forget_plan_commit(struct repo *r, const struct forget_plan *plan,
                        char record[2 * HASH_LEN + 1])
 {
   struct forget_record rec = {0};
+  struct deleter d = {.r = r, .rec = &rec};
   struct timespec now;
-  char host[256] = "", name[2 * HASH_LEN + 1] = "", key[128];
+  char host[256] = "", name[2 * HASH_LEN + 1] = "";
   char *text = NULL;
   int ret = -1;
+  error_slot_init(&d.failed);
   for (size_t i = 0; i < plan->e.len; i++) {
     const struct forget_entry *e = &plan->e.v[i];
     struct forget_record_entry re = {.disk = e->s->disk, .time = e->s->time};
@@ -393,19 +425,18 @@ int forget_plan_commit(struct repo *r, const struct forget_plan *plan,
     name[0] = 0;
     goto out;
   }
-  for (size_t i = 0; i < rec.e.len; i++) {
-    snprintf(key, sizeof key, "snapshots/%s", rec.e.v[i].id);
-    if (store_del(r->store, key) == -1) {
-      prefix_error("removing %s (forgotten/%s lists it: rerun forget to finish)", key, name);
-      goto out;
-    }
-    if (r->cache)
-      store_del(r->cache, key);
-  }
+  /* Then the deletions, several in flight on a remote store. */
+  d.record = name;
+  int threads = repo_io_threads(r, 1, 8);
+  if ((size_t)threads > rec.e.len)
+    threads = (int)rec.e.len;
+  if (workers_run(threads, delete_worker, &d, &d.failed) == -1)
+    goto out;
   ret = 0;
 out:
   if (record)
     memcpy(record, name, sizeof name);
+  error_slot_destroy(&d.failed);
   free(text);
   vec_free(&rec.e); /* the entries borrow the plan's strings */
   return ret;
