@@ -409,6 +409,15 @@ char *forget_record_encode(const struct forget_record *rec)
   return strbuf_take(&b, NULL);
 }
 
+/* 1 if v (n bytes) is as append_encoded writes: only '!'..'~'. */
+static int is_encoded(const char *v, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (v[i] <= ' ' || v[i] >= 0x7f)
+      return 0;
+  return 1;
+}
+
 /* One "snapshot=ID DISK TIME" value (vl bytes, untrusted) into e. */
 static int decode_record_entry(const char *v, size_t vl, struct forget_record_entry *e)
 {
@@ -419,7 +428,8 @@ static int decode_record_entry(const char *v, size_t vl, struct forget_record_en
     return -1;
   disk = v + 2 * HASH_LEN + 1;
   sp = memchr(disk, ' ', vl - (size_t)(disk - v));
-  if (!sp || sp == disk || parse_u64(sp + 1, vl - (size_t)(sp + 1 - v), &t) == -1 || t > INT64_MAX)
+  if (!sp || sp == disk || !is_encoded(disk, (size_t)(sp - disk)) ||
+      parse_u64(sp + 1, vl - (size_t)(sp + 1 - v), &t) == -1 || t > INT64_MAX)
     return -1;
   hex_encode(raw, HASH_LEN, e->id);
   e->time = (int64_t)t;
@@ -444,7 +454,7 @@ int forget_record_decode(const char *buf, size_t len, struct forget_record *rec)
       parse_u64(v, vl, &x) == -1 || x > INT64_MAX)
     goto bad;
   rec->time = (int64_t)x;
-  if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "host"))
+  if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "host") || !is_encoded(v, vl))
     goto bad;
   rec->host = decode_value(v, vl);
   if (!rec->host || next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "snapshots") ||

@@ -780,7 +780,7 @@ int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_re
 {
   struct replica_result dummy = {0};
   struct sync y = {.r = r, .o = o, .res = res ? res : &dummy};
-  int ret = -1, fresh;
+  int ret = -1, fresh, drop;
 
   memset(y.res, 0, sizeof *y.res);
   if (sync_open(&y) == -1 || sync_decide(&y) == -1)
@@ -795,7 +795,7 @@ int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_re
   ret = 0;
 out:
   /* A new replica whose sync was never announced holds nothing promised. */
-  int drop = ret == -1 && y.t != NULL && y.t->created && !y.st.syncing;
+  drop = ret == -1 && y.t != NULL && y.t->created && !y.st.syncing;
   sink_free(y.t);
   if (drop)
     unlink(o->target);

@@ -379,6 +379,14 @@ static void test_record(void)
   p = strstr(t, "snapshot=a");
   p[9] = 'g';
   check_int(forget_record_decode(t, len, &back), ==, -1);
+  /* Raw bytes the encoder would have escaped (found by the fuzzer: a NUL
+   * in a disk name decoded to an empty name). */
+  static const char raw_nul[] = "pilotlight-forgotten=1\ntime=1\nhost=h\nsnapshots=1\nsnapshot="
+                                "0000000000000000000000000000000000000000000000000000000000000000"
+                                " \0vm 1\nend=\n";
+  check_int(forget_record_decode(raw_nul, sizeof raw_nul - 1, &back), ==, -1);
+  static const char raw_space[] = "pilotlight-forgotten=1\ntime=1\nhost=a b\nsnapshots=0\nend=\n";
+  check_int(forget_record_decode(raw_space, sizeof raw_space - 1, &back), ==, -1);
   free(longer);
   free(t);
 }
