@@ -22,6 +22,7 @@ static const struct command commands[] = {
     {"export", cmd_export, "write a snapshot as a raw, VMDK or VHD image file"},
     {"replica", cmd_replica, "replica sync: keep a warm replica at the latest snapshot"},
     {"unlock", cmd_unlock, "remove stale repository locks"},
+    {"forget", cmd_forget, "remove snapshots by a retention policy or by id"},
 };
 
 static void usage(FILE *f)

@@ -46,12 +46,13 @@ static void report(const struct replica_opts *o, const struct replica_result *re
       printf("\"%s\"", res->from);
     else
       printf("null");
-    printf(",\"snapshot\":\"%s\",\"up_to_date\":%s,\"full\":%s,\"resumed\":%s,"
+    printf(",\"snapshot\":\"%s\",\"up_to_date\":%s,\"full\":%s,\"compared\":%s,\"resumed\":%s,"
            "\"blocks_changed\":%llu,\"bytes_written\":%llu,\"bytes_zeroed\":%llu,"
            "\"seconds\":%.3f,\"note\":",
            res->to, res->up_to_date ? "true" : "false", res->full ? "true" : "false",
-           res->resumed ? "true" : "false", (unsigned long long)res->blocks_changed,
-           (unsigned long long)res->bytes_written, (unsigned long long)res->bytes_zeroed, secs);
+           res->compared ? "true" : "false", res->resumed ? "true" : "false",
+           (unsigned long long)res->blocks_changed, (unsigned long long)res->bytes_written,
+           (unsigned long long)res->bytes_zeroed, secs);
     json_string(stdout, res->note);
     printf("}\n");
   } else if (res->up_to_date) {

@@ -66,6 +66,8 @@ static int compare_worker(void *opaque, int index)
       continue;
     pthread_mutex_lock(&c->mu);
     c->mismatches++;
+    if (c->o->differs)
+      c->o->differs(c->o->opaque, b);
     if (b < c->first)
       c->first = b;
     if (c->o->stop_first)

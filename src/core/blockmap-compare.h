@@ -19,7 +19,10 @@ struct blockmap_compare_opts {
   int threads;    /* readers; < 1 means one, at most 16 */
   int stop_first; /* stop at the first difference instead of counting all */
   blockmap_read_fn read;
-  void *opaque; /* passed to read */
+  void *opaque; /* passed to read and differs */
+  /* Called with each differing block, one call at a time (under the
+   * comparison's lock); NULL: none. */
+  void (*differs)(void *opaque, uint64_t block);
 };
 
 struct blockmap_compare_result {

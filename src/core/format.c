@@ -394,6 +394,100 @@ void snapshot_free(struct snapshot *s)
   }
 }
 
+/* ---- forget records -------------------------------------------------- */
+
+char *forget_record_encode(const struct forget_record *rec)
+{
+  struct strbuf b = STRBUF_INIT(MAX_FORGET_RECORD_BYTES, "forget record");
+  strbuf_appendf(&b, "pilotlight-forgotten=1\ntime=%" PRId64 "\nhost=", rec->time);
+  append_encoded(&b, rec->host ? rec->host : "");
+  strbuf_appendf(&b, "\nsnapshots=%zu\n", rec->e.len);
+  for (size_t i = 0; i < rec->e.len; i++) {
+    strbuf_appendf(&b, "snapshot=%s ", rec->e.v[i].id);
+    append_encoded(&b, rec->e.v[i].disk);
+    strbuf_appendf(&b, " %" PRId64 "\n", rec->e.v[i].time);
+  }
+  strbuf_appends(&b, "end=\n");
+  return strbuf_take(&b, NULL);
+}
+
+/* 1 if v (n bytes) is as append_encoded writes: only '!'..'~'. */
+static int is_encoded(const char *v, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (v[i] <= ' ' || v[i] >= 0x7f)
+      return 0;
+  return 1;
+}
+
+/* One "snapshot=ID DISK TIME" value (vl bytes, untrusted) into e. */
+static int decode_record_entry(const char *v, size_t vl, struct forget_record_entry *e)
+{
+  uint8_t raw[HASH_LEN];
+  uint64_t t;
+  const char *disk, *sp;
+  if (vl < 2 * HASH_LEN + 4 || v[2 * HASH_LEN] != ' ' || hex_decode(v, raw, HASH_LEN) == -1)
+    return -1;
+  disk = v + 2 * HASH_LEN + 1;
+  sp = memchr(disk, ' ', vl - (size_t)(disk - v));
+  if (!sp || sp == disk || !is_encoded(disk, (size_t)(sp - disk)) ||
+      parse_u64(sp + 1, vl - (size_t)(sp + 1 - v), &t) == -1 || t > INT64_MAX)
+    return -1;
+  hex_encode(raw, HASH_LEN, e->id);
+  e->time = (int64_t)t;
+  e->disk = decode_value(disk, (size_t)(sp - disk));
+  return e->disk ? 0 : -1;
+}
+
+int forget_record_decode(const char *buf, size_t len, struct forget_record *rec)
+{
+  struct lines l = {buf, buf + len, 0};
+  const char *k, *v;
+  size_t kl, vl;
+  uint64_t x, n;
+  memset(rec, 0, sizeof *rec);
+  if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "pilotlight-forgotten") || vl != 1 ||
+      v[0] != '1') {
+    set_error_code(EINVAL,
+                   "not a pilotlight forget record (or a newer version: upgrade pilotlight)");
+    return -1;
+  }
+  if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "time") ||
+      parse_u64(v, vl, &x) == -1 || x > INT64_MAX)
+    goto bad;
+  rec->time = (int64_t)x;
+  if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "host") || !is_encoded(v, vl))
+    goto bad;
+  rec->host = decode_value(v, vl);
+  if (!rec->host || next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "snapshots") ||
+      parse_u64(v, vl, &n) == -1 || n > len / (2 * HASH_LEN))
+    goto bad;
+  for (uint64_t i = 0; i < n; i++) {
+    struct forget_record_entry e = {0};
+    if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "snapshot") ||
+        decode_record_entry(v, vl, &e) == -1 || vec_push(&rec->e, e) == -1) {
+      free(e.disk);
+      goto bad;
+    }
+  }
+  if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, "end") || vl != 0 || l.p != l.end)
+    goto bad;
+  return 0;
+bad:
+  set_error_code(EINVAL, "forget record is malformed at line %lu", l.lineno);
+  forget_record_clear(rec);
+  return -1;
+}
+
+void forget_record_clear(struct forget_record *rec)
+{
+  free(rec->host);
+  for (size_t i = 0; i < rec->e.len; i++)
+    free(rec->e.v[i].disk);
+  vec_free(&rec->e);
+  memset(rec, 0, sizeof *rec);
+}
+
 /* ---- pack trailers --------------------------------------------------- */
 
 static void entry_put(uint8_t *p, const struct chunk_entry *e)

@@ -32,6 +32,7 @@
 #define MAX_CONFIG_BYTES (64u << 10)
 #define MAX_SNAPSHOT_BYTES (512u << 20)
 #define MAX_INDEX_BYTES (1u << 30)
+#define MAX_FORGET_RECORD_BYTES (64u << 20)
 
 struct repo_config {
   unsigned version;
@@ -57,6 +58,25 @@ char *snapshot_encode(const struct snapshot *s);
 int snapshot_decode(const char *buf, size_t len, struct snapshot *s);
 /* Free a snapshot's fields and zero it, leaving the struct itself. */
 void snapshot_clear(struct snapshot *s);
+
+/* A forget record ("forgotten/" object): text, written by forget before it
+ * deletes the snapshot objects it lists. */
+struct forget_record_entry {
+  char id[2 * HASH_LEN + 1]; /* the removed snapshot */
+  char *disk;                /* owned */
+  int64_t time;              /* the snapshot's time */
+};
+struct forget_record {
+  int64_t time; /* when forget ran */
+  char *host;   /* owned */
+  VEC(struct forget_record_entry) e;
+};
+/* encode returns a malloc'd string (caller frees); decode takes untrusted
+ * bytes and fills *rec (caller frees with forget_record_clear). */
+char *forget_record_encode(const struct forget_record *rec);
+int forget_record_decode(const char *buf, size_t len, struct forget_record *rec);
+/* Free a record's fields and zero it, leaving the struct itself. */
+void forget_record_clear(struct forget_record *rec);
 
 /* Pack trailer: encode appends the trailer for entries to out (a byte
  * vector). decode_footer reads the last PACK_FOOTER_LEN bytes and returns the

@@ -12,6 +12,7 @@
 #include "../util/error.h"
 #include "../util/hash.h"
 #include "../util/compiler.h"
+#include "forget.h"
 
 #define MAX_PACK_BYTES (1u << 30)
 
@@ -193,6 +194,8 @@ int repo_verify(struct repo *r, int read_data, void (*report)(void *opaque, cons
     snapshot_clear(&s);
     rep->snapshots++;
   }
+  if (repo_verify_deletions(r, report, opaque, &rep->damaged) == -1)
+    goto out;
   ret = 0;
 out:
   for (size_t i = 0; i < keys.len; i++)

@@ -9,7 +9,10 @@
  *   4. replaces the state with "holds B" and the new fingerprint.
  * A run that finds "syncing from A to T" rewrites every block that differs
  * between A and T or between A and the new snapshot, which makes the target
- * exact whatever the killed run had written. */
+ * exact whatever the killed run had written. When A (or T) is gone from the
+ * repository (forgotten), its block map is too: then every block of the
+ * target is read, hashed and compared with the new snapshot, and only the
+ * blocks that differ are written. */
 #define _GNU_SOURCE
 #include "replica.h"
 
@@ -29,6 +32,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "../core/blockmap-compare.h"
 #include "../util/error.h"
 #include "../util/fileio.h"
 #include "../util/hash.h"
@@ -449,6 +453,8 @@ static int load_map(struct repo *r, const char *disk, const char *id, struct blo
   *gone = 0;
   struct snapshot *s = repo_find_snapshot(r, disk, id);
   if (s == NULL) {
+    if (get_errno() != ENOENT)
+      return -1; /* not gone: unreadable */
     *gone = 1;
     return 0;
   }
@@ -477,7 +483,9 @@ struct sync {
   struct blockmap mfrom;    /* the applied snapshot's, when have_from */
   struct blockmap mtmp;     /* an interrupted sync's target snapshot's, when have_tmp */
   int found, full, have_from, have_tmp;
-  uint64_t *list; /* the changed non-zero blocks */
+  int compare;      /* what the target holds is gone: compare every block */
+  uint8_t *differs; /* with compare: 1 for each block of mnew the target does not hold */
+  uint64_t *list;   /* the changed non-zero blocks */
   size_t n;
 };
 
@@ -583,27 +591,33 @@ static int sync_load_maps(struct sync *y)
       return -1;
     y->have_from = !gone;
     if (gone) {
-      y->full = 1;
+      y->compare = 1;
       snprintf(res->note, sizeof res->note,
-               "snapshot %.12s is no longer in the repository: full sync", y->old.applied);
+               "the snapshot this replica held (%.12s) is no longer in the repository: "
+               "compared every block of %s with %.12s",
+               y->old.applied, y->o->target, y->s->id);
     }
   }
-  if (!y->full && y->old.syncing && y->old.applying[0]) {
+  if (!y->full && !y->compare && y->old.syncing && y->old.applying[0]) {
     if (load_map(y->r, y->o->disk, y->old.applying, &y->mtmp, &gone) == -1)
       return -1;
     y->have_tmp = !gone;
     if (gone) {
-      y->full = 1;
+      y->compare = 1;
       snprintf(res->note, sizeof res->note,
-               "snapshot %.12s is no longer in the repository: full sync", y->old.applying);
+               "the snapshot an interrupted sync was applying (%.12s) is no longer in the "
+               "repository: compared every block of %s with %.12s",
+               y->old.applying, y->o->target, y->s->id);
     }
   }
-  if (!y->full && (y->mfrom.block_size != y->mnew.block_size ||
-                   (y->have_tmp && y->mtmp.block_size != y->mnew.block_size))) {
+  if (!y->full && !y->compare &&
+      (y->mfrom.block_size != y->mnew.block_size ||
+       (y->have_tmp && y->mtmp.block_size != y->mnew.block_size))) {
     y->full = 1;
     snprintf(res->note, sizeof res->note, "block size changed: full sync");
   }
   res->full = y->full;
+  res->compared = y->compare;
   if (y->full)
     res->from[0] = '\0';
   return 0;
@@ -619,7 +633,7 @@ static int sync_begin(struct sync *y)
   /* When finishing an interrupted sync towards another snapshot than the
    * one it was applying, the target will hold neither A nor the new
    * snapshot if we are killed again: record it as unknown (a full sync). */
-  int known = !y->full && !(y->have_tmp && strcmp(y->old.applying, y->s->id) != 0);
+  int known = !y->full && !y->compare && !(y->have_tmp && strcmp(y->old.applying, y->s->id) != 0);
   memcpy(st->applied, known ? y->old.applied : "", known ? sizeof st->applied : 1);
   memcpy(st->applying, y->s->id, sizeof st->applying);
   st->size = y->s->size;
@@ -632,9 +646,42 @@ static int block_changed(const struct sync *y, uint64_t b, const uint8_t *hn)
 {
   if (y->full)
     return 1;
+  if (y->compare)
+    return y->differs[b];
   if (memcmp(hash_at(y->have_from ? &y->mfrom : NULL, b), hn, HASH_LEN) != 0)
     return 1;
   return y->have_tmp && memcmp(hash_at(&y->mfrom, b), hash_at(&y->mtmp, b), HASH_LEN) != 0;
+}
+
+/* blockmap_compare's callbacks; opaque is the sync. */
+static int read_target(void *opaque, void *buf, size_t len, uint64_t off)
+{
+  struct sync *y = opaque;
+  return pread_all(y->t->fd, buf, len, off, y->t->path);
+}
+
+static void mark_differs(void *opaque, uint64_t block)
+{
+  struct sync *y = opaque;
+  y->differs[block] = 1;
+}
+
+/* Compare every block of the target (as far as it reaches) with the new
+ * snapshot's map and mark the ones that differ. */
+static int sync_compare(struct sync *y)
+{
+  struct blockmap_compare_opts co = {.limit = y->t->size,
+                                     .threads = repo_threads(y->r),
+                                     .read = read_target,
+                                     .opaque = y,
+                                     .differs = mark_differs};
+  struct blockmap_compare_result cr;
+  y->differs = calloc(y->mnew.nblocks ? y->mnew.nblocks : 1, 1);
+  if (y->differs == NULL) {
+    set_error(ENOMEM, "out of memory");
+    return -1;
+  }
+  return blockmap_compare(&y->mnew, &co, &cr);
 }
 
 /* Step 3a: size the target and list the changed blocks; runs that became
@@ -652,6 +699,8 @@ static int sync_changed_blocks(struct sync *y, int *fresh)
       return -1;
     *fresh = y->full;
   }
+  if (y->compare && sync_compare(y) == -1)
+    return -1;
   y->list = malloc((m->nblocks ? m->nblocks : 1) * sizeof *y->list);
   if (y->list == NULL) {
     set_error(ENOMEM, "out of memory");
@@ -731,7 +780,7 @@ int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_re
 {
   struct replica_result dummy = {0};
   struct sync y = {.r = r, .o = o, .res = res ? res : &dummy};
-  int ret = -1, fresh;
+  int ret = -1, fresh, drop;
 
   memset(y.res, 0, sizeof *y.res);
   if (sync_open(&y) == -1 || sync_decide(&y) == -1)
@@ -746,11 +795,12 @@ int replica_sync(struct repo *r, const struct replica_opts *o, struct replica_re
   ret = 0;
 out:
   /* A new replica whose sync was never announced holds nothing promised. */
-  int drop = ret == -1 && y.t != NULL && y.t->created && !y.st.syncing;
+  drop = ret == -1 && y.t != NULL && y.t->created && !y.st.syncing;
   sink_free(y.t);
   if (drop)
     unlink(o->target);
   free(y.list);
+  free(y.differs);
   free(y.spath);
   blockmap_free(&y.mnew);
   blockmap_free(&y.mfrom);

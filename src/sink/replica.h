@@ -29,6 +29,8 @@ struct replica_result {
   char from[2 * HASH_LEN + 1]; /* the snapshot the target held ("" if none or unknown) */
   char to[2 * HASH_LEN + 1];   /* the snapshot it holds now */
   int full;                    /* every block was (re)written */
+  int compared;                /* the snapshot the target held was gone: every block of the
+                                  target was read and compared with the new one instead */
   int resumed;                 /* an interrupted sync was finished */
   int up_to_date;              /* nothing to do */
   uint64_t blocks_changed;     /* blocks that differ between from and to */
