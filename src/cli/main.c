@@ -21,6 +21,7 @@ static const struct command commands[] = {
     {"verify", cmd_verify, "check the repository's integrity"},
     {"export", cmd_export, "write a snapshot as a raw, VMDK or VHD image file"},
     {"replica", cmd_replica, "replica sync: keep a warm replica at the latest snapshot"},
+    {"prune", cmd_prune, "delete what no snapshot references; compact packs and index"},
 };
 
 static void usage(FILE *f)
