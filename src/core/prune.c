@@ -688,6 +688,14 @@ static int rewrite(struct prune *p)
   }
   if (pack_writer_finish(pw) == -1)
     goto out;
+  /* A new pack may come out byte for byte equal to one already listed (a
+   * rerun after a kill rewrites the same chunks again): it was just stored
+   * again, so it stays, whatever was planned for it. */
+  for (size_t i = 0; i < moves.len; i++) {
+    const struct index_slot *s = chunk_index_find(p->ix, moves.v[i].hash);
+    if (s && s->pack < p->nold)
+      p->pk[s->pack].action = PACK_KEEP;
+  }
   p->res->packs_written = p->ix->packs.len - p->nold;
   ret = 0;
 out:
@@ -855,6 +863,20 @@ static int delete_packs(struct prune *p)
   return 0;
 }
 
+/* Did this run store the unindexed pack named key (a rerun after a kill
+ * writes the pack the killed run left unindexed again, and now indexes it)? */
+static int written_now(const struct prune *p, const char *key)
+{
+  const char *name = strrchr(key, '/');
+  uint8_t h[HASH_LEN];
+  if (!name || hex_decode(name + 1, h, HASH_LEN) == -1)
+    return 0;
+  for (size_t i = p->nold; i < p->ix->packs.len; i++)
+    if (memcmp(p->ix->packs.v[i], h, HASH_LEN) == 0)
+      return 1;
+  return 0;
+}
+
 /* Remove (or report) the leftovers older than the grace period. An age the
  * store did not report counts as young unless the grace is 0. */
 static int remove_leftovers(struct prune *p)
@@ -862,6 +884,8 @@ static int remove_leftovers(struct prune *p)
   for (size_t i = 0; i < p->leftovers.len; i++) {
     struct leftover *l = &p->leftovers.v[i];
     int old = p->o->grace <= 0 || (l->mtime > 0 && p->now - l->mtime >= p->o->grace);
+    if (!l->temp && written_now(p, l->name))
+      continue;
     if (!old) {
       p->res->leftovers_kept++;
       continue;
