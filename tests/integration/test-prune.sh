@@ -60,7 +60,8 @@ else
   bucket_url="${repo#s3:}"
   curl -sf --aws-sigv4 "aws:amz:${AWS_REGION:-us-east-1}:s3" \
     --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -X POST \
-    "$bucket_url/packs/ff/ff00?uploads" >/dev/null || fail "could not start a multipart upload"
+    -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
+    "$bucket_url/packs/ff/ff00?uploads=" >/dev/null || fail "could not start a multipart upload"
   "$TOOL" "$repo" temp | grep -q '^packs/ff/ff00?uploadId=' || fail "incomplete upload not listed"
 fi
 
