@@ -135,10 +135,10 @@ int cmd_prune(struct cli *c, int argc, char **argv)
 {
   enum { O_DRY = 256, O_MAX, O_GRACE, O_JSON };
   static const struct option opts[] = {
-      {"repo", required_argument, NULL, 'r'},   {"help", no_argument, NULL, 'h'},
-      {"dry-run", no_argument, NULL, O_DRY},    {"max-unused", required_argument, NULL, O_MAX},
+      {"repo", required_argument, NULL, 'r'},      {"help", no_argument, NULL, 'h'},
+      {"dry-run", no_argument, NULL, O_DRY},       {"max-unused", required_argument, NULL, O_MAX},
       {"grace", required_argument, NULL, O_GRACE}, {"verbose", no_argument, NULL, 'v'},
-      {"json", no_argument, NULL, O_JSON},      {NULL, 0, NULL, 0},
+      {"json", no_argument, NULL, O_JSON},         {NULL, 0, NULL, 0},
   };
   struct prune_opts po;
   struct prune_out o = {0};

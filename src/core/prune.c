@@ -39,16 +39,20 @@ struct leftover {
   int temp;
 };
 
+struct key_list {
+  VEC(char *) v;
+};
+
 struct prune {
   struct repo *r;
   struct store *st; /* r->store, or the test hook's wrapper of it */
   const struct prune_opts *o;
   struct prune_result *res;
-  struct chunk_index *ix;       /* = r->ix */
-  VEC(char *) index_keys;       /* the index objects loaded */
-  VEC(char *) new_index;        /* names of the ones written */
-  size_t nold;                  /* packs known before any rewrite */
-  struct pack_info *pk;         /* by ordinal, nold of them */
+  struct chunk_index *ix;     /* = r->ix */
+  struct key_list index_keys; /* the index objects loaded */
+  struct key_list new_index;  /* names of the ones written */
+  size_t nold;                /* packs known before any rewrite */
+  struct pack_info *pk;       /* by ordinal, nold of them */
   VEC(struct leftover) leftovers;
   int64_t now;
 };
@@ -85,12 +89,11 @@ static int refuse(void)
   return -1;
 }
 
-static int push_key(void *opaque, const char *key, uint64_t size PL_UNUSED,
-                    int64_t mtime PL_UNUSED)
+static int push_key(void *opaque, const char *key, uint64_t size PL_UNUSED, int64_t mtime PL_UNUSED)
 {
-  VEC(char *) *keys = opaque;
+  struct key_list *keys = opaque;
   char *k = strdup(key);
-  if (!k || vec_push(keys, k) == -1) {
+  if (!k || vec_push(&keys->v, k) == -1) {
     free(k);
     set_error(ENOMEM, "listing");
     return -1;
@@ -98,12 +101,11 @@ static int push_key(void *opaque, const char *key, uint64_t size PL_UNUSED,
   return 0;
 }
 
-static void free_keys(void *v)
+static void free_keys(struct key_list *keys)
 {
-  VEC(char *) *keys = v;
-  for (size_t i = 0; i < keys->len; i++)
-    free(keys->v[i]);
-  vec_free(keys);
+  for (size_t i = 0; i < keys->v.len; i++)
+    free(keys->v.v[i]);
+  vec_free(&keys->v);
 }
 
 /* ---- the test hook: SIGKILL before the Nth store mutation -------------- */
@@ -228,8 +230,8 @@ static int load_index(struct prune *p)
   l.ix = p->ix;
   if (store_list(p->st, "index/", push_key, &p->index_keys) == -1)
     goto out;
-  for (size_t i = 0; i < p->index_keys.len; i++) {
-    const char *key = p->index_keys.v[i];
+  for (size_t i = 0; i < p->index_keys.v.len; i++) {
+    const char *key = p->index_keys.v.v[i];
     void *buf;
     size_t len;
     if (repo_get_hashed(p->r, key, key + strlen("index/"), MAX_INDEX_BYTES, &buf, &len) == -1) {
@@ -245,7 +247,7 @@ static int load_index(struct prune *p)
       goto out;
     }
   }
-  p->res->index_before = p->index_keys.len;
+  p->res->index_before = p->index_keys.v.len;
   ret = 0;
 out:
   vec_free(&l.ord);
@@ -283,9 +285,9 @@ static int mark_snapshot_pages(struct prune *p, const struct snapshot *s, void *
     struct index_slot *slot = chunk_index_find(p->ix, s->pages.v[i]);
     if (!slot || slot->raw_len != count * HASH_LEN) {
       hex_encode(s->pages.v[i], HASH_LEN, hex);
-      set_error_code(slot ? EIO : ENOENT,
-                     "snapshots/%s (disk %s): block-map page %zu (%.16s) %s", s->id, s->disk, i,
-                     hex, slot ? "has the wrong length" : "is in no index object");
+      set_error_code(slot ? EIO : ENOENT, "snapshots/%s (disk %s): block-map page %zu (%.16s) %s",
+                     s->id, s->disk, i, hex,
+                     slot ? "has the wrong length" : "is in no index object");
       return refuse();
     }
     if (slot->marked)
@@ -310,8 +312,10 @@ static int mark_page_chunks(struct prune *p, const struct page_ref *ref, const u
     struct index_slot *s = chunk_index_find(p->ix, c);
     if (!s) {
       hex_encode(c, HASH_LEN, hex);
-      set_error_code(ENOENT, "snapshot %s (block-map page %zu) names chunk %s, which is in no "
-                     "index object", ref->snap, ref->page, hex);
+      set_error_code(ENOENT,
+                     "snapshot %s (block-map page %zu) names chunk %s, which is in no "
+                     "index object",
+                     ref->snap, ref->page, hex);
       return refuse();
     }
     s->marked = 1;
@@ -378,24 +382,24 @@ out:
  * stops prune: what it references is unknown. */
 static int mark(struct prune *p)
 {
-  VEC(char *) keys = {0};
+  struct key_list keys = {0};
   VEC(struct page_ref) refs = {0};
   int ret = -1;
   if (store_list(p->st, "snapshots/", push_key, &keys) == -1)
     goto out;
-  for (size_t i = 0; i < keys.len; i++) {
-    const char *name = keys.v[i] + strlen("snapshots/");
+  for (size_t i = 0; i < keys.v.len; i++) {
+    const char *key = keys.v.v[i], *name = key + strlen("snapshots/");
     struct snapshot s = {0};
     void *buf;
     size_t len;
-    if (repo_get_hashed(p->r, keys.v[i], name, MAX_SNAPSHOT_BYTES, &buf, &len) == -1) {
+    if (repo_get_hashed(p->r, key, name, MAX_SNAPSHOT_BYTES, &buf, &len) == -1) {
       refuse();
       goto out;
     }
     int rc = snapshot_decode(buf, len, &s);
     free(buf);
     if (rc == -1) {
-      prefix_error("%s", keys.v[i]);
+      prefix_error("%s", key);
       refuse();
       goto out;
     }
@@ -533,8 +537,10 @@ static int tally(struct prune *p)
     if (!pi->listed) {
       hex_encode(s->hash, HASH_LEN, hex);
       hex_encode(p->ix->packs.v[s->pack], HASH_LEN, phex);
-      set_error_code(ENOENT, "packs/%.2s/%s is missing, and it holds chunk %.16s that a "
-                     "snapshot references", phex, phex, hex);
+      set_error_code(ENOENT,
+                     "packs/%.2s/%s is missing, and it holds chunk %.16s that a "
+                     "snapshot references",
+                     phex, phex, hex);
       return refuse();
     }
     pi->live_count++;
@@ -648,8 +654,8 @@ static int copy_pack(struct prune *p, struct pack_writer *pw, const struct index
       refuse();
       goto out;
     }
-    if (pack_writer_add(pw, moves[i].hash, moves[i].type, moves[i].comp, src,
-                        moves[i].stored_len, moves[i].raw_len) == -1)
+    if (pack_writer_add(pw, moves[i].hash, moves[i].type, moves[i].comp, src, moves[i].stored_len,
+                        moves[i].raw_len) == -1)
       goto out;
   }
   ret = 0;
@@ -668,8 +674,7 @@ static int rewrite(struct prune *p)
   int ret = -1;
   for (size_t i = 0; i < p->ix->cap; i++) {
     struct index_slot *s = &p->ix->slots[i];
-    if (s->used && s->marked && p->pk[s->pack].action == PACK_REWRITE &&
-        vec_push(&moves, *s) == -1)
+    if (s->used && s->marked && p->pk[s->pack].action == PACK_REWRITE && vec_push(&moves, *s) == -1)
       goto out;
   }
   if (moves.len == 0) {
@@ -744,8 +749,8 @@ static int put_index(struct prune *p, const struct chunk_entry *e, const uint32_
   }
   for (size_t i = 0; i < ords.len; i++)
     memcpy(flat[i], p->ix->packs.v[ords.v[i]], HASH_LEN);
-  if (index_encode((const uint8_t(*)[HASH_LEN])flat, (uint32_t)ords.len, e, lpack, n, &buf,
-                   &len) == -1)
+  if (index_encode((const uint8_t(*)[HASH_LEN])flat, (uint32_t)ords.len, e, lpack, n, &buf, &len) ==
+      -1)
     goto out;
   sha256(buf, len, h);
   name = malloc(2 * HASH_LEN + 1);
@@ -755,7 +760,7 @@ static int put_index(struct prune *p, const struct chunk_entry *e, const uint32_
   }
   hex_encode(h, HASH_LEN, name);
   snprintf(key, sizeof key, "index/%s", name);
-  if (store_put(p->st, key, buf, len, 0) == -1 || vec_push(&p->new_index, name) == -1)
+  if (store_put(p->st, key, buf, len, 0) == -1 || vec_push(&p->new_index.v, name) == -1)
     goto out;
   name = NULL;
   say(p, "wrote %s (%zu chunks in %zu packs)", key, n, ords.len);
@@ -818,8 +823,8 @@ out:
 
 static int is_new_index(const struct prune *p, const char *name)
 {
-  for (size_t i = 0; i < p->new_index.len; i++)
-    if (strcmp(p->new_index.v[i], name) == 0)
+  for (size_t i = 0; i < p->new_index.v.len; i++)
+    if (strcmp(p->new_index.v.v[i], name) == 0)
       return 1;
   return 0;
 }
@@ -827,8 +832,8 @@ static int is_new_index(const struct prune *p, const char *name)
 /* Delete the index objects loaded (all replaced by the merged ones). */
 static int delete_old_index(struct prune *p)
 {
-  for (size_t i = 0; i < p->index_keys.len; i++) {
-    const char *key = p->index_keys.v[i];
+  for (size_t i = 0; i < p->index_keys.v.len; i++) {
+    const char *key = p->index_keys.v.v[i];
     if (is_new_index(p, key + strlen("index/")))
       continue; /* the merged index came out the same: it stays */
     if (store_del(p->st, key) == -1)
@@ -855,8 +860,8 @@ static int delete_packs(struct prune *p)
       say(p, "%s %s (%llu bytes, no snapshot references it)",
           p->o->dry_run ? "would delete" : "deleted", key, (unsigned long long)pi->size);
     else
-      say(p, "%s %s (%llu of %llu bytes in use)", p->o->dry_run ? "would rewrite" : "rewrote",
-          key, (unsigned long long)(pi->size - pi->unused), (unsigned long long)pi->size);
+      say(p, "%s %s (%llu of %llu bytes in use)", p->o->dry_run ? "would rewrite" : "rewrote", key,
+          (unsigned long long)(pi->size - pi->unused), (unsigned long long)pi->size);
     if (!p->o->dry_run && store_del(p->st, key) == -1)
       return -1;
   }
@@ -912,7 +917,7 @@ static int changes_anything(const struct prune *p)
   for (size_t i = 0; i < p->nold; i++)
     if (p->pk[i].action != PACK_KEEP)
       return 1;
-  return p->index_keys.len > 1;
+  return p->index_keys.v.len > 1;
 }
 
 static void account_after(struct prune *p)
@@ -962,7 +967,7 @@ static int run(struct prune *p)
       n += slot_stays(p, s) || (s->used && s->marked && p->pk[s->pack].action == PACK_REWRITE);
     }
     p->res->index_written = (n + PRUNE_INDEX_ENTRIES - 1) / PRUNE_INDEX_ENTRIES;
-    say(p, "would merge %zu index objects into %zu", p->index_keys.len, p->res->index_written);
+    say(p, "would merge %zu index objects into %zu", p->index_keys.v.len, p->res->index_written);
   }
   if (delete_packs(p) == -1)
     return -1;

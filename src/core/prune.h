@@ -10,8 +10,8 @@
 
 struct repo;
 
-#define PRUNE_DEFAULT_MAX_UNUSED 5       /* percent, as restic's --max-unused */
-#define PRUNE_DEFAULT_GRACE (24 * 3600)  /* seconds */
+#define PRUNE_DEFAULT_MAX_UNUSED 5      /* percent, as restic's --max-unused */
+#define PRUNE_DEFAULT_GRACE (24 * 3600) /* seconds */
 
 struct prune_opts {
   int dry_run;         /* plan and report, write and delete nothing */

@@ -1,7 +1,7 @@
 /* A small, bounded parser for the few S3 XML replies the S3 store reads:
- * ListObjectsV2 pages, Error bodies, the UploadId of a new multipart
- * upload and ListMultipartUploads pages. Input is untrusted; nothing is expanded but the five predefined
- * entities and numeric character references. */
+ * ListObjectsV2 pages, Error bodies, the UploadId of a new multipart upload
+ * and ListMultipartUploads pages. Input is untrusted; nothing is expanded
+ * but the five predefined entities and numeric character references. */
 #ifndef PL_S3_XML_H
 #define PL_S3_XML_H
 
@@ -49,8 +49,8 @@ char *s3_upload_id_parse(const char *buf, size_t len);
 /* One ListMultipartUploads page: the incomplete uploads, with the markers
  * the next page starts from. Free with s3_uploads_page_free. */
 struct s3_upload_entry {
-  char *key;       /* owned */
-  char *upload_id; /* owned */
+  char *key;         /* owned */
+  char *upload_id;   /* owned */
   int64_t initiated; /* seconds since the epoch; 0 if absent or unparsed */
 };
 struct s3_uploads_page {

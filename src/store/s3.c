@@ -374,8 +374,8 @@ static int s3_list_temp(struct store *st, store_list_cb cb, void *opaque)
     /* Canonical order: key-marker < prefix < upload-id-marker < uploads. */
     if (asprintf(&query, "%s%s%sprefix=%s&%s%s%suploads=", enc_key ? "key-marker=" : "",
                  enc_key ? enc_key : "", enc_key ? "&" : "", enc_prefix,
-                 enc_id ? "upload-id-marker=" : "", enc_id ? enc_id : "", enc_id ? "&" : "") ==
-        -1) {
+                 enc_id ? "upload-id-marker=" : "", enc_id ? enc_id : "",
+                 enc_id ? "&" : "") == -1) {
       query = NULL;
       set_error(ENOMEM, "asprintf");
       goto out;
@@ -413,15 +413,14 @@ static int s3_list_temp(struct store *st, store_list_cb cb, void *opaque)
     if (!page.is_truncated)
       break;
     char *nk = sigv4_uri_encode(page.next_key, strlen(page.next_key), 0);
-    char *ni = page.next_upload ? sigv4_uri_encode(page.next_upload, strlen(page.next_upload), 0)
-                                : NULL;
+    char *ni =
+        page.next_upload ? sigv4_uri_encode(page.next_upload, strlen(page.next_upload), 0) : NULL;
     if (!nk || (page.next_upload && !ni)) {
       free(nk);
       free(ni);
       goto out;
     }
-    if (enc_key && strcmp(nk, enc_key) == 0 &&
-        (ni ? enc_id && strcmp(ni, enc_id) == 0 : !enc_id)) {
+    if (enc_key && strcmp(nk, enc_key) == 0 && (ni ? enc_id && strcmp(ni, enc_id) == 0 : !enc_id)) {
       free(nk);
       free(ni);
       set_error(EBADMSG, "LIST uploads %s: the server repeated its markers",

@@ -44,9 +44,8 @@ fresh_repo() {
   n=$((n + 1))
   if [ "${PL_TEST_REPO_KIND:-local}" = s3 ]; then
     repo="s3:$PL_TEST_S3_ENDPOINT/${PL_TEST_S3_BUCKET}/$(basename "$TMP")-k$n"
-    (cd "$pristine" && find . -type f ! -name '*.tmp.*' | sed 's|^\./||') | while read -r k; do
-      "$TOOL" "$repo" put "$k" "$pristine/$k"
-    done
+    (cd "$pristine" && find . -type f ! -name '*.tmp.*' | sed 's|^\./||') |
+      xargs -P 8 -I{} "$TOOL" "$repo" put {} "$pristine/{}"
   else
     repo=$TMP/repo$n
     rm -rf "$TMP/repo$((n - 1))"
