@@ -838,6 +838,8 @@ static int delete_old_index(struct prune *p)
       continue; /* the merged index came out the same: it stays */
     if (store_del(p->st, key) == -1)
       return -1;
+    if (p->r->cache)
+      store_del(p->r->cache, key); /* only space: a cached copy is never read unlisted */
   }
   return 0;
 }
@@ -939,10 +941,12 @@ static void account_after(struct prune *p)
   }
   res->bytes_written += (uint64_t)res->packs_written * (PACK_HEADER_LEN + PACK_FOOTER_LEN);
   if (p->o->dry_run) {
-    /* Estimate: the live bytes of rewritten packs move to new packs. */
+    /* Estimate: the live bytes of rewritten packs move to new packs of
+     * the pack writer's 16 MiB. */
     for (size_t i = 0; i < p->nold; i++)
       if (p->pk[i].action == PACK_REWRITE)
         res->bytes_written += p->pk[i].size - p->pk[i].unused;
+    res->packs_written = (size_t)((res->bytes_written + (16u << 20) - 1) / (16u << 20));
   }
   res->packs_after += res->packs_written;
   res->bytes_after += res->bytes_written;
