@@ -1,6 +1,6 @@
 /* libFuzzer target for the S3 XML reply parser (src/store/s3-xml.c): feeds
- * the same bytes to the ListObjectsV2, Error and UploadId readers and checks
- * the invariants each promises. */
+ * the same bytes to the ListObjectsV2, Error, UploadId and
+ * ListMultipartUploads readers and checks the invariants each promises. */
 #include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,5 +29,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   char *id = s3_upload_id_parse(buf, size);
   assert(!id || id[0]);
   free(id);
+  struct s3_uploads_page up;
+  if (s3_uploads_page_parse(buf, size, &up) == 0) {
+    for (size_t i = 0; i < up.nentries; i++)
+      assert(up.entries[i].key[0] && up.entries[i].upload_id[0]);
+    assert(!up.is_truncated || up.next_key);
+    s3_uploads_page_free(&up);
+  }
   return 0;
 }

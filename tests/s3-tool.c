@@ -1,6 +1,6 @@
 /* A small tool that drives any store (local folder or S3) through the store
  * interface, for integration tests and debugging:
- *   s3-tool LOCATION init|put|excl|get|range|head|del|list|parallel ...
+ *   s3-tool LOCATION init|put|excl|get|range|head|del|list|temp|parallel ...
  * Exit status: 0 ok, 2 usage, 3 ENOENT, 4 EEXIST, 5 EACCES, 6 EIO, 7 EFBIG,
  * 1 any other error; the message goes to stderr as "s3-tool: ...". */
 #define _GNU_SOURCE
@@ -24,6 +24,7 @@ static int usage(void)
                   "       s3-tool LOCATION range KEY OFFSET LENGTH\n"
                   "       s3-tool LOCATION head|del KEY\n"
                   "       s3-tool LOCATION list [PREFIX]\n"
+                  "       s3-tool LOCATION temp   (temporary leftovers: NAME SIZE MTIME)\n"
                   "       s3-tool LOCATION parallel KEYPREFIX OBJECTS THREADS MAXSIZE\n");
   return 2;
 }
@@ -98,6 +99,13 @@ static int print_key(void *opaque, const char *key, uint64_t size, int64_t mtime
   (void)opaque;
   (void)mtime;
   printf("%s %" PRIu64 "\n", key, size);
+  return 0;
+}
+
+static int print_temp(void *opaque, const char *name, uint64_t size, int64_t mtime)
+{
+  (void)opaque;
+  printf("%s %" PRIu64 " %" PRId64 "\n", name, size, mtime);
   return 0;
 }
 
@@ -212,6 +220,9 @@ int main(int argc, char **argv)
       rc = fail();
   } else if (strcmp(cmd, "list") == 0 && (argc == 3 || argc == 4)) {
     if (store_list(st, argc == 4 ? argv[3] : "", print_key, NULL) == -1)
+      rc = fail();
+  } else if (strcmp(cmd, "temp") == 0 && argc == 3) {
+    if (store_list_temp(st, print_temp, NULL) == -1)
       rc = fail();
   } else if (strcmp(cmd, "parallel") == 0 && argc == 7 && number(argv[4], &a) == 0 &&
              number(argv[5], &b) == 0 && number(argv[6], &c) == 0 && b > 0 && b <= 64) {

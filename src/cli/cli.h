@@ -34,6 +34,7 @@ int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_replica(struct cli *c, int argc, char **argv);
 int cmd_unlock(struct cli *c, int argc, char **argv);
 int cmd_forget(struct cli *c, int argc, char **argv);
+int cmd_prune(struct cli *c, int argc, char **argv);
 
 /* Print "pilotlight: <message>" for the library's last error; returns 1. */
 int fail_lib(void);

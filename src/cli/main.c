@@ -21,8 +21,9 @@ static const struct command commands[] = {
     {"verify", cmd_verify, "check the repository's integrity"},
     {"export", cmd_export, "write a snapshot as a raw, VMDK or VHD image file"},
     {"replica", cmd_replica, "replica sync: keep a warm replica at the latest snapshot"},
-    {"unlock", cmd_unlock, "remove stale repository locks"},
     {"forget", cmd_forget, "remove snapshots by a retention policy or by id"},
+    {"prune", cmd_prune, "delete what no snapshot references; compact packs and index"},
+    {"unlock", cmd_unlock, "remove stale repository locks"},
 };
 
 static void usage(FILE *f)

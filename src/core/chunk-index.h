@@ -17,6 +17,7 @@ struct index_slot {
   uint32_t stored_len, raw_len;
   uint8_t type, comp, used, indexed; /* indexed: listed in a stored index object */
   uint8_t damaged;                   /* set by verify */
+  uint8_t marked;                    /* prune: a snapshot references it */
   uint64_t offset;
 };
 

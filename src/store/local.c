@@ -137,9 +137,10 @@ static int local_del(struct store *s, const char *key)
 }
 
 /* Walk folder rel (relative to the root; "" for the root) and report files
- * whose key starts with prefix. Temporary files are skipped. */
-static int walk(struct local_store *ls, const char *rel, const char *prefix, store_list_cb cb,
-                void *opaque)
+ * whose key starts with prefix: objects, or with temp only the temporary
+ * files (names holding ".tmp.") that every other listing skips. */
+static int walk(struct local_store *ls, const char *rel, const char *prefix, int temp,
+                store_list_cb cb, void *opaque)
 {
   int fd = openat(ls->rootfd, rel[0] ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd == -1) {
@@ -158,7 +159,8 @@ static int walk(struct local_store *ls, const char *rel, const char *prefix, sto
   struct dirent *e;
   size_t plen = strlen(prefix);
   while ((e = readdir(d)) != NULL) {
-    if (e->d_name[0] == '.' || strstr(e->d_name, ".tmp."))
+    int is_temp = strstr(e->d_name, ".tmp.") != NULL;
+    if (e->d_name[0] == '.')
       continue;
     char key[PATH_MAX];
     if (snprintf(key, sizeof key, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) >= (int)sizeof key)
@@ -170,9 +172,9 @@ static int walk(struct local_store *ls, const char *rel, const char *prefix, sto
     size_t cmp = klen < plen ? klen : plen;
     if (strncmp(key, prefix, cmp) != 0)
       continue;
-    if (S_ISDIR(st.st_mode)) {
-      ret = walk(ls, key, prefix, cb, opaque);
-    } else if (S_ISREG(st.st_mode) && klen >= plen) {
+    if (S_ISDIR(st.st_mode) && !is_temp) {
+      ret = walk(ls, key, prefix, temp, cb, opaque);
+    } else if (S_ISREG(st.st_mode) && klen >= plen && is_temp == temp) {
       ret = cb(opaque, key, (uint64_t)st.st_size, (int64_t)st.st_mtim.tv_sec);
     }
     if (ret == -1)
@@ -195,7 +197,21 @@ static int local_list(struct store *s, const char *prefix, store_list_cb cb, voi
   }
   memcpy(rel, prefix, n);
   rel[n] = 0;
-  return walk(ls, rel, prefix, cb, opaque);
+  return walk(ls, rel, prefix, 0, cb, opaque);
+}
+
+static int local_list_temp(struct store *s, store_list_cb cb, void *opaque)
+{
+  return walk((struct local_store *)s, "", "", 1, cb, opaque);
+}
+
+static int local_remove_temp(struct store *s, const char *name)
+{
+  if (!strstr(name, ".tmp.") || strstr(name, "..") || name[0] == '/') {
+    set_error_code(EINVAL, "%s: not a temporary file name", name);
+    return -1;
+  }
+  return local_del(s, name);
 }
 
 static void local_free(struct store *s)
@@ -216,6 +232,8 @@ static const struct store_ops local_ops = {
     .head = local_head,
     .del = local_del,
     .list = local_list,
+    .list_temp = local_list_temp,
+    .remove_temp = local_remove_temp,
     .free = local_free,
 };
 

@@ -518,3 +518,136 @@ char *s3_upload_id_parse(const char *buf, size_t len)
   }
   return st.id;
 }
+
+/* ---- ListMultipartUploadsResult ---- */
+
+struct uploads_state {
+  struct s3_uploads_page *page;
+  size_t cap;
+  char *key, *id; /* of the <Upload> being read */
+  int64_t initiated;
+  int error;
+};
+
+static const char *const p_u_truncated[] = {"ListMultipartUploadsResult", "IsTruncated"};
+static const char *const p_u_next_key[] = {"ListMultipartUploadsResult", "NextKeyMarker"};
+static const char *const p_u_next_id[] = {"ListMultipartUploadsResult", "NextUploadIdMarker"};
+static const char *const p_u_upload[] = {"ListMultipartUploadsResult", "Upload"};
+static const char *const p_u_key[] = {"ListMultipartUploadsResult", "Upload", "Key"};
+static const char *const p_u_id[] = {"ListMultipartUploadsResult", "Upload", "UploadId"};
+static const char *const p_u_init[] = {"ListMultipartUploadsResult", "Upload", "Initiated"};
+
+/* Replace *dst with a copy of text; -1 for an empty, overlong or NUL-holding
+ * value (allow_empty: an empty one is NULL). */
+static int take_text(struct uploads_state *st, const struct xml_walk *w, char **dst,
+                     const char *text, size_t len, int allow_empty)
+{
+  if (w->text_overflow || memchr(text, 0, len) || (len == 0 && !allow_empty))
+    return -1;
+  free(*dst);
+  *dst = NULL;
+  if (len == 0)
+    return 0;
+  *dst = strndup(text, len);
+  if (!*dst) {
+    st->error = ENOMEM;
+    return -1;
+  }
+  return 0;
+}
+
+static int uploads_leaf(void *opaque, const struct xml_walk *w, const char *text, size_t len)
+{
+  struct uploads_state *st = opaque;
+  if (path_is(w, 2, p_u_truncated))
+    st->page->is_truncated = len == 4 && memcmp(text, "true", 4) == 0;
+  else if (path_is(w, 2, p_u_next_key))
+    return take_text(st, w, &st->page->next_key, text, len, 1);
+  else if (path_is(w, 2, p_u_next_id))
+    return take_text(st, w, &st->page->next_upload, text, len, 1);
+  else if (path_is(w, 3, p_u_key))
+    return take_text(st, w, &st->key, text, len, 0);
+  else if (path_is(w, 3, p_u_id))
+    return take_text(st, w, &st->id, text, len, 0);
+  else if (path_is(w, 3, p_u_init))
+    st->initiated = parse_s3_time(text, len);
+  return 0;
+}
+
+static int uploads_end(void *opaque, const struct xml_walk *w)
+{
+  struct uploads_state *st = opaque;
+  if (w->depth == 1 &&
+      (w->lens[0] != 26 || memcmp(w->names[0], "ListMultipartUploadsResult", 26) != 0))
+    return -1;
+  if (!path_is(w, 2, p_u_upload))
+    return 0;
+  if (!st->key || !st->id)
+    return -1;
+  struct s3_uploads_page *pg = st->page;
+  if (pg->nentries == st->cap) {
+    size_t ncap = st->cap ? 2 * st->cap : 16;
+    struct s3_upload_entry *ne = realloc(pg->entries, ncap * sizeof *ne);
+    if (!ne) {
+      st->error = ENOMEM;
+      return -1;
+    }
+    pg->entries = ne;
+    st->cap = ncap;
+  }
+  pg->entries[pg->nentries++] =
+      (struct s3_upload_entry){.key = st->key, .upload_id = st->id, .initiated = st->initiated};
+  st->key = st->id = NULL;
+  st->initiated = 0;
+  return 0;
+}
+
+void s3_uploads_page_free(struct s3_uploads_page *page)
+{
+  if (!page)
+    return;
+  for (size_t i = 0; i < page->nentries; i++) {
+    free(page->entries[i].key);
+    free(page->entries[i].upload_id);
+  }
+  free(page->entries);
+  free(page->next_key);
+  free(page->next_upload);
+  memset(page, 0, sizeof *page);
+}
+
+int s3_uploads_page_parse(const char *buf, size_t len, struct s3_uploads_page *page)
+{
+  memset(page, 0, sizeof *page);
+  if (len > S3_XML_MAX_BODY) {
+    set_error(EFBIG, "ListMultipartUploads reply of %zu bytes is too large", len);
+    return -1;
+  }
+  struct uploads_state st = {.page = page};
+  struct xml_walk *w = calloc(1, sizeof *w);
+  if (!w) {
+    set_error(errno, "calloc");
+    return -1;
+  }
+  w->leaf = uploads_leaf;
+  w->end = uploads_end;
+  w->opaque = &st;
+  int r = xml_walk_run(w, buf, len);
+  free(w);
+  free(st.key);
+  free(st.id);
+  if (r == -1) {
+    if (st.error)
+      set_error(st.error, "ListMultipartUploads reply");
+    else
+      set_error(EBADMSG, "malformed ListMultipartUploads reply");
+    s3_uploads_page_free(page);
+    return -1;
+  }
+  if (page->is_truncated && !page->next_key) {
+    set_error(EBADMSG, "ListMultipartUploads reply is truncated but has no NextKeyMarker");
+    s3_uploads_page_free(page);
+    return -1;
+  }
+  return 0;
+}

@@ -1,7 +1,7 @@
 /* A small, bounded parser for the few S3 XML replies the S3 store reads:
- * ListObjectsV2 pages, Error bodies and the UploadId of a new multipart
- * upload. Input is untrusted; nothing is expanded but the five predefined
- * entities and numeric character references. */
+ * ListObjectsV2 pages, Error bodies, the UploadId of a new multipart upload
+ * and ListMultipartUploads pages. Input is untrusted; nothing is expanded
+ * but the five predefined entities and numeric character references. */
 #ifndef PL_S3_XML_H
 #define PL_S3_XML_H
 
@@ -45,5 +45,26 @@ int s3_error_parse(const char *buf, size_t len, struct s3_error_info *info);
 /* Extract <UploadId> from an InitiateMultipartUploadResult. Returns a string
  * the caller frees with free(), or NULL with the error set. */
 char *s3_upload_id_parse(const char *buf, size_t len);
+
+/* One ListMultipartUploads page: the incomplete uploads, with the markers
+ * the next page starts from. Free with s3_uploads_page_free. */
+struct s3_upload_entry {
+  char *key;         /* owned */
+  char *upload_id;   /* owned */
+  int64_t initiated; /* seconds since the epoch; 0 if absent or unparsed */
+};
+struct s3_uploads_page {
+  struct s3_upload_entry *entries; /* owned */
+  size_t nentries;
+  int is_truncated;
+  char *next_key;    /* NextKeyMarker, owned, or NULL */
+  char *next_upload; /* NextUploadIdMarker, owned, or NULL */
+};
+
+/* Parse a ListMultipartUploads reply. Returns 0, or -1 with the error set
+ * (EBADMSG for malformed XML or a truncated page without a NextKeyMarker,
+ * EFBIG for too large). page is zeroed first. */
+int s3_uploads_page_parse(const char *buf, size_t len, struct s3_uploads_page *page);
+void s3_uploads_page_free(struct s3_uploads_page *page);
 
 #endif

@@ -353,6 +353,140 @@ out:
   return ret;
 }
 
+/* Incomplete multipart uploads under the prefix (ListMultipartUploads),
+ * each named "KEY?uploadId=ID" for s3_remove_temp. */
+static int s3_list_temp(struct store *st, store_list_cb cb, void *opaque)
+{
+  struct s3_store *s = (struct s3_store *)st;
+  struct s3_response resp = {0};
+  struct s3_uploads_page page = {0};
+  char *enc_prefix = NULL, *enc_key = NULL, *enc_id = NULL, *query = NULL, *name = NULL;
+  size_t plen = strlen(s->prefix);
+  int ret = -1;
+  char w[512];
+
+  enc_prefix = sigv4_uri_encode(s->prefix, plen, 0);
+  if (!enc_prefix)
+    goto out;
+  for (;;) {
+    free(query);
+    query = NULL;
+    /* Canonical order: key-marker < prefix < upload-id-marker < uploads. */
+    if (asprintf(&query, "%s%s%sprefix=%s&%s%s%suploads=", enc_key ? "key-marker=" : "",
+                 enc_key ? enc_key : "", enc_key ? "&" : "", enc_prefix,
+                 enc_id ? "upload-id-marker=" : "", enc_id ? enc_id : "",
+                 enc_id ? "&" : "") == -1) {
+      query = NULL;
+      set_error(ENOMEM, "asprintf");
+      goto out;
+    }
+    struct s3_request req = {.method = "GET", .key = NULL, .query = query, .max = S3_XML_MAX_BODY};
+    if (s3_perform(s, &req, &resp) == -1)
+      goto out;
+    if (resp.too_big) {
+      set_error(EFBIG, "LIST uploads %s: reply larger than %u bytes",
+                s3_where(s, s->prefix, w, sizeof w), S3_XML_MAX_BODY);
+      goto out;
+    }
+    if (resp.status != 200) {
+      s3_fail(s, "LIST uploads", s->prefix, &resp);
+      goto out;
+    }
+    if (s3_uploads_page_parse(resp.body, resp.len, &page) == -1) {
+      prefix_error("LIST uploads %s", s3_where(s, s->prefix, w, sizeof w));
+      goto out;
+    }
+    s3_response_reset(&resp);
+    for (size_t i = 0; i < page.nentries; i++) {
+      const char *k = page.entries[i].key;
+      if (strncmp(k, s->prefix, plen) != 0)
+        continue; /* not ours: a server that ignored the prefix */
+      free(name);
+      if (asprintf(&name, "%s?uploadId=%s", k + plen, page.entries[i].upload_id) == -1) {
+        name = NULL;
+        set_error(ENOMEM, "asprintf");
+        goto out;
+      }
+      if (cb(opaque, name, 0, page.entries[i].initiated) == -1)
+        goto out;
+    }
+    if (!page.is_truncated)
+      break;
+    char *nk = sigv4_uri_encode(page.next_key, strlen(page.next_key), 0);
+    char *ni =
+        page.next_upload ? sigv4_uri_encode(page.next_upload, strlen(page.next_upload), 0) : NULL;
+    if (!nk || (page.next_upload && !ni)) {
+      free(nk);
+      free(ni);
+      goto out;
+    }
+    if (enc_key && strcmp(nk, enc_key) == 0 && (ni ? enc_id && strcmp(ni, enc_id) == 0 : !enc_id)) {
+      free(nk);
+      free(ni);
+      set_error(EBADMSG, "LIST uploads %s: the server repeated its markers",
+                s3_where(s, s->prefix, w, sizeof w));
+      goto out;
+    }
+    free(enc_key);
+    free(enc_id);
+    enc_key = nk;
+    enc_id = ni;
+    s3_uploads_page_free(&page);
+  }
+  ret = 0;
+out:
+  s3_uploads_page_free(&page);
+  s3_response_reset(&resp);
+  free(enc_prefix);
+  free(enc_key);
+  free(enc_id);
+  free(query);
+  free(name);
+  return ret;
+}
+
+/* Abort the multipart upload named "KEY?uploadId=ID" by s3_list_temp. */
+static int s3_remove_temp(struct store *st, const char *name)
+{
+  struct s3_store *s = (struct s3_store *)st;
+  struct s3_response resp;
+  char *key = NULL, *fkey = NULL, *enc_id = NULL, *query = NULL;
+  int ret = -1;
+  const char *q = strstr(name, "?uploadId=");
+  if (!q || q == name || !q[10]) {
+    set_error_code(EINVAL, "%s: not an incomplete upload's name", name);
+    return -1;
+  }
+  key = strndup(name, (size_t)(q - name));
+  if (!key) {
+    set_error(errno, "strndup");
+    goto out;
+  }
+  fkey = full_key(s, key);
+  enc_id = sigv4_uri_encode(q + 10, strlen(q + 10), 0);
+  if (!fkey || !enc_id)
+    goto out;
+  if (asprintf(&query, "uploadId=%s", enc_id) == -1) {
+    query = NULL;
+    set_error(ENOMEM, "asprintf");
+    goto out;
+  }
+  struct s3_request req = {.method = "DELETE", .key = fkey, .query = query, .max = ERROR_BODY_MAX};
+  if (s3_perform(s, &req, &resp) == -1)
+    goto out;
+  if (resp.status == 204 || resp.status == 200 || resp.status == 404)
+    ret = 0;
+  else
+    s3_fail(s, "DELETE upload", fkey, &resp);
+  s3_response_reset(&resp);
+out:
+  free(key);
+  free(fkey);
+  free(enc_id);
+  free(query);
+  return ret;
+}
+
 static void s3_free(struct store *st)
 {
   struct s3_store *s = (struct s3_store *)st;
@@ -378,6 +512,8 @@ static const struct store_ops s3_ops = {
     .head = s3_head,
     .del = s3_del,
     .list = s3_list,
+    .list_temp = s3_list_temp,
+    .remove_temp = s3_remove_temp,
     .free = s3_free,
 };
 

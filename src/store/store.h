@@ -36,6 +36,14 @@ struct store_ops {
   int (*del)(struct store *s, const char *key);
   /* Call cb for every key that starts with prefix, in no particular order. */
   int (*list)(struct store *s, const char *prefix, store_list_cb cb, void *opaque);
+  /* Temporary leftovers of interrupted writes (a folder's KEY.tmp.* files, an
+   * S3 bucket's incomplete multipart uploads under the prefix): cb gets a name
+   * that remove_temp accepts (borrowed for the call), the size (0 if
+   * unknown) and the time the write started or last touched it. */
+  int (*list_temp)(struct store *s, store_list_cb cb, void *opaque);
+  /* Remove one leftover named by list_temp; a gone one is not an error. A
+   * name list_temp cannot have given is EINVAL. */
+  int (*remove_temp)(struct store *s, const char *name);
   void (*free)(struct store *s);
 };
 
@@ -80,6 +88,15 @@ static inline int store_del(struct store *s, const char *key)
 static inline int store_list(struct store *s, const char *prefix, store_list_cb cb, void *opaque)
 {
   return s->ops->list(s, prefix, cb, opaque);
+}
+
+static inline int store_list_temp(struct store *s, store_list_cb cb, void *opaque)
+{
+  return s->ops->list_temp(s, cb, opaque);
+}
+static inline int store_remove_temp(struct store *s, const char *name)
+{
+  return s->ops->remove_temp(s, name);
 }
 
 /* Backend constructors, used by store_open. */

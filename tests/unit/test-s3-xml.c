@@ -134,5 +134,39 @@ int main(void)
   check(s3_upload_id_parse("<InitiateMultipartUploadResult><UploadId></UploadId>"
                            "</InitiateMultipartUploadResult>",
                            83) == NULL);
+
+  /* ListMultipartUploads pages. */
+  struct s3_uploads_page u;
+  const char *ul = "<ListMultipartUploadsResult><Bucket>b</Bucket><IsTruncated>true</IsTruncated>"
+                   "<NextKeyMarker>p/k2</NextKeyMarker><NextUploadIdMarker>id2</NextUploadIdMarker>"
+                   "<Upload><Key>p/k&amp;1</Key><UploadId>id1</UploadId>"
+                   "<Initiated>2026-12-02T06:40:01.123Z</Initiated></Upload>"
+                   "<Upload><Key>p/k2</Key><UploadId>id2</UploadId></Upload>"
+                   "</ListMultipartUploadsResult>";
+  check_int(s3_uploads_page_parse(ul, strlen(ul), &u), ==, 0);
+  check_int(u.nentries, ==, 2);
+  check_str(u.entries[0].key, "p/k&1");
+  check_str(u.entries[0].upload_id, "id1");
+  check_int(u.entries[0].initiated, ==, 1796193601);
+  check_int(u.entries[1].initiated, ==, 0);
+  check_int(u.is_truncated, ==, 1);
+  check_str(u.next_key, "p/k2");
+  check_str(u.next_upload, "id2");
+  s3_uploads_page_free(&u);
+  const char *ue = "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>"
+                   "</ListMultipartUploadsResult>";
+  check_int(s3_uploads_page_parse(ue, strlen(ue), &u), ==, 0);
+  check_int(u.nentries, ==, 0);
+  /* An upload without its id, a truncated page without a marker, another
+   * document: refused. */
+  const char *bad_uploads[] = {
+      "<ListMultipartUploadsResult><Upload><Key>k</Key></Upload></ListMultipartUploadsResult>",
+      "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated></ListMultipartUploadsResult>",
+      "<ListBucketResult></ListBucketResult>",
+  };
+  for (size_t i = 0; i < sizeof bad_uploads / sizeof *bad_uploads; i++) {
+    check_int(s3_uploads_page_parse(bad_uploads[i], strlen(bad_uploads[i]), &u), ==, -1);
+    check_int(get_errno(), ==, EBADMSG);
+  }
   return check_summary();
 }
