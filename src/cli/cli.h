@@ -36,6 +36,11 @@ int cmd_unlock(struct cli *c, int argc, char **argv);
 int cmd_forget(struct cli *c, int argc, char **argv);
 int cmd_prune(struct cli *c, int argc, char **argv);
 
+/* Run prune on r (opened with an exclusive lock) and print its report, as
+ * plain lines or, with json, one JSON document. Returns the exit status. */
+struct prune_opts;
+int cli_prune_run(struct repo *r, struct prune_opts *po, int json, int verbose);
+
 /* Print "pilotlight: <message>" for the library's last error; returns 1. */
 int fail_lib(void);
 /* Print "pilotlight: <message>" and a hint to --help; returns 2. */
@@ -48,9 +53,14 @@ const char *cli_repo(struct cli *c);
 /* Open the repository; NULL after printing the error. */
 struct repo *cli_open_repo(struct cli *c);
 
-/* Parse a duration: a number of seconds, or numbers with units s, min (or
- * m), h, d and w, e.g. "90", "15min", "1h30m", "7d". Returns 0, or -1. */
+/* Parse an elapsed-time duration (--lock-wait, --grace): a number of
+ * seconds, or numbers with units s, min, h, d and w, e.g. "90", "15min",
+ * "1h30min", "7d". A bare "m" is refused: forget's --keep-within reads it as
+ * months, as restic does. Returns 0, or -1. */
 int parse_duration(const char *s, int64_t *seconds);
+
+/* Parse a percentage, 0 to 100, with an optional '%'. Returns 0, or -1. */
+int parse_percent(const char *s, unsigned *out);
 
 /* Parse a byte count with an optional K/M/G/T (binary) suffix. */
 int parse_size(const char *s, uint64_t *out);

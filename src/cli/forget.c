@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "core/forget.h"
+#include "core/prune.h"
 #include "util/error.h"
 
 static void help(void)
@@ -49,6 +50,9 @@ static void help(void)
       "  --disk NAME   apply the policy to disk NAME only\n"
       "  --dry-run     list what would be removed, and remove nothing\n"
       "  --json        print the same as one JSON document\n"
+      "  --prune       then run prune (see pilotlight prune --help), with its\n"
+      "                --max-unused PERCENT and --grace DURATION; with --json, prune's\n"
+      "                document follows forget's on its own line\n"
       "\n"
       "Example, for a snapshot every 15 minutes: all of the last 2 days, then one an hour\n"
       "for a week, a day for a month, a week for 3 months, a month for 2 years and a year\n"
@@ -62,6 +66,8 @@ struct forget_args {
   struct forget_policy p;
   int has_rule;
   int dry_run, json;
+  int prune;
+  struct prune_opts po;
   char **specs; /* NAME@ID arguments; borrowed from argv */
   int nspecs;
 };
@@ -93,7 +99,10 @@ static int parse_args(struct cli *c, int argc, char **argv, struct forget_args *
     O_YEARLY,
     O_WITHIN,
     O_DRY_RUN,
-    O_JSON
+    O_JSON,
+    O_PRUNE,
+    O_MAX_UNUSED,
+    O_GRACE
   };
   static const struct option opts[] = {
       {"repo", required_argument, NULL, 'r'},
@@ -108,6 +117,9 @@ static int parse_args(struct cli *c, int argc, char **argv, struct forget_args *
       {"keep-within", required_argument, NULL, O_WITHIN},
       {"dry-run", no_argument, NULL, O_DRY_RUN},
       {"json", no_argument, NULL, O_JSON},
+      {"prune", no_argument, NULL, O_PRUNE},
+      {"max-unused", required_argument, NULL, O_MAX_UNUSED},
+      {"grace", required_argument, NULL, O_GRACE},
       {NULL, 0, NULL, 0},
   };
   unsigned *counts[] = {&a->p.last,   &a->p.hourly,  &a->p.daily,
@@ -144,6 +156,17 @@ static int parse_args(struct cli *c, int argc, char **argv, struct forget_args *
       break;
     case O_JSON:
       a->json = 1;
+      break;
+    case O_PRUNE:
+      a->prune = 1;
+      break;
+    case O_MAX_UNUSED:
+      if (parse_percent(optarg, &a->po.max_unused) == -1)
+        return fail_usage(c, "--max-unused: '%s' is not a percentage from 0 to 100", optarg);
+      break;
+    case O_GRACE:
+      if (parse_duration(optarg, &a->po.grace) == -1)
+        return fail_usage(c, "--grace: '%s' is not a duration (e.g. 0, 90min, 24h, 7d)", optarg);
       break;
     default:
       return fail_usage(c, "unknown option");
@@ -267,9 +290,11 @@ int cmd_forget(struct cli *c, int argc, char **argv)
   size_t kept = 0, removed = 0, disks = 0;
   const char *last_disk = "";
   int ret = EXIT_FAIL;
+  prune_opts_default(&a.po);
   int rc = parse_args(c, argc, argv, &a);
   if (rc != -1)
     return rc;
+  c->lock = REPO_LOCK_EXCLUSIVE;
   struct repo *r = cli_open_repo(c);
   if (!r)
     return c->repo ? EXIT_FAIL : EXIT_USAGE;
@@ -318,6 +343,11 @@ int cmd_forget(struct cli *c, int argc, char **argv)
     printf("\n");
   }
   ret = 0;
+  if (a.prune) {
+    a.po.dry_run = a.dry_run;
+    fflush(stdout);
+    ret = cli_prune_run(r, &a.po, a.json, 0);
+  }
 out:
   forget_plan_free(plan);
   repo_free(r);

@@ -25,54 +25,6 @@ static void report(void *opaque, const char *line)
   o->count++;
 }
 
-/* A duration: a number with an optional s, m, h or d (seconds by default). */
-static int parse_duration(const char *s, int64_t *out)
-{
-  char *end;
-  errno = 0;
-  if (!isdigit((unsigned char)*s))
-    return -1;
-  unsigned long long v = strtoull(s, &end, 10);
-  unsigned long long mul = 1;
-  if (errno == ERANGE)
-    return -1;
-  switch (*end) {
-  case 0:
-  case 's':
-    break;
-  case 'm':
-    mul = 60;
-    break;
-  case 'h':
-    mul = 3600;
-    break;
-  case 'd':
-    mul = 86400;
-    break;
-  default:
-    return -1;
-  }
-  if (*end && end[1])
-    return -1;
-  if (v > (unsigned long long)INT64_MAX / mul)
-    return -1;
-  *out = (int64_t)(v * mul);
-  return 0;
-}
-
-static int parse_percent(const char *s, unsigned *out)
-{
-  char *end;
-  errno = 0;
-  if (!isdigit((unsigned char)*s))
-    return -1;
-  unsigned long v = strtoul(s, &end, 10);
-  if (errno || v > 100 || (*end && !(end[0] == '%' && end[1] == 0)))
-    return -1;
-  *out = (unsigned)v;
-  return 0;
-}
-
 static void help(void)
 {
   printf("usage: pilotlight -r REPO prune [--dry-run] [--max-unused PERCENT] [--grace DURATION]\n"
@@ -81,8 +33,8 @@ static void help(void)
          "they exceed --max-unused percent of the repository (default %d; the sparsest\n"
          "packs first, as restic does), merge the index objects into few large ones, and\n"
          "remove temporary leftovers of interrupted writes (packs no index lists, *.tmp.*\n"
-         "files, incomplete S3 multipart uploads) older than --grace (default 24h; s, m,\n"
-         "h or d). --grace 0 frees everything at once: use it only when no backup runs\n"
+         "files, incomplete S3 multipart uploads) older than --grace (default 24h; s, min,\n"
+         "h, d or w). --grace 0 frees everything at once: use it only when no backup runs\n"
          "anywhere. Nothing is deleted while any snapshot or index object cannot be read.\n"
          "--dry-run changes nothing and lists what would be done; --verbose lists it too.\n",
          PRUNE_DEFAULT_MAX_UNUSED);
@@ -142,7 +94,6 @@ int cmd_prune(struct cli *c, int argc, char **argv)
   };
   struct prune_opts po;
   struct prune_out o = {0};
-  struct prune_result res;
   int ch;
   prune_opts_default(&po);
   while ((ch = getopt_long(argc, argv, "r:hv", opts, NULL)) != -1) {
@@ -162,7 +113,7 @@ int cmd_prune(struct cli *c, int argc, char **argv)
       break;
     case O_GRACE:
       if (parse_duration(optarg, &po.grace) == -1)
-        return fail_usage(c, "--grace: '%s' is not a duration (e.g. 0, 90m, 24h, 7d)", optarg);
+        return fail_usage(c, "--grace: '%s' is not a duration (e.g. 0, 90min, 24h, 7d)", optarg);
       break;
     case 'v':
       o.verbose = 1;
@@ -176,21 +127,29 @@ int cmd_prune(struct cli *c, int argc, char **argv)
   }
   if (optind != argc)
     return fail_usage(c, "unexpected argument '%s'", argv[optind]);
-  o.verbose |= po.dry_run;
-  po.report = report;
-  po.opaque = &o;
+  c->lock = REPO_LOCK_EXCLUSIVE;
   struct repo *r = cli_open_repo(c);
   if (!r)
     return c->repo ? EXIT_FAIL : EXIT_USAGE;
+  int rc = cli_prune_run(r, &po, o.json, o.verbose);
+  repo_free(r);
+  return rc;
+}
+
+int cli_prune_run(struct repo *r, struct prune_opts *po, int json, int verbose)
+{
+  struct prune_out o = {.json = json, .verbose = verbose || po->dry_run};
+  struct prune_result res;
+  po->report = report;
+  po->opaque = &o;
   if (o.json)
     printf("{\"actions\":[");
-  int rc = repo_prune(r, &po, &res);
-  repo_free(r);
+  int rc = repo_prune(r, po, &res);
   if (rc == -1) {
     if (o.json)
       printf("]}\n");
     return fail_lib();
   }
-  print_result(&o, &res, po.dry_run);
+  print_result(&o, &res, po->dry_run);
   return 0;
 }

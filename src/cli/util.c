@@ -108,7 +108,7 @@ int parse_duration(const char *s, int64_t *seconds)
   static const struct {
     const char *unit;
     int64_t mult;
-  } units[] = {{"min", 60}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}, {"w", 604800}};
+  } units[] = {{"min", 60}, {"s", 1}, {"h", 3600}, {"d", 86400}, {"w", 604800}};
   int64_t total = 0;
   if (!s || !isdigit((unsigned char)*s))
     return -1;
@@ -138,6 +138,19 @@ int parse_duration(const char *s, int64_t *seconds)
       return -1;
   }
   *seconds = total;
+  return 0;
+}
+
+int parse_percent(const char *s, unsigned *out)
+{
+  char *end;
+  errno = 0;
+  if (!isdigit((unsigned char)*s))
+    return -1;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno || v > 100 || (*end && !(end[0] == '%' && end[1] == 0)))
+    return -1;
+  *out = (unsigned)v;
   return 0;
 }
 

@@ -401,6 +401,9 @@ int forget_plan_commit(struct repo *r, const struct forget_plan *plan,
   char *text = NULL;
   int ret = -1;
   error_slot_init(&d.failed);
+  /* The exclusive lock (if any) must still be held: see docs/FORMAT.md, Locks. */
+  if (repo_check_lock(r) == -1)
+    return -1;
   for (size_t i = 0; i < plan->e.len; i++) {
     const struct forget_entry *e = &plan->e.v[i];
     struct forget_record_entry re = {.disk = e->s->disk, .time = e->s->time};

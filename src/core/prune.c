@@ -952,6 +952,16 @@ static void account_after(struct prune *p)
   res->bytes_after += res->bytes_written;
 }
 
+/* Before each deleting step: the exclusive lock is still held and fresh, so
+ * no backup can have started beside us (docs/FORMAT.md, Locks). */
+static int still_locked(const struct prune *p)
+{
+  if (p->o->dry_run || repo_check_lock(p->r) == 0)
+    return 0;
+  prefix_error("prune stopped");
+  return -1;
+}
+
 static int run(struct prune *p)
 {
   if (load_index(p) == -1 || mark(p) == -1 || list_packs(p) == -1 || tally(p) == -1 ||
@@ -961,7 +971,8 @@ static int run(struct prune *p)
   if (!p->o->dry_run && change) {
     /* Crash safety: new packs durable, then the new index, then the old
      * index objects go, then the packs (docs/FORMAT.md, Prune). */
-    if (rewrite(p) == -1 || write_index(p) == -1 || delete_old_index(p) == -1)
+    if (rewrite(p) == -1 || write_index(p) == -1 || still_locked(p) == -1 ||
+        delete_old_index(p) == -1)
       return -1;
   } else if (p->o->dry_run && change) {
     /* The estimate: what stays, and the live chunks of rewritten packs. */
@@ -973,10 +984,10 @@ static int run(struct prune *p)
     p->res->index_written = (n + PRUNE_INDEX_ENTRIES - 1) / PRUNE_INDEX_ENTRIES;
     say(p, "would merge %zu index objects into %zu", p->index_keys.v.len, p->res->index_written);
   }
-  if (delete_packs(p) == -1)
+  if (still_locked(p) == -1 || delete_packs(p) == -1)
     return -1;
   account_after(p);
-  return remove_leftovers(p);
+  return still_locked(p) == -1 ? -1 : remove_leftovers(p);
 }
 
 int repo_prune(struct repo *r, const struct prune_opts *o, struct prune_result *res)
