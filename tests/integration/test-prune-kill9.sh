@@ -26,7 +26,7 @@ for i in $(seq 0 9); do
   ids+=("$($PL -r "$pristine" backup --disk a "$TMP/d" --json | json_field id)")
 done
 keep=(0 6 9)
-for i in 1 2 3 4 5 7 8; do rm "$pristine/snapshots/${ids[$i]}"; done
+$PL -r "$pristine" forget $(for i in 1 2 3 4 5 7 8; do echo "a@${ids[$i]}"; done) >/dev/null
 other=$TMP/other
 $PL -r "$other" init >/dev/null
 for i in 1 2; do

@@ -13,7 +13,6 @@ TOOL=${S3_TOOL:-$(dirname "$PL")/tests/unit/s3-tool}
 # The store's view, the same for a folder and a bucket.
 keys() { "$TOOL" "$repo" list "$1" | cut -d' ' -f1; }
 stored() { "$TOOL" "$repo" list packs/ | awk '{s += $2} END {print s + 0}'; }
-del_obj() { "$TOOL" "$repo" del "$1"; }
 
 $PL -r "$repo" init >/dev/null
 make_disk "$TMP/d" 24
@@ -30,8 +29,8 @@ for i in 0 1 2 3 4 5; do
 done
 $PL -r "$repo" backup --disk b "$TMP/d0" >/dev/null # shares every chunk with a@0
 
-# Snapshots 1, 2 and 4 go (as forget would remove them).
-for i in 1 2 4; do del_obj "snapshots/${ids[$i]}"; done
+# Snapshots 1, 2 and 4 go.
+$PL -r "$repo" forget "a@${ids[1]}" "a@${ids[2]}" "a@${ids[4]}" >/dev/null
 keep=(0 3 5)
 
 # Leftovers: an unindexed pack (a real one, from another repository) and,
