@@ -315,7 +315,7 @@ int repo_load_index(struct repo *r)
   struct load_ctx c = {.r = r};
   struct index_visitor v = {visit_pack, visit_entry, &c};
   struct index_visitor check = {ignore_pack, ignore_entry, NULL};
-  size_t bad_before = r->bad_index.len;
+  size_t bad_before = r->bad_index.len, sorted = r->loaded_index.len;
   int ret = -1;
   if (store_list(r->store, "index/", collect_key, &c) == -1)
     goto out;
@@ -323,8 +323,7 @@ int repo_load_index(struct repo *r)
     void *buf;
     size_t len;
     const char *name = c.keys.v[i] + strlen("index/");
-    if (r->loaded_index.len &&
-        bsearch(&c.keys.v[i], r->loaded_index.v, r->loaded_index.len, sizeof(char *), cmp_str))
+    if (sorted && bsearch(&c.keys.v[i], r->loaded_index.v, sorted, sizeof(char *), cmp_str))
       continue;
     /* A damaged object costs its own entries only: the packs it listed are
      * found from their trailers below. A malformed one is checked whole
