@@ -21,6 +21,28 @@ static void report(void *opaque, const char *msg)
   o->count++;
 }
 
+/* What to run next: repair acts on the record, then a backup of each
+ * damaged disk stores again what the disk still holds, which heals every
+ * snapshot that shares those blocks. */
+static void advise(struct cli *c, const struct verify_report *rep, int read_data)
+{
+  fprintf(stderr, "pilotlight: verify found %zu problem(s)", rep->damaged);
+  if (rep->record[0])
+    fprintf(stderr, ", recorded in damage/%.12s: backups now store those chunks again",
+            rep->record);
+  else if (rep->record_failed)
+    fprintf(stderr, " but could not record them (no write access?): run it with write access");
+  fprintf(stderr, "; to heal them, run:\n");
+  if (!read_data)
+    fprintf(stderr, "  pilotlight -r %s verify --read-data\n", c->repo);
+  fprintf(stderr, "  pilotlight -r %s repair\n", c->repo);
+  for (size_t i = 0; i < rep->disks.len; i++)
+    fprintf(stderr, "  pilotlight -r %s backup --disk %s %s\n", c->repo, rep->disks.v[i],
+            rep->sources.v[i]);
+  fprintf(stderr, "Snapshots whose lost blocks no disk holds any more stay damaged; repair lists "
+                  "them. Restore what you need from the others meanwhile.\n");
+}
+
 int cmd_verify(struct cli *c, int argc, char **argv)
 {
   enum { O_READ = 256, O_JSON };
@@ -44,7 +66,10 @@ int cmd_verify(struct cli *c, int argc, char **argv)
              "Check the repository's structure: every snapshot, block-map page, index entry\n"
              "and pack trailer. With --read-data, also read every pack and check every\n"
              "chunk against its hash. Each damaged or missing object is reported with the\n"
-             "snapshots it affects; the exit status is 1 if there is any.\n");
+             "snapshots it affects; the exit status is 1 if there is any. What it finds\n"
+             "is recorded in the repository (a damage record): backups then store damaged\n"
+             "chunks again, and pilotlight repair acts on it. Packs no index lists are\n"
+             "reported with their size, as a note.\n");
       return 0;
     case O_READ:
       read_data = 1;
@@ -69,19 +94,34 @@ int cmd_verify(struct cli *c, int argc, char **argv)
   if (rc == -1) {
     if (o.json)
       printf("]}\n");
+    verify_report_clear(&rep);
     return fail_lib();
   }
   if (o.json) {
-    printf("],\"snapshots\":%zu,\"packs\":%zu,\"chunks_read\":%zu,\"damaged\":%zu}\n",
-           rep.snapshots, rep.packs, rep.chunks, rep.damaged);
+    printf("],\"snapshots\":%zu,\"packs\":%zu,\"chunks_read\":%zu,\"damaged\":%zu,"
+           "\"unreferenced_packs\":%zu,\"unreferenced_bytes\":%llu,\"record\":",
+           rep.snapshots, rep.packs, rep.chunks, rep.damaged, rep.unreferenced_packs,
+           (unsigned long long)rep.unreferenced_bytes);
+    if (rep.record[0])
+      printf("\"damage/%s\"", rep.record);
+    else
+      printf("null");
+    printf(",\"damaged_disks\":[");
+    for (size_t i = 0; i < rep.disks.len; i++) {
+      printf("%s", i ? "," : "");
+      json_string(stdout, rep.disks.v[i]);
+    }
+    printf("]}\n");
   } else {
+    if (rep.unreferenced_packs)
+      printf("note: %zu pack(s) of %llu bytes are listed by no index object (left by an "
+             "interrupted or running backup; the next backup reuses their chunks)\n",
+             rep.unreferenced_packs, (unsigned long long)rep.unreferenced_bytes);
     printf("checked %zu snapshots and %zu packs%s: %s\n", rep.snapshots, rep.packs,
            read_data ? " (all data read)" : "", rep.damaged ? "DAMAGE FOUND" : "no problems found");
   }
   if (rep.damaged)
-    fprintf(stderr,
-            "pilotlight: verify found %zu problem(s); restore what you can from "
-            "unaffected snapshots and take a new full backup (--full)\n",
-            rep.damaged);
+    advise(c, &rep, read_data);
+  verify_report_clear(&rep);
   return rep.damaged ? EXIT_FAIL : 0;
 }

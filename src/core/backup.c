@@ -54,6 +54,15 @@ static int store_chunk(struct backup *b, ZSTD_CCtx *cctx, uint8_t *cbuf, size_t 
   int added;
   pthread_mutex_lock(&b->r->ix->lock);
   struct index_slot *s = chunk_index_insert(b->r->ix, h, &added);
+  /* Never dedup against a copy known damaged: store the chunk again, so
+   * every snapshot that names it heals. The pack writer points the slot at
+   * the new copy, and the index object lists it. */
+  if (s && !added && s->damaged) {
+    s->damaged = 0;
+    s->pack = PACK_PENDING;
+    s->indexed = 0;
+    added = 1;
+  }
   pthread_mutex_unlock(&b->r->ix->lock);
   if (!s)
     return -1;
@@ -158,7 +167,7 @@ static int valid_disk_name(const char *d)
 
 /* Write one index object listing every chunk that is stored but not yet in
  * an index object: this run's and any adopted from interrupted runs. */
-static int write_index(struct repo *r)
+int repo_write_index(struct repo *r)
 {
   struct chunk_index *ix = r->ix;
   VEC(struct chunk_entry) e = {0};
@@ -178,7 +187,7 @@ static int write_index(struct repo *r)
     local[i] = UINT32_MAX;
   for (size_t i = 0; i < ix->cap; i++) {
     struct index_slot *s = &ix->slots[i];
-    if (!s->used || s->indexed || s->pack == PACK_PENDING)
+    if (!s->used || s->indexed || s->damaged || s->pack == PACK_PENDING)
       continue;
     if (local[s->pack] == UINT32_MAX) {
       local[s->pack] = (uint32_t)packs.len;
@@ -317,16 +326,27 @@ static int backup_plan(struct backup *b)
 
   struct plan_ctx pc = {&b->work, b->bs, 0};
   b->mode = "full";
-  if (b->parent && o->changed && !o->full && b->parent->block_size == b->bs) {
-    if (plan_incremental(b, &pc) == -1)
+  int incremental = b->parent && o->changed && !o->full && b->parent->block_size == b->bs;
+  if (incremental && plan_incremental(b, &pc) == -1) {
+    /* A damaged parent block map must not stop the backup that heals it. */
+    if (get_errno() != EIO && get_errno() != ENOENT)
       return -1;
+    snprintf(b->note, sizeof b->note,
+             "the parent snapshot's block map cannot be read (%s): read every allocated block",
+             get_error());
+    extent_list_free(&b->work);
+    memset(b->map, 0, b->nblocks * HASH_LEN);
+    pc.min_block = 0;
+    incremental = 0;
+  }
+  if (incremental) {
     b->mode = "changed-extents";
   } else {
     if (source_allocated(b->src, 0, b->src->size, add_block_range, &pc) == -1)
       return -1;
     if (b->parent && !o->full)
       b->mode = "hash-compare";
-    if (o->changed && !b->parent)
+    if (o->changed && !b->parent && !b->note[0])
       snprintf(b->note, sizeof b->note, "first backup of disk %s: read every allocated block",
                o->disk);
   }
@@ -453,7 +473,7 @@ static int backup_commit(struct backup *b, const struct timespec *now, struct sn
 {
   char *text = NULL;
   int ret = -1;
-  if (write_index(b->r) == -1 || snapshot_fill(b, now, snap) == -1)
+  if (repo_write_index(b->r) == -1 || snapshot_fill(b, now, snap) == -1)
     goto out;
   text = snapshot_encode(snap);
   before_commit_hook();

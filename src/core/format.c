@@ -730,3 +730,173 @@ bad:
   set_error_code(EBADMSG, "malformed lock object");
   return -1;
 }
+
+/* ---- damage records -------------------------------------------------- */
+
+static const char *const damage_kinds[] = {NULL, "missing", "truncated", "trailer"};
+
+static int cmp_hash_n(const void *a, const void *b, size_t n)
+{
+  return memcmp(a, b, n);
+}
+
+static int cmp_dpack(const void *a, const void *b)
+{
+  const struct damage_pack *x = a, *y = b;
+  int c = cmp_hash_n(x->pack, y->pack, HASH_LEN);
+  return c ? c : (int)x->kind - (int)y->kind;
+}
+
+static int cmp_dchunk(const void *a, const void *b)
+{
+  return cmp_hash_n(a, b, sizeof(struct damage_chunk));
+}
+
+static int cmp_dname(const void *a, const void *b)
+{
+  return cmp_hash_n(a, b, HASH_LEN);
+}
+
+/* Sort v (n elements of size elem) and drop neighbours equal in their first
+ * keylen bytes; returns the new length. */
+static size_t sort_unique(void *v, size_t n, size_t elem, size_t keylen,
+                          int (*cmp)(const void *, const void *))
+{
+  uint8_t *p = v;
+  size_t out = 0;
+  if (n == 0)
+    return 0;
+  qsort(v, n, elem, cmp);
+  for (size_t i = 0; i < n; i++) {
+    if (out && memcmp(p + (out - 1) * elem, p + i * elem, keylen) == 0)
+      continue;
+    if (out != i)
+      memcpy(p + out * elem, p + i * elem, elem);
+    out++;
+  }
+  return out;
+}
+
+void damage_sort(struct damage *d)
+{
+  d->packs.len = sort_unique(d->packs.v, d->packs.len, sizeof *d->packs.v, HASH_LEN, cmp_dpack);
+  d->chunks.len =
+      sort_unique(d->chunks.v, d->chunks.len, sizeof *d->chunks.v, sizeof *d->chunks.v, cmp_dchunk);
+  d->index.len = sort_unique(d->index.v, d->index.len, HASH_LEN, HASH_LEN, cmp_dname);
+  d->snapshots.len = sort_unique(d->snapshots.v, d->snapshots.len, HASH_LEN, HASH_LEN, cmp_dname);
+}
+
+int damage_merge(struct damage *dst, const struct damage *src)
+{
+  for (size_t i = 0; i < src->packs.len; i++)
+    if (vec_push(&dst->packs, src->packs.v[i]) == -1)
+      return -1;
+  for (size_t i = 0; i < src->chunks.len; i++)
+    if (vec_push(&dst->chunks, src->chunks.v[i]) == -1)
+      return -1;
+  for (size_t i = 0; i < src->index.len; i++)
+    if (vec_push(&dst->index, src->index.v[i]) == -1)
+      return -1;
+  for (size_t i = 0; i < src->snapshots.len; i++)
+    if (vec_push(&dst->snapshots, src->snapshots.v[i]) == -1)
+      return -1;
+  return 0;
+}
+
+void damage_clear(struct damage *d)
+{
+  vec_free(&d->packs);
+  vec_free(&d->chunks);
+  vec_free(&d->index);
+  vec_free(&d->snapshots);
+}
+
+int damage_is_empty(const struct damage *d)
+{
+  return !d->packs.len && !d->chunks.len && !d->index.len && !d->snapshots.len;
+}
+
+char *damage_encode(struct damage *d)
+{
+  struct strbuf b = STRBUF_INIT(MAX_DAMAGE_BYTES, "damage record");
+  char h1[2 * HASH_LEN + 1], h2[2 * HASH_LEN + 1];
+  damage_sort(d);
+  strbuf_appendf(&b, "pilotlight-damage=1\n");
+  for (size_t i = 0; i < d->packs.len; i++) {
+    hex_encode(d->packs.v[i].pack, HASH_LEN, h1);
+    strbuf_appendf(&b, "pack=%s %s\n", h1, damage_kinds[d->packs.v[i].kind]);
+  }
+  for (size_t i = 0; i < d->chunks.len; i++) {
+    hex_encode(d->chunks.v[i].chunk, HASH_LEN, h1);
+    hex_encode(d->chunks.v[i].pack, HASH_LEN, h2);
+    strbuf_appendf(&b, "chunk=%s %s\n", h1, h2);
+  }
+  for (size_t i = 0; i < d->index.len; i++) {
+    hex_encode(d->index.v[i].h, HASH_LEN, h1);
+    strbuf_appendf(&b, "index=%s\n", h1);
+  }
+  for (size_t i = 0; i < d->snapshots.len; i++) {
+    hex_encode(d->snapshots.v[i].h, HASH_LEN, h1);
+    strbuf_appendf(&b, "snapshot=%s\n", h1);
+  }
+  strbuf_appendf(&b, "end=\n");
+  return strbuf_take(&b, NULL);
+}
+
+/* 64 lowercase hex digits at v into h. */
+static int hash_field(const char *v, size_t vl, uint8_t h[HASH_LEN])
+{
+  if (vl < 2 * HASH_LEN)
+    return -1;
+  for (size_t i = 0; i < 2 * HASH_LEN; i++)
+    if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
+      return -1;
+  return hex_decode(v, h, HASH_LEN);
+}
+
+int damage_decode(const char *buf, size_t len, struct damage *d)
+{
+  struct lines l = {buf, buf + len, 0};
+  const char *k, *v;
+  size_t kl, vl;
+  int r;
+  memset(d, 0, sizeof *d);
+  if (len > MAX_DAMAGE_BYTES || next_line(&l, &k, &kl, &v, &vl) != 1 ||
+      !key_is(k, kl, "pilotlight-damage") || vl != 1 || v[0] != '1') {
+    set_error_code(EINVAL, "not a pilotlight damage record (or a newer version: upgrade "
+                           "pilotlight)");
+    return -1;
+  }
+  while ((r = next_line(&l, &k, &kl, &v, &vl)) == 1) {
+    if (key_is(k, kl, "end")) {
+      if (vl != 0 || l.p != l.end)
+        goto bad;
+      return 0;
+    }
+    if (key_is(k, kl, "pack")) {
+      struct damage_pack p = {.kind = 0};
+      if (hash_field(v, vl, p.pack) == -1 || vl < 2 * HASH_LEN + 2 || v[2 * HASH_LEN] != ' ')
+        goto bad;
+      for (uint8_t i = 1; i < sizeof damage_kinds / sizeof *damage_kinds; i++)
+        if (key_is(v + 2 * HASH_LEN + 1, vl - 2 * HASH_LEN - 1, damage_kinds[i]))
+          p.kind = i;
+      if (!p.kind || vec_push(&d->packs, p) == -1)
+        goto bad;
+    } else if (key_is(k, kl, "chunk")) {
+      struct damage_chunk c = {{0}, {0}};
+      if (vl != 4 * HASH_LEN + 1 || hash_field(v, vl, c.chunk) == -1 || v[2 * HASH_LEN] != ' ' ||
+          hash_field(v + 2 * HASH_LEN + 1, vl - 2 * HASH_LEN - 1, c.pack) == -1 ||
+          vec_push(&d->chunks, c) == -1)
+        goto bad;
+    } else if (key_is(k, kl, "index") || key_is(k, kl, "snapshot")) {
+      struct damage_name n = {{0}};
+      if (vl != 2 * HASH_LEN || hash_field(v, vl, n.h) == -1 ||
+          vec_push(key_is(k, kl, "index") ? &d->index : &d->snapshots, n) == -1)
+        goto bad;
+    }
+    /* Other keys: later additions, ignored. */
+  }
+bad:
+  set_error_code(EINVAL, "damage record is malformed (line %lu)", l.lineno);
+  return -1;
+}

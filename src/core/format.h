@@ -33,6 +33,7 @@
 #define MAX_SNAPSHOT_BYTES (512u << 20)
 #define MAX_INDEX_BYTES (1u << 30)
 #define MAX_FORGET_RECORD_BYTES (64u << 20)
+#define MAX_DAMAGE_BYTES (64u << 20)
 
 struct repo_config {
   unsigned version;
@@ -99,6 +100,45 @@ struct index_visitor {
   void *opaque;
 };
 int index_decode(const uint8_t *buf, size_t len, const struct index_visitor *v);
+
+/* Damage record: text (docs/FORMAT.md, "Damage records"). What verify
+ * found: packs that are missing, truncated or whose trailer is damaged,
+ * chunk copies (a chunk in one pack) that do not decode to their hash,
+ * and damaged index and snapshot objects, each named by its hash. */
+#define DAMAGE_MISSING 1   /* the pack object is gone */
+#define DAMAGE_TRUNCATED 2 /* shorter than its chunks: copies in it are lost */
+#define DAMAGE_TRAILER 3   /* its trailer is damaged; chunks readable by the index */
+struct damage_pack {
+  uint8_t pack[HASH_LEN];
+  uint8_t kind; /* DAMAGE_* */
+};
+struct damage_chunk {
+  uint8_t chunk[HASH_LEN];
+  uint8_t pack[HASH_LEN];
+};
+struct damage_name {
+  uint8_t h[HASH_LEN];
+};
+struct damage {
+  VEC(struct damage_pack) packs;
+  VEC(struct damage_chunk) chunks;
+  VEC(struct damage_name) index, snapshots;
+};
+
+/* Sort every list and drop duplicates (a pack listed twice keeps its
+ * first kind in sort order), so records can be searched with bsearch and
+ * equal findings encode to equal objects. */
+void damage_sort(struct damage *d);
+/* Append src's entries to dst (then call damage_sort). Returns 0 or -1. */
+int damage_merge(struct damage *dst, const struct damage *src);
+/* Encode d, sorted first, in canonical form. Returns a malloc'd string
+ * (caller frees), or NULL with the error set. */
+char *damage_encode(struct damage *d);
+/* Decode untrusted bytes into *d (zeroed first; caller frees with
+ * damage_clear, also on failure). */
+int damage_decode(const char *buf, size_t len, struct damage *d);
+void damage_clear(struct damage *d);
+int damage_is_empty(const struct damage *d);
 
 /* Little-endian helpers. */
 static inline void put_u32(uint8_t *p, uint32_t v)

@@ -100,6 +100,7 @@ static int read_worker(void *opaque, int index PL_UNUSED)
         dst.len = 0;
         if (vec_reserve(&dst, s->raw_len) == -1 ||
             chunk_decode(s, src.v + (s->offset - start), dst.v, key) == -1) {
+          repo_advise_damage();
           ret = -1;
           break;
         }
@@ -136,6 +137,16 @@ int repo_read_blocks(struct repo *r, const struct blockmap *m, const uint64_t *b
                      "chunk %.16s of block %llu is missing from the repository index: run "
                      "pilotlight verify",
                      hex, (unsigned long long)blk);
+      goto out;
+    }
+    if (s->damaged) {
+      char key[PACK_KEY_LEN];
+      hex_encode(m->h[blk], HASH_LEN, hex);
+      pack_key(r->ix->packs.v[s->pack], key);
+      set_error_code(EIO,
+                     "chunk %.16s of block %llu in %s is recorded as damaged (damaged pack): "
+                     "pilotlight repair, then a backup of the disk, heals it",
+                     hex, (unsigned long long)blk, key);
       goto out;
     }
     if (s->raw_len != blockmap_block_len(m, blk)) {

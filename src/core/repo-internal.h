@@ -24,7 +24,45 @@ struct repo {
   void *warn_opaque;
   pthread_mutex_t warn_lock; /* one warning at a time */
   struct repo_lock *lock;    /* held from repo_open to repo_free; NULL if none */
+  /* Damage stays local (repair.c): the merged damage records, sorted, and
+   * their keys; objects found damaged while loading, each warned about
+   * once. All owned. */
+  struct damage damage;
+  VEC(char *) damage_keys;
+  VEC(char *) bad_index;     /* index objects that could not be loaded */
+  VEC(char *) bad_snapshots; /* snapshot objects that could not be read */
+  VEC(char *) loaded_index;  /* index objects loaded, sorted */
 };
+
+/* Load the damage records (damage/ objects) into r->damage; a malformed
+ * record is warned about and skipped. In repair.c. */
+int repo_load_damage(struct repo *r);
+/* How pack is recorded as damaged: 0 (not), or DAMAGE_*. */
+int damage_pack_kind(const struct damage *d, const uint8_t pack[HASH_LEN]);
+/* Whether the copy of chunk in pack is recorded as damaged or lost (its
+ * pack missing or truncated). */
+int damage_has_copy(const struct damage *d, const uint8_t chunk[HASH_LEN],
+                    const uint8_t pack[HASH_LEN]);
+
+/* Load the index objects not loaded yet (all, at open; those written since,
+ * later). A damaged or malformed one is warned about once, kept in
+ * r->bad_index, and the packs no index lists are read from their trailers. */
+int repo_load_index(struct repo *r);
+
+/* Write one index object for every stored chunk not yet in one and not
+ * damaged (in backup.c). */
+int repo_write_index(struct repo *r);
+
+/* Append "; the fix" to the current error of a read that found damaged
+ * data: verify and repair name what it hits and heal it. */
+void repo_advise_damage(void);
+
+/* Call lost(opaque, offset, length) for each byte range of snapshot s whose
+ * blocks cannot be read with the in-memory index (chunks missing or marked
+ * damaged, pages unreadable); returns the number of such blocks. In
+ * verify.c. */
+uint64_t repo_snapshot_lost(struct repo *r, const struct snapshot *s,
+                            void (*lost)(void *opaque, uint64_t off, uint64_t len), void *opaque);
 
 /* Pass a one-line warning to the settings' warn callback, if any. */
 void repo_warn(struct repo *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

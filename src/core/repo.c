@@ -47,12 +47,25 @@ int repo_io_threads(const struct repo *r, int local_default, int remote_default)
   return r->store->is_remote ? remote_default : local_default;
 }
 
+static void free_strings(void *vec)
+{
+  VEC(char *) *v = vec;
+  for (size_t i = 0; i < v->len; i++)
+    free(v->v[i]);
+  vec_free(v);
+}
+
 void repo_free(struct repo *r)
 {
   if (!r)
     return;
   lock_release(r->lock);
   chunk_index_free(r->ix);
+  damage_clear(&r->damage);
+  free_strings(&r->damage_keys);
+  free_strings(&r->bad_index);
+  free_strings(&r->bad_snapshots);
+  free_strings(&r->loaded_index);
   pthread_mutex_destroy(&r->warn_lock);
   store_free(r->cache);
   store_free(r->store);
@@ -187,8 +200,7 @@ int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t
     return -1;
   sha256(*buf, *len, got);
   if (memcmp(got, want, HASH_LEN) != 0) {
-    set_error_code(
-        EIO, "%s: content does not match its name (damaged object): run pilotlight verify", key);
+    set_error_code(EIO, "%s: content does not match its name (damaged object)", key);
     free(*buf);
     return -1;
   }
@@ -245,8 +257,13 @@ static int visit_entry(void *opaque, uint32_t ordinal, const struct chunk_entry 
   struct index_slot *s = chunk_index_insert(c->r->ix, e->hash, &added);
   if (!s)
     return -1;
-  if (!added && s->pack != PACK_PENDING)
-    return 0; /* a duplicate from a concurrent backup: either copy serves */
+  const uint8_t *pack = c->r->ix->packs.v[c->ord.v[ordinal]];
+  int bad = damage_has_copy(&c->r->damage, e->hash, pack);
+  /* A duplicate from a concurrent backup, or the copy a backup stored again
+   * after damage was found: a healthy copy serves. */
+  if (!added && s->pack != PACK_PENDING && (bad || !s->damaged))
+    return 0;
+  s->damaged = (uint8_t)bad;
   s->pack = c->ord.v[ordinal];
   s->offset = e->offset;
   s->stored_len = e->stored_len;
@@ -264,10 +281,46 @@ static void free_keys(struct load_ctx *c)
   vec_free(&c->keys);
 }
 
-static int load_index(struct repo *r)
+static int cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int ignore_pack(void *opaque PL_UNUSED, uint32_t ordinal PL_UNUSED,
+                       const uint8_t hash[HASH_LEN] PL_UNUSED)
+{
+  return 0;
+}
+
+static int ignore_entry(void *opaque PL_UNUSED, uint32_t ordinal PL_UNUSED,
+                        const struct chunk_entry *e PL_UNUSED)
+{
+  return 0;
+}
+
+/* Note a damaged object once: warn and remember its key in list. */
+static int note_bad(struct repo *r, void *list, const char *key, const char *what)
+{
+  VEC(char *) *l = list;
+  for (size_t i = 0; i < l->len; i++)
+    if (strcmp(l->v[i], key) == 0)
+      return 0;
+  char *k = strdup(key);
+  if (!k || vec_push(l, k) == -1) {
+    free(k);
+    set_error(ENOMEM, "listing");
+    return -1;
+  }
+  repo_warn(r, "%s; %s", get_error(), what);
+  return 0;
+}
+
+int repo_load_index(struct repo *r)
 {
   struct load_ctx c = {.r = r};
   struct index_visitor v = {visit_pack, visit_entry, &c};
+  struct index_visitor check = {ignore_pack, ignore_entry, NULL};
+  size_t bad_before = r->bad_index.len, sorted = r->loaded_index.len;
   int ret = -1;
   if (store_list(r->store, "index/", collect_key, &c) == -1)
     goto out;
@@ -275,16 +328,44 @@ static int load_index(struct repo *r)
     void *buf;
     size_t len;
     const char *name = c.keys.v[i] + strlen("index/");
-    if (repo_get_hashed(r, c.keys.v[i], name, MAX_INDEX_BYTES, &buf, &len) == -1)
-      goto out;
-    c.ord.len = 0;
-    int rc = index_decode(buf, len, &v);
+    if (sorted && bsearch(&c.keys.v[i], r->loaded_index.v, sorted, sizeof(char *), cmp_str))
+      continue;
+    /* A damaged object costs its own entries only: the packs it listed are
+     * found from their trailers below. A malformed one is checked whole
+     * before any entry is used. */
+    if (repo_get_hashed(r, c.keys.v[i], name, MAX_INDEX_BYTES, &buf, &len) == -1) {
+      if (get_errno() == ENOMEM || note_bad(r, &r->bad_index, c.keys.v[i],
+                                            "its packs' chunks are found from their trailers; "
+                                            "pilotlight repair rebuilds it") == -1)
+        goto out;
+      continue;
+    }
+    int rc = index_decode(buf, len, &check);
+    if (rc == 0) {
+      c.ord.len = 0;
+      rc = index_decode(buf, len, &v);
+      if (rc == -1) {
+        free(buf);
+        goto out; /* out of memory: the object itself was sound */
+      }
+    }
     free(buf);
     if (rc == -1) {
       prefix_error("%s", c.keys.v[i]);
-      goto out;
+      if (note_bad(r, &r->bad_index, c.keys.v[i],
+                   "its packs' chunks are found from their trailers; pilotlight repair rebuilds "
+                   "it") == -1)
+        goto out;
+      continue;
     }
+    if (vec_push(&r->loaded_index, c.keys.v[i]) == -1)
+      goto out;
+    c.keys.v[i] = NULL;
   }
+  if (r->loaded_index.len)
+    qsort(r->loaded_index.v, r->loaded_index.len, sizeof(char *), cmp_str);
+  if (r->bad_index.len > bad_before && repo_adopt_packs(r) == -1)
+    goto out;
   ret = 0;
 out:
   free_keys(&c);
@@ -387,7 +468,7 @@ struct repo *repo_open(const char *location, const struct repo_settings *setting
   if (settings && settings->lock != REPO_LOCK_NONE && take_lock(r, settings) == -1)
     goto fail;
   r->ix = chunk_index_new();
-  if (!r->ix || load_index(r) == -1)
+  if (!r->ix || repo_load_damage(r) == -1 || repo_load_index(r) == -1)
     goto fail;
   return r;
 fail:
@@ -466,7 +547,8 @@ int repo_adopt_packs(struct repo *r)
     int known = 0;
     for (size_t j = 0; j < r->ix->packs.len && !known; j++)
       known = memcmp(r->ix->packs.v[j], h, HASH_LEN) == 0;
-    if (known)
+    int kind = damage_pack_kind(&r->damage, h);
+    if (known || kind == DAMAGE_MISSING || kind == DAMAGE_TRUNCATED)
       continue;
     /* A damaged leftover is simply not reused; verify reports it. */
     if (repo_read_trailer(r, h, &e, &n, &size) == -1)
@@ -479,8 +561,10 @@ int repo_adopt_packs(struct repo *r)
         ord = -1;
         break;
       }
-      if (!added)
+      int bad = damage_has_copy(&r->damage, e[k].hash, h);
+      if (!added && (bad || !s->damaged))
         continue;
+      s->damaged = (uint8_t)bad;
       s->pack = (uint32_t)ord;
       s->offset = e[k].offset;
       s->stored_len = e[k].stored_len;
@@ -510,10 +594,7 @@ int chunk_decode(const struct index_slot *s, const uint8_t *src, uint8_t *dst, c
     size_t n = ZSTD_decompress(dst, s->raw_len, src, s->stored_len);
     if (ZSTD_isError(n) || n != s->raw_len) {
       hex_encode(s->hash, HASH_LEN, hex);
-      set_error_code(EIO,
-                     "chunk %.16s in %s: cannot decompress (damaged pack): run pilotlight verify "
-                     "--read-data",
-                     hex, pack);
+      set_error_code(EIO, "chunk %.16s in %s: cannot decompress (damaged pack)", hex, pack);
       return -1;
     }
   } else {
@@ -522,13 +603,24 @@ int chunk_decode(const struct index_slot *s, const uint8_t *src, uint8_t *dst, c
   sha256(dst, s->raw_len, h);
   if (memcmp(h, s->hash, HASH_LEN) != 0) {
     hex_encode(s->hash, HASH_LEN, hex);
-    set_error_code(EIO,
-                   "chunk %.16s in %s: content does not match its hash (damaged pack): run "
-                   "pilotlight verify --read-data",
-                   hex, pack);
+    set_error_code(EIO, "chunk %.16s in %s: content does not match its hash (damaged pack)", hex,
+                   pack);
     return -1;
   }
   return 0;
+}
+
+void repo_advise_damage(void)
+{
+  char msg[1024];
+  int e = get_errno();
+  snprintf(msg, sizeof msg, "%s", get_error());
+  if (strstr(msg, "pilotlight "))
+    return; /* already says what to do */
+  set_error_code(e,
+                 "%s: run pilotlight verify --read-data, then pilotlight repair and a backup of "
+                 "the disk",
+                 msg);
 }
 
 /* The index slot of a stored chunk, or NULL with the error set. */
@@ -536,9 +628,18 @@ static struct index_slot *find_stored(struct repo *r, const uint8_t hash[HASH_LE
 {
   char hex[2 * HASH_LEN + 1];
   struct index_slot *s = chunk_index_find(r->ix, hash);
-  if (s && s->pack != PACK_PENDING)
+  if (s && s->pack != PACK_PENDING && !s->damaged)
     return s;
   hex_encode(hash, HASH_LEN, hex);
+  if (s && s->damaged) {
+    char pk[PACK_KEY_LEN];
+    pack_key(r->ix->packs.v[s->pack], pk);
+    set_error_code(EIO,
+                   "chunk %.16s in %s is recorded as damaged (damaged pack): pilotlight repair, "
+                   "then a backup of the disk, heals it",
+                   hex, pk);
+    return NULL;
+  }
   set_error_code(ENOENT, "chunk %s is missing from the index: run pilotlight verify", hex);
   return NULL;
 }
@@ -558,8 +659,10 @@ int repo_read_chunk(struct repo *r, const uint8_t hash[HASH_LEN], void **data, s
     goto fail;
   }
   if (store_get_range(r->store, key, s->offset, s->stored_len, src) == -1 ||
-      chunk_decode(s, src, dst, key) == -1)
+      chunk_decode(s, src, dst, key) == -1) {
+    repo_advise_damage();
     goto fail;
+  }
   free(src);
   *data = dst;
   *len = s->raw_len;
@@ -582,6 +685,8 @@ static int cmp_snapshot(const void *a, const void *b)
   return strcmp(x->id, y->id);
 }
 
+#define SKIPPED "skipped (pilotlight repair moves it aside)"
+
 int repo_list_snapshots(struct repo *r, const char *disk, struct snapshot ***out, size_t *n)
 {
   struct load_ctx c = {.r = r};
@@ -598,16 +703,22 @@ int repo_list_snapshots(struct repo *r, const char *disk, struct snapshot ***out
       set_error(errno, "calloc");
       goto out;
     }
+    /* A damaged snapshot object costs only itself: warned about once and
+     * skipped; a command naming it is told (repo_find_snapshot). */
     if (repo_get_hashed(r, c.keys.v[i], name, MAX_SNAPSHOT_BYTES, &buf, &len) == -1) {
       free(s);
-      goto out;
+      if (get_errno() == ENOMEM || note_bad(r, &r->bad_snapshots, c.keys.v[i], SKIPPED) == -1)
+        goto out;
+      continue;
     }
     int rc = snapshot_decode(buf, len, s);
     free(buf);
     if (rc == -1) {
       free(s);
       prefix_error("%s", c.keys.v[i]);
-      goto out;
+      if (note_bad(r, &r->bad_snapshots, c.keys.v[i], SKIPPED) == -1)
+        goto out;
+      continue;
     }
     snprintf(s->id, sizeof s->id, "%s", name);
     if ((disk && strcmp(s->disk, disk) != 0) || vec_push(&list, s) == -1) {
@@ -649,7 +760,16 @@ struct snapshot *repo_find_snapshot(struct repo *r, const char *disk, const char
     for (size_t i = 0; i < n; i++)
       if (strncmp(all[i]->id, spec, sl) == 0 && (matches++, 1))
         found = all[i];
-    if (matches == 0) {
+    const char *bad = NULL;
+    for (size_t i = 0; i < r->bad_snapshots.len && matches == 0 && !bad; i++)
+      if (strncmp(r->bad_snapshots.v[i] + strlen("snapshots/"), spec, sl) == 0)
+        bad = r->bad_snapshots.v[i];
+    if (bad) {
+      set_error_code(EIO,
+                     "snapshot %s is damaged (%s fails its check) and cannot be read: restore "
+                     "another snapshot; pilotlight repair moves it aside",
+                     spec, bad);
+    } else if (matches == 0) {
       set_error_code(ENOENT,
                      "disk %s has no snapshot %s: list them with pilotlight snapshots --disk "
                      "%s",
@@ -771,6 +891,7 @@ int repo_load_blockmap(struct repo *r, const struct snapshot *s, struct blockmap
       uint8_t *dst = out->h[(uint64_t)refs[k].page * s->page_entries];
       if (chunk_decode(&refs[k].slot, buf + (refs[k].slot.offset - lo), dst, key) == -1) {
         prefix_error("snapshot %.12s block map page %zu", s->id, refs[k].page);
+        repo_advise_damage();
         goto fail;
       }
     }

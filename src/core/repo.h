@@ -162,14 +162,26 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
 
 struct verify_report {
   size_t snapshots, packs, chunks, damaged; /* damaged: objects reported as damaged or missing */
+  size_t unreferenced_packs;                /* packs no index object lists (not damage) */
+  uint64_t unreferenced_bytes;              /* and their bytes */
+  char record[2 * HASH_LEN + 1];            /* the damage record written (damage/<record>), or "" */
+  int record_failed;                        /* damage found but not recorded (read-only access?) */
+  VEC(char *) disks;                        /* disks with damaged snapshots; owned, see below */
+  VEC(char *) sources;                      /* the source each of those disks was backed up from */
 };
+/* Free what repo_verify left in rep (the disks and sources). */
+void verify_report_clear(struct verify_report *rep);
 
 /* Check the repository's structure (every snapshot's pages and chunks are
  * indexed, every indexed pack exists with a sane size and trailer); with
  * read_data, read every pack whole and check every chunk. Each problem is
  * passed to report (a one-line message naming the object and the snapshots
- * it affects). Returns 0 when the check ran (look at rep->damaged), -1 if
- * it could not run. */
+ * it affects). What it finds is recorded in a damage record (docs/FORMAT.md)
+ * that every client loads at open: backups store the damaged chunks again
+ * and pilotlight repair acts on it. With read_data the check is complete,
+ * so the records it supersedes are deleted. Returns 0 when the check ran
+ * (look at rep->damaged; free rep with verify_report_clear), -1 if it could
+ * not run. */
 int repo_verify(struct repo *r, int read_data, void (*report)(void *opaque, const char *msg),
                 void *opaque, struct verify_report *rep);
 

@@ -169,6 +169,46 @@ static void test_cbt_block_size(void)
   check_int(repo_cbt_block_size(64 * 1024 * gib), ==, DEFAULT_BLOCK_SIZE);
 }
 
+/* Damage records: canonical (sorted, deduplicated) and strict on fields. */
+static void test_damage(void)
+{
+  struct damage d = {0}, e;
+  struct damage_pack p = {.kind = DAMAGE_TRAILER};
+  struct damage_chunk c;
+  struct damage_name n;
+  memset(p.pack, 0xbb, HASH_LEN);
+  memset(c.chunk, 0x11, HASH_LEN);
+  memset(c.pack, 0xbb, HASH_LEN);
+  memset(n.h, 0x22, HASH_LEN);
+  check(vec_push(&d.packs, p) == 0 && vec_push(&d.chunks, c) == 0);
+  p.kind = DAMAGE_MISSING;
+  memset(p.pack, 0xaa, HASH_LEN);
+  check(vec_push(&d.packs, p) == 0 && vec_push(&d.chunks, c) == 0);
+  check(vec_push(&d.snapshots, n) == 0 && vec_push(&d.index, n) == 0);
+  char *t = damage_encode(&d);
+  check(t != NULL);
+  check_int(d.packs.len, ==, 2);
+  check_int(d.chunks.len, ==, 1); /* the duplicate is dropped */
+  check(strncmp(t, "pilotlight-damage=1\npack=aaaa", 29) == 0);
+  check(strstr(t, " missing\npack=bbbb") != NULL && strstr(t, " trailer\nchunk=1111") != NULL);
+  check_int(damage_decode(t, strlen(t), &e), ==, 0);
+  check_int(e.packs.len, ==, 2);
+  check_int(e.packs.v[0].kind, ==, DAMAGE_MISSING);
+  check(memcmp(e.chunks.v[0].pack, c.pack, HASH_LEN) == 0);
+  check_int(e.index.len, ==, 1);
+  check_int(e.snapshots.len, ==, 1);
+  damage_clear(&e);
+  t[strlen(t) - 2] = 'x'; /* "end=x" */
+  check_int(damage_decode(t, strlen(t), &e), ==, -1);
+  damage_clear(&e);
+  const char *upper = "pilotlight-damage=1\nindex="
+                      "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\nend=\n";
+  check_int(damage_decode(upper, strlen(upper), &e), ==, -1);
+  damage_clear(&e);
+  free(t);
+  damage_clear(&d);
+}
+
 int main(void)
 {
   test_config();
@@ -176,5 +216,6 @@ int main(void)
   test_pack_and_index();
   test_hash();
   test_cbt_block_size();
+  test_damage();
   return check_summary();
 }
