@@ -561,7 +561,7 @@ out:
 int repo_verify_deletions(struct repo *r, void (*report)(void *opaque, const char *msg),
                           void *opaque, size_t *problems)
 {
-  VEC(char *) keys = {0};
+  VEC(char *) keys = {0}, qkeys = {0};
   VEC(const char *) names = {0};
   struct forgotten_set *gone = NULL;
   char msg[600];
@@ -580,6 +580,14 @@ int repo_verify_deletions(struct repo *r, void (*report)(void *opaque, const cha
   gone = forgotten_set_load(r, report, opaque, problems);
   if (!gone)
     goto out;
+  /* A snapshot object repair moved aside (damaged) is accounted for too. */
+  if (store_list(r->store, "quarantine/snapshots/", collect_key, &qkeys) == -1)
+    goto out;
+  for (size_t i = 0; i < qkeys.len; i++)
+    memmove(qkeys.v[i], qkeys.v[i] + strlen("quarantine/snapshots/"),
+            strlen(qkeys.v[i]) - strlen("quarantine/snapshots/") + 1);
+  if (qkeys.len)
+    qsort(qkeys.v, qkeys.len, sizeof *qkeys.v, cmp_str);
   for (size_t i = 0; i < names.len; i++) {
     struct snapshot s;
     void *buf;
@@ -594,7 +602,8 @@ int repo_verify_deletions(struct repo *r, void (*report)(void *opaque, const cha
       continue;
     const char *parent = s.parent;
     if (s.parent[0] && !bsearch(&parent, names.v, names.len, sizeof *names.v, cmp_str) &&
-        !forgotten_set_has(gone, s.parent)) {
+        !forgotten_set_has(gone, s.parent) &&
+        !bsearch(&parent, qkeys.v, qkeys.len, sizeof *qkeys.v, cmp_str)) {
       snprintf(msg, sizeof msg,
                "snapshot %.12s of disk %s names parent %.12s, which is gone without a forget "
                "record",
@@ -607,6 +616,9 @@ int repo_verify_deletions(struct repo *r, void (*report)(void *opaque, const cha
   ret = 0;
 out:
   forgotten_set_free(gone);
+  for (size_t i = 0; i < qkeys.len; i++)
+    free(qkeys.v[i]);
+  vec_free(&qkeys);
   for (size_t i = 0; i < keys.len; i++)
     free(keys.v[i]);
   vec_free(&keys);
