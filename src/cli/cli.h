@@ -40,7 +40,7 @@ int cmd_prune(struct cli *c, int argc, char **argv);
 /* Run prune on r (opened with an exclusive lock) and print its report, as
  * plain lines or, with json, one JSON document. Returns the exit status. */
 struct prune_opts;
-int cli_prune_run(struct repo *r, struct prune_opts *po, int json, int verbose);
+int cli_prune_run(struct repo *r, const struct prune_opts *po, int json, int verbose);
 
 /* Print "pilotlight: <message>" for the library's last error; returns 1. */
 int fail_lib(void);

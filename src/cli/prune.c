@@ -136,15 +136,16 @@ int cmd_prune(struct cli *c, int argc, char **argv)
   return rc;
 }
 
-int cli_prune_run(struct repo *r, struct prune_opts *po, int json, int verbose)
+int cli_prune_run(struct repo *r, const struct prune_opts *po, int json, int verbose)
 {
   struct prune_out o = {.json = json, .verbose = verbose || po->dry_run};
   struct prune_result res;
-  po->report = report;
-  po->opaque = &o;
+  struct prune_opts run = *po;
+  run.report = report;
+  run.opaque = &o;
   if (o.json)
     printf("{\"actions\":[");
-  int rc = repo_prune(r, po, &res);
+  int rc = repo_prune(r, &run, &res);
   if (rc == -1) {
     if (o.json)
       printf("]}\n");
