@@ -44,4 +44,18 @@ struct index_slot *chunk_index_find(struct chunk_index *ix, const uint8_t h[HASH
 struct index_slot *chunk_index_insert(struct chunk_index *ix, const uint8_t h[HASH_LEN],
                                       int *added);
 
+/* Point slot s at entry e's place in pack (an ordinal); indexed says
+ * whether a stored index object lists it. */
+static inline void index_slot_fill(struct index_slot *s, const struct chunk_entry *e, uint32_t pack,
+                                   uint8_t indexed)
+{
+  s->pack = pack;
+  s->offset = e->offset;
+  s->stored_len = e->stored_len;
+  s->raw_len = e->raw_len;
+  s->type = e->type;
+  s->comp = e->comp;
+  s->indexed = indexed;
+}
+
 #endif

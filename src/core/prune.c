@@ -203,13 +203,7 @@ static int load_entry(void *opaque, uint32_t ordinal, const struct chunk_entry *
     return -1;
   if (!added)
     return 0; /* listed twice (racing backups, an interrupted prune): one copy serves */
-  s->pack = l->ord.v[ordinal];
-  s->offset = e->offset;
-  s->stored_len = e->stored_len;
-  s->raw_len = e->raw_len;
-  s->type = e->type;
-  s->comp = e->comp;
-  s->indexed = 1;
+  index_slot_fill(s, e, l->ord.v[ordinal], 1);
   return 0;
 }
 

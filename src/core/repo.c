@@ -264,13 +264,7 @@ static int visit_entry(void *opaque, uint32_t ordinal, const struct chunk_entry 
   if (!added && s->pack != PACK_PENDING && (bad || !s->damaged))
     return 0;
   s->damaged = (uint8_t)bad;
-  s->pack = c->ord.v[ordinal];
-  s->offset = e->offset;
-  s->stored_len = e->stored_len;
-  s->raw_len = e->raw_len;
-  s->type = e->type;
-  s->comp = e->comp;
-  s->indexed = 1;
+  index_slot_fill(s, e, c->ord.v[ordinal], 1);
   return 0;
 }
 
@@ -565,13 +559,7 @@ int repo_adopt_packs(struct repo *r)
       if (!added && (bad || !s->damaged))
         continue;
       s->damaged = (uint8_t)bad;
-      s->pack = (uint32_t)ord;
-      s->offset = e[k].offset;
-      s->stored_len = e[k].stored_len;
-      s->raw_len = e[k].raw_len;
-      s->type = e[k].type;
-      s->comp = e[k].comp;
-      s->indexed = 0;
+      index_slot_fill(s, &e[k], (uint32_t)ord, 0);
     }
     free(e);
     if (ord == -1)
