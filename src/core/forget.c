@@ -447,21 +447,6 @@ out:
 
 /* ---- forget records and the deletion check ------------------------------- */
 
-static int collect_key(void *opaque, const char *key, uint64_t size PL_UNUSED,
-                       int64_t mtime PL_UNUSED)
-{
-  VEC(char *) *keys = opaque;
-  if (vec_reserve(keys, 1) == -1)
-    return -1;
-  keys->v[keys->len] = strdup(key);
-  if (!keys->v[keys->len]) {
-    set_error(ENOMEM, "listing");
-    return -1;
-  }
-  keys->len++;
-  return 0;
-}
-
 static int cmp_id(const void *a, const void *b)
 {
   return memcmp(a, b, HASH_LEN);
@@ -503,7 +488,7 @@ struct forgotten_set *forgotten_set_load(struct repo *r,
                                          void *opaque, size_t *damaged)
 {
   struct forgotten_set *set = calloc(1, sizeof *set);
-  VEC(char *) keys = {0};
+  struct strings keys = {0};
   VEC(uint8_t) ids = {0}; /* HASH_LEN bytes each */
   char msg[600];
   int ok = 0;
@@ -511,7 +496,7 @@ struct forgotten_set *forgotten_set_load(struct repo *r,
     set_error(errno, "calloc");
     return NULL;
   }
-  if (store_list(r->store, "forgotten/", collect_key, &keys) == -1)
+  if (store_list_keys(r->store, "forgotten/", &keys) == -1)
     goto out;
   for (size_t i = 0; i < keys.len; i++) {
     struct forget_record rec;
@@ -547,9 +532,7 @@ struct forgotten_set *forgotten_set_load(struct repo *r,
   ids.v = NULL;
   ok = 1;
 out:
-  for (size_t i = 0; i < keys.len; i++)
-    free(keys.v[i]);
-  vec_free(&keys);
+  strings_free(&keys);
   vec_free(&ids);
   if (!ok) {
     forgotten_set_free(set);
@@ -561,7 +544,7 @@ out:
 int repo_verify_deletions(struct repo *r, void (*report)(void *opaque, const char *msg),
                           void *opaque, size_t *problems)
 {
-  VEC(char *) keys = {0}, qkeys = {0};
+  struct strings keys = {0}, qkeys = {0};
   VEC(const char *) names = {0};
   struct forgotten_set *gone = NULL;
   char msg[600];
@@ -569,7 +552,7 @@ int repo_verify_deletions(struct repo *r, void (*report)(void *opaque, const cha
   /* Snapshots first, records after: forget writes its record before it
    * deletes, so any snapshot missing from this listing is recorded by
    * the time the records are read. */
-  if (store_list(r->store, "snapshots/", collect_key, &keys) == -1)
+  if (store_list_keys(r->store, "snapshots/", &keys) == -1)
     goto out;
   if (vec_reserve(&names, keys.len ? keys.len : 1) == -1)
     goto out;
@@ -581,7 +564,7 @@ int repo_verify_deletions(struct repo *r, void (*report)(void *opaque, const cha
   if (!gone)
     goto out;
   /* A snapshot object repair moved aside (damaged) is accounted for too. */
-  if (store_list(r->store, "quarantine/snapshots/", collect_key, &qkeys) == -1)
+  if (store_list_keys(r->store, "quarantine/snapshots/", &qkeys) == -1)
     goto out;
   for (size_t i = 0; i < qkeys.len; i++)
     memmove(qkeys.v[i], qkeys.v[i] + strlen("quarantine/snapshots/"),
@@ -616,12 +599,8 @@ int repo_verify_deletions(struct repo *r, void (*report)(void *opaque, const cha
   ret = 0;
 out:
   forgotten_set_free(gone);
-  for (size_t i = 0; i < qkeys.len; i++)
-    free(qkeys.v[i]);
-  vec_free(&qkeys);
-  for (size_t i = 0; i < keys.len; i++)
-    free(keys.v[i]);
-  vec_free(&keys);
+  strings_free(&qkeys);
+  strings_free(&keys);
   vec_free(&names);
   return ret;
 }

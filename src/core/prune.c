@@ -39,20 +39,16 @@ struct leftover {
   int temp;
 };
 
-struct key_list {
-  VEC(char *) v;
-};
-
 struct prune {
   struct repo *r;
   struct store *st; /* r->store, or the test hook's wrapper of it */
   const struct prune_opts *o;
   struct prune_result *res;
-  struct chunk_index *ix;     /* = r->ix */
-  struct key_list index_keys; /* the index objects loaded */
-  struct key_list new_index;  /* names of the ones written */
-  size_t nold;                /* packs known before any rewrite */
-  struct pack_info *pk;       /* by ordinal, nold of them */
+  struct chunk_index *ix;    /* = r->ix */
+  struct strings index_keys; /* the index objects loaded */
+  struct strings new_index;  /* names of the ones written */
+  size_t nold;               /* packs known before any rewrite */
+  struct pack_info *pk;      /* by ordinal, nold of them */
   VEC(struct leftover) leftovers;
   int64_t now;
 };
@@ -87,25 +83,6 @@ static int refuse(void)
   set_error_code(e ? e : EIO,
                  "%s; prune deleted nothing: run pilotlight verify, then pilotlight repair", msg);
   return -1;
-}
-
-static int push_key(void *opaque, const char *key, uint64_t size PL_UNUSED, int64_t mtime PL_UNUSED)
-{
-  struct key_list *keys = opaque;
-  char *k = strdup(key);
-  if (!k || vec_push(&keys->v, k) == -1) {
-    free(k);
-    set_error(ENOMEM, "listing");
-    return -1;
-  }
-  return 0;
-}
-
-static void free_keys(struct key_list *keys)
-{
-  for (size_t i = 0; i < keys->v.len; i++)
-    free(keys->v.v[i]);
-  vec_free(&keys->v);
 }
 
 /* ---- the test hook: SIGKILL before the Nth store mutation -------------- */
@@ -222,10 +199,10 @@ static int load_index(struct prune *p)
   if (!p->ix)
     return -1;
   l.ix = p->ix;
-  if (store_list(p->st, "index/", push_key, &p->index_keys) == -1)
+  if (store_list_keys(p->st, "index/", &p->index_keys) == -1)
     goto out;
-  for (size_t i = 0; i < p->index_keys.v.len; i++) {
-    const char *key = p->index_keys.v.v[i];
+  for (size_t i = 0; i < p->index_keys.len; i++) {
+    const char *key = p->index_keys.v[i];
     void *buf;
     size_t len;
     if (repo_get_hashed(p->r, key, key + strlen("index/"), MAX_INDEX_BYTES, &buf, &len) == -1) {
@@ -241,7 +218,7 @@ static int load_index(struct prune *p)
       goto out;
     }
   }
-  p->res->index_before = p->index_keys.v.len;
+  p->res->index_before = p->index_keys.len;
   ret = 0;
 out:
   vec_free(&l.ord);
@@ -376,13 +353,13 @@ out:
  * stops prune: what it references is unknown. */
 static int mark(struct prune *p)
 {
-  struct key_list keys = {0};
+  struct strings keys = {0};
   VEC(struct page_ref) refs = {0};
   int ret = -1;
-  if (store_list(p->st, "snapshots/", push_key, &keys) == -1)
+  if (store_list_keys(p->st, "snapshots/", &keys) == -1)
     goto out;
-  for (size_t i = 0; i < keys.v.len; i++) {
-    const char *key = keys.v.v[i], *name = key + strlen("snapshots/");
+  for (size_t i = 0; i < keys.len; i++) {
+    const char *key = keys.v[i], *name = key + strlen("snapshots/");
     struct snapshot s = {0};
     void *buf;
     size_t len;
@@ -409,7 +386,7 @@ static int mark(struct prune *p)
     goto out;
   ret = 0;
 out:
-  free_keys(&keys);
+  strings_free(&keys);
   vec_free(&refs);
   return ret;
 }
@@ -754,7 +731,7 @@ static int put_index(struct prune *p, const struct chunk_entry *e, const uint32_
   }
   hex_encode(h, HASH_LEN, name);
   snprintf(key, sizeof key, "index/%s", name);
-  if (store_put(p->st, key, buf, len, 0) == -1 || vec_push(&p->new_index.v, name) == -1)
+  if (store_put(p->st, key, buf, len, 0) == -1 || vec_push(&p->new_index, name) == -1)
     goto out;
   name = NULL;
   say(p, "wrote %s (%zu chunks in %zu packs)", key, n, ords.len);
@@ -817,8 +794,8 @@ out:
 
 static int is_new_index(const struct prune *p, const char *name)
 {
-  for (size_t i = 0; i < p->new_index.v.len; i++)
-    if (strcmp(p->new_index.v.v[i], name) == 0)
+  for (size_t i = 0; i < p->new_index.len; i++)
+    if (strcmp(p->new_index.v[i], name) == 0)
       return 1;
   return 0;
 }
@@ -826,8 +803,8 @@ static int is_new_index(const struct prune *p, const char *name)
 /* Delete the index objects loaded (all replaced by the merged ones). */
 static int delete_old_index(struct prune *p)
 {
-  for (size_t i = 0; i < p->index_keys.v.len; i++) {
-    const char *key = p->index_keys.v.v[i];
+  for (size_t i = 0; i < p->index_keys.len; i++) {
+    const char *key = p->index_keys.v[i];
     if (is_new_index(p, key + strlen("index/")))
       continue; /* the merged index came out the same: it stays */
     if (store_del(p->st, key) == -1)
@@ -913,7 +890,7 @@ static int changes_anything(const struct prune *p)
   for (size_t i = 0; i < p->nold; i++)
     if (p->pk[i].action != PACK_KEEP)
       return 1;
-  return p->index_keys.v.len > 1;
+  return p->index_keys.len > 1;
 }
 
 static void account_after(struct prune *p)
@@ -976,7 +953,7 @@ static int run(struct prune *p)
       n += slot_stays(p, s) || (s->used && s->marked && p->pk[s->pack].action == PACK_REWRITE);
     }
     p->res->index_written = (n + PRUNE_INDEX_ENTRIES - 1) / PRUNE_INDEX_ENTRIES;
-    say(p, "would merge %zu index objects into %zu", p->index_keys.v.len, p->res->index_written);
+    say(p, "would merge %zu index objects into %zu", p->index_keys.len, p->res->index_written);
   }
   if (still_locked(p) == -1 || delete_packs(p) == -1)
     return -1;
@@ -998,8 +975,8 @@ int repo_prune(struct repo *r, const struct prune_opts *o, struct prune_result *
   }
 #endif
   int ret = run(&p);
-  free_keys(&p.index_keys);
-  free_keys(&p.new_index);
+  strings_free(&p.index_keys);
+  strings_free(&p.new_index);
   for (size_t i = 0; i < p.leftovers.len; i++)
     free(p.leftovers.v[i].name);
   vec_free(&p.leftovers);

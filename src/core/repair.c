@@ -18,31 +18,11 @@
 
 #define MAX_PACK_BYTES (1u << 30)
 
-static int collect(void *opaque, const char *key, uint64_t size PL_UNUSED, int64_t mtime PL_UNUSED)
-{
-  VEC(char *) *keys = opaque;
-  char *k = strdup(key);
-  if (!k || vec_push(keys, k) == -1) {
-    free(k);
-    set_error(ENOMEM, "listing");
-    return -1;
-  }
-  return 0;
-}
-
-static void free_list(void *vec)
-{
-  VEC(char *) *v = vec;
-  for (size_t i = 0; i < v->len; i++)
-    free(v->v[i]);
-  vec_free(v);
-}
-
 int repo_load_damage(struct repo *r)
 {
-  VEC(char *) keys = {0};
+  struct strings keys = {0};
   int ret = -1;
-  if (store_list(r->store, "damage/", collect, &keys) == -1)
+  if (store_list_keys(r->store, "damage/", &keys) == -1)
     goto out;
   for (size_t i = 0; i < keys.len; i++) {
     struct damage d;
@@ -73,7 +53,7 @@ int repo_load_damage(struct repo *r)
   damage_sort(&r->damage);
   ret = 0;
 out:
-  free_list(&keys);
+  strings_free(&keys);
   return ret;
 }
 

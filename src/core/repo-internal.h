@@ -28,10 +28,10 @@ struct repo {
    * their keys; objects found damaged while loading, each warned about
    * once. All owned. */
   struct damage damage;
-  VEC(char *) damage_keys;
-  VEC(char *) bad_index;     /* index objects that could not be loaded */
-  VEC(char *) bad_snapshots; /* snapshot objects that could not be read */
-  VEC(char *) loaded_index;  /* index objects loaded, sorted */
+  struct strings damage_keys;
+  struct strings bad_index;     /* index objects that could not be loaded */
+  struct strings bad_snapshots; /* snapshot objects that could not be read */
+  struct strings loaded_index;  /* index objects loaded, sorted */
 };
 
 /* Load the damage records (damage/ objects) into r->damage; a malformed

@@ -47,14 +47,6 @@ int repo_io_threads(const struct repo *r, int local_default, int remote_default)
   return r->store->is_remote ? remote_default : local_default;
 }
 
-static void free_strings(void *vec)
-{
-  VEC(char *) *v = vec;
-  for (size_t i = 0; i < v->len; i++)
-    free(v->v[i]);
-  vec_free(v);
-}
-
 void repo_free(struct repo *r)
 {
   if (!r)
@@ -62,10 +54,10 @@ void repo_free(struct repo *r)
   lock_release(r->lock);
   chunk_index_free(r->ix);
   damage_clear(&r->damage);
-  free_strings(&r->damage_keys);
-  free_strings(&r->bad_index);
-  free_strings(&r->bad_snapshots);
-  free_strings(&r->loaded_index);
+  strings_free(&r->damage_keys);
+  strings_free(&r->bad_index);
+  strings_free(&r->bad_snapshots);
+  strings_free(&r->loaded_index);
   pthread_mutex_destroy(&r->warn_lock);
   store_free(r->cache);
   store_free(r->store);
@@ -224,22 +216,9 @@ int repo_put_hashed(struct repo *r, const char *dir, const void *buf, size_t len
 
 struct load_ctx {
   struct repo *r;
-  VEC(char *) keys;
+  struct strings keys;
   VEC(uint32_t) ord; /* object-local pack ordinal -> global ordinal */
 };
-
-static int collect_key(void *opaque, const char *key, uint64_t size PL_UNUSED,
-                       int64_t mtime PL_UNUSED)
-{
-  struct load_ctx *c = opaque;
-  char *k = strdup(key);
-  if (!k || vec_push(&c->keys, k) == -1) {
-    free(k);
-    set_error(ENOMEM, "listing");
-    return -1;
-  }
-  return 0;
-}
 
 static int visit_pack(void *opaque, uint32_t ordinal PL_UNUSED, const uint8_t hash[HASH_LEN])
 {
@@ -268,13 +247,6 @@ static int visit_entry(void *opaque, uint32_t ordinal, const struct chunk_entry 
   return 0;
 }
 
-static void free_keys(struct load_ctx *c)
-{
-  for (size_t i = 0; i < c->keys.len; i++)
-    free(c->keys.v[i]);
-  vec_free(&c->keys);
-}
-
 static int cmp_str(const void *a, const void *b)
 {
   return strcmp(*(char *const *)a, *(char *const *)b);
@@ -293,9 +265,8 @@ static int ignore_entry(void *opaque PL_UNUSED, uint32_t ordinal PL_UNUSED,
 }
 
 /* Note a damaged object once: warn and remember its key in list. */
-static int note_bad(struct repo *r, void *list, const char *key, const char *what)
+static int note_bad(struct repo *r, struct strings *l, const char *key, const char *what)
 {
-  VEC(char *) *l = list;
   for (size_t i = 0; i < l->len; i++)
     if (strcmp(l->v[i], key) == 0)
       return 0;
@@ -316,7 +287,7 @@ int repo_load_index(struct repo *r)
   struct index_visitor check = {ignore_pack, ignore_entry, NULL};
   size_t bad_before = r->bad_index.len, sorted = r->loaded_index.len;
   int ret = -1;
-  if (store_list(r->store, "index/", collect_key, &c) == -1)
+  if (store_list_keys(r->store, "index/", &c.keys) == -1)
     goto out;
   for (size_t i = 0; i < c.keys.len; i++) {
     void *buf;
@@ -362,7 +333,7 @@ int repo_load_index(struct repo *r)
     goto out;
   ret = 0;
 out:
-  free_keys(&c);
+  strings_free(&c.keys);
   vec_free(&c.ord);
   return ret;
 }
@@ -528,7 +499,7 @@ int repo_adopt_packs(struct repo *r)
   int ret = -1;
   if (r->adopted)
     return 0;
-  if (store_list(r->store, "packs/", collect_key, &c) == -1)
+  if (store_list_keys(r->store, "packs/", &c.keys) == -1)
     goto out;
   for (size_t i = 0; i < c.keys.len; i++) {
     const char *name = strrchr(c.keys.v[i], '/');
@@ -568,7 +539,7 @@ int repo_adopt_packs(struct repo *r)
   r->adopted = 1;
   ret = 0;
 out:
-  free_keys(&c);
+  strings_free(&c.keys);
   return ret;
 }
 
@@ -680,7 +651,7 @@ int repo_list_snapshots(struct repo *r, const char *disk, struct snapshot ***out
   struct load_ctx c = {.r = r};
   VEC(struct snapshot *) list = {0};
   int ret = -1;
-  if (store_list(r->store, "snapshots/", collect_key, &c) == -1)
+  if (store_list_keys(r->store, "snapshots/", &c.keys) == -1)
     goto out;
   for (size_t i = 0; i < c.keys.len; i++) {
     const char *name = c.keys.v[i] + strlen("snapshots/");
@@ -725,7 +696,7 @@ out:
   for (size_t i = 0; i < list.len; i++)
     snapshot_free(list.v[i]);
   vec_free(&list);
-  free_keys(&c);
+  strings_free(&c.keys);
   return ret;
 }
 

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../util/vec.h"
+
 struct store;
 
 /* Flags for put. */
@@ -89,6 +91,11 @@ static inline int store_list(struct store *s, const char *prefix, store_list_cb 
 {
   return s->ops->list(s, prefix, cb, opaque);
 }
+
+/* Append every key that starts with prefix to out (copies, in no
+ * particular order). Returns 0, or -1 with the error set; what was
+ * appended stays for the caller to free. */
+int store_list_keys(struct store *s, const char *prefix, struct strings *out);
 
 static inline int store_list_temp(struct store *s, store_list_cb cb, void *opaque)
 {

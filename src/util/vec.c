@@ -3,6 +3,13 @@
 
 #include <stdint.h>
 
+void strings_free(struct strings *s)
+{
+  for (size_t i = 0; i < s->len; i++)
+    free(s->v[i]);
+  vec_free(s);
+}
+
 int vec_reserve_(void **v, size_t *cap, size_t len, size_t n, size_t elem)
 {
   if (len + n <= *cap)

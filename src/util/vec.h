@@ -30,4 +30,13 @@ int vec_reserve_(void **v, size_t *cap, size_t len, size_t n, size_t elem);
     (vp)->len = (vp)->cap = 0;                                                                     \
   } while (0)
 
+/* Owned strings: each element is malloc'd (or NULL). */
+struct strings {
+  char **v;
+  size_t len, cap;
+};
+
+/* Free every element and the array. */
+void strings_free(struct strings *s);
+
 #endif
