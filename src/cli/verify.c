@@ -99,9 +99,11 @@ int cmd_verify(struct cli *c, int argc, char **argv)
   }
   if (o.json) {
     printf("],\"snapshots\":%zu,\"packs\":%zu,\"chunks_read\":%zu,\"damaged\":%zu,"
-           "\"unreferenced_packs\":%zu,\"unreferenced_bytes\":%llu,\"record\":",
+           "\"unreferenced_packs\":%zu,\"unreferenced_bytes\":%llu,"
+           "\"temp_leftovers\":%zu,\"temp_bytes\":%llu,\"record\":",
            rep.snapshots, rep.packs, rep.chunks, rep.damaged, rep.unreferenced_packs,
-           (unsigned long long)rep.unreferenced_bytes);
+           (unsigned long long)rep.unreferenced_bytes, rep.temp_leftovers,
+           (unsigned long long)rep.temp_bytes);
     if (rep.record[0])
       printf("\"damage/%s\"", rep.record);
     else
@@ -117,6 +119,10 @@ int cmd_verify(struct cli *c, int argc, char **argv)
       printf("note: %zu pack(s) of %llu bytes are listed by no index object (left by an "
              "interrupted or running backup; the next backup reuses their chunks)\n",
              rep.unreferenced_packs, (unsigned long long)rep.unreferenced_bytes);
+    if (rep.temp_leftovers)
+      printf("note: %zu temporary leftover(s) of %llu bytes from interrupted writes (pilotlight "
+             "prune removes them once older than its --grace)\n",
+             rep.temp_leftovers, (unsigned long long)rep.temp_bytes);
     printf("checked %zu snapshots and %zu packs%s: %s\n", rep.snapshots, rep.packs,
            read_data ? " (all data read)" : "", rep.damaged ? "DAMAGE FOUND" : "no problems found");
   }

@@ -164,6 +164,8 @@ struct verify_report {
   size_t snapshots, packs, chunks, damaged; /* damaged: objects reported as damaged or missing */
   size_t unreferenced_packs;                /* packs no index object lists (not damage) */
   uint64_t unreferenced_bytes;              /* and their bytes */
+  size_t temp_leftovers;                    /* interrupted writes: *.tmp.*, multipart uploads */
+  uint64_t temp_bytes;                      /* and their bytes (0 where the store cannot tell) */
   char record[2 * HASH_LEN + 1];            /* the damage record written (damage/<record>), or "" */
   int record_failed;                        /* damage found but not recorded (read-only access?) */
   VEC(char *) disks;                        /* disks with damaged snapshots; owned, see below */

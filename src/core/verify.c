@@ -37,18 +37,6 @@ static void problem(struct verifier *v, const char *fmt, ...)
   v->report(v->opaque, msg);
 }
 
-static int collect(void *opaque, const char *key, uint64_t size PL_UNUSED, int64_t mtime PL_UNUSED)
-{
-  VEC(char *) *keys = opaque;
-  char *k = strdup(key);
-  if (!k || vec_push(keys, k) == -1) {
-    free(k);
-    set_error(ENOMEM, "listing");
-    return -1;
-  }
-  return 0;
-}
-
 static int found_chunk(struct verifier *v, const uint8_t chunk[HASH_LEN],
                        const uint8_t pack[HASH_LEN])
 {
@@ -372,9 +360,26 @@ static int count_unreferenced(void *opaque, const char *key, uint64_t size, int6
   return 0;
 }
 
-/* Packs no index object lists: left by interrupted or running backups. */
+static int count_temp(void *opaque, const char *name PL_UNUSED, uint64_t size,
+                      int64_t mtime PL_UNUSED)
+{
+  struct verify_report *rep = opaque;
+  rep->temp_leftovers++;
+  rep->temp_bytes += size;
+  return 0;
+}
+
+/* Packs no index object lists, and temporary leftovers: both left by
+ * interrupted or running backups, and both prune's to remove. */
 static int check_unreferenced(struct verifier *v)
 {
+  /* A read-only user may be denied the listing of uploads; the note is
+   * informational, so that is no reason to fail. */
+  if (store_list_temp(v->r->store, count_temp, v->rep) == -1) {
+    if (get_errno() != EACCES)
+      return -1;
+    v->rep->temp_leftovers = v->rep->temp_bytes = 0;
+  }
   struct chunk_index *ix = v->r->ix;
   uint8_t(*known)[HASH_LEN] = malloc((ix->packs.len + 1) * HASH_LEN);
   int ret;
@@ -433,13 +438,13 @@ int repo_verify(struct repo *r, int read_data, void (*report)(void *opaque, cons
                 void *opaque, struct verify_report *rep)
 {
   struct verifier v = {.r = r, .report = report, .opaque = opaque, .rep = rep};
-  VEC(char *) keys = {0};
+  struct strings keys = {0};
   int ret = -1;
   memset(rep, 0, sizeof *rep);
   /* Snapshots first, then the index objects written since open: every
    * listed snapshot's index object was written before it (commit order),
    * so a backup running beside us causes no false damage. */
-  if (store_list(r->store, "snapshots/", collect, &keys) == -1 || repo_load_index(r) == -1)
+  if (store_list_keys(r->store, "snapshots/", &keys) == -1 || repo_load_index(r) == -1)
     goto out;
   /* Judge afresh: the records loaded at open say what an earlier run saw. */
   for (size_t i = 0; i < r->ix->cap; i++)
@@ -493,9 +498,7 @@ int repo_verify(struct repo *r, int read_data, void (*report)(void *opaque, cons
   record(&v, read_data);
   ret = 0;
 out:
-  for (size_t i = 0; i < keys.len; i++)
-    free(keys.v[i]);
-  vec_free(&keys);
+  strings_free(&keys);
   damage_clear(&v.found);
   return ret;
 }

@@ -64,6 +64,19 @@ else
   "$TOOL" "$repo" temp | grep -q '^packs/ff/ff00?uploadId=' || fail "incomplete upload not listed"
 fi
 
+# verify notes the leftovers with their byte counts, as notes, not damage.
+$PL -r "$repo" verify >"$TMP/v0" || fail "verify with leftovers failed: $(cat "$TMP/v0")"
+grep -q '^note: 2 pack(s) of [0-9]* bytes are listed by no index object' "$TMP/v0" ||
+  fail "unindexed packs not noted: $(cat "$TMP/v0")"
+if is_local "$repo"; then ntemp=2; else ntemp=1; fi
+grep -q "^note: $ntemp temporary leftover(s) of [0-9]* bytes" "$TMP/v0" ||
+  fail "temporary leftovers not noted: $(cat "$TMP/v0")"
+$PL -r "$repo" verify --json >"$TMP/v0.json" || fail "verify --json failed"
+[ "$(json_field temp_leftovers <"$TMP/v0.json")" -eq "$ntemp" ] || fail "temp_leftovers: $(cat "$TMP/v0.json")"
+if is_local "$repo"; then
+  [ "$(json_field temp_bytes <"$TMP/v0.json")" -eq 10 ] || fail "temp_bytes: $(cat "$TMP/v0.json")"
+fi
+
 before=$(stored)
 npacks_before=$(keys packs/ | wc -l)
 nindex_before=$(keys index/ | wc -l)
