@@ -168,8 +168,8 @@ struct verify_report {
   uint64_t temp_bytes;                      /* and their bytes (0 where the store cannot tell) */
   char record[2 * HASH_LEN + 1];            /* the damage record written (damage/<record>), or "" */
   int record_failed;                        /* damage found but not recorded (read-only access?) */
-  VEC(char *) disks;                        /* disks with damaged snapshots; owned, see below */
-  VEC(char *) sources;                      /* the source each of those disks was backed up from */
+  struct strings disks;                     /* disks with damaged snapshots; owned, see below */
+  struct strings sources;                   /* the source each of those disks was backed up from */
 };
 /* Free what repo_verify left in rep (the disks and sources). */
 void verify_report_clear(struct verify_report *rep);

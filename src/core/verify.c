@@ -426,12 +426,8 @@ static void record(struct verifier *v, int read_data)
 
 void verify_report_clear(struct verify_report *rep)
 {
-  for (size_t i = 0; i < rep->disks.len; i++)
-    free(rep->disks.v[i]);
-  for (size_t i = 0; i < rep->sources.len; i++)
-    free(rep->sources.v[i]);
-  vec_free(&rep->disks);
-  vec_free(&rep->sources);
+  strings_free(&rep->disks);
+  strings_free(&rep->sources);
 }
 
 int repo_verify(struct repo *r, int read_data, void (*report)(void *opaque, const char *msg),
