@@ -33,25 +33,10 @@ void chunk_index_free(struct chunk_index *ix)
   for (size_t i = 0; i < ix->packs.len; i++)
     free(ix->packs.v[i]);
   vec_free(&ix->packs);
+  free(ix->pack_table);
   free(ix->slots);
   pthread_mutex_destroy(&ix->lock);
   free(ix);
-}
-
-int64_t chunk_index_pack(struct chunk_index *ix, const uint8_t h[HASH_LEN])
-{
-  /* Few packs are added per run; a backwards scan finds recent ones fast. */
-  for (size_t i = ix->packs.len; i-- > 0;)
-    if (memcmp(ix->packs.v[i], h, HASH_LEN) == 0)
-      return (int64_t)i;
-  uint8_t *copy = malloc(HASH_LEN);
-  if (!copy || vec_push(&ix->packs, copy) == -1) {
-    free(copy);
-    set_error(ENOMEM, "adding a pack to the index");
-    return -1;
-  }
-  memcpy(copy, h, HASH_LEN);
-  return (int64_t)ix->packs.len - 1;
 }
 
 static size_t slot_of(const uint8_t h[HASH_LEN], size_t cap)
@@ -59,6 +44,56 @@ static size_t slot_of(const uint8_t h[HASH_LEN], size_t cap)
   uint64_t x;
   memcpy(&x, h, sizeof x);
   return (size_t)x & (cap - 1);
+}
+
+/* The pack table's slot for h: the one holding it, or the empty one where
+ * it goes. Pack hashes are SHA-256 values, as uniform as chunk hashes. */
+static size_t pack_slot(const struct chunk_index *ix, const uint8_t h[HASH_LEN])
+{
+  size_t i = slot_of(h, ix->pack_cap);
+  while (ix->pack_table[i] && memcmp(ix->packs.v[ix->pack_table[i] - 1], h, HASH_LEN) != 0)
+    i = (i + 1) & (ix->pack_cap - 1);
+  return i;
+}
+
+int64_t chunk_index_find_pack(const struct chunk_index *ix, const uint8_t h[HASH_LEN])
+{
+  if (!ix->pack_cap)
+    return -1;
+  uint32_t o = ix->pack_table[pack_slot(ix, h)];
+  return o ? (int64_t)o - 1 : -1;
+}
+
+static int grow_packs(struct chunk_index *ix)
+{
+  size_t ncap = ix->pack_cap ? ix->pack_cap * 2 : 256;
+  uint32_t *n = calloc(ncap, sizeof *n);
+  if (!n) {
+    set_error(errno, "growing the pack table");
+    return -1;
+  }
+  free(ix->pack_table);
+  ix->pack_table = n;
+  ix->pack_cap = ncap;
+  for (size_t i = 0; i < ix->packs.len; i++)
+    ix->pack_table[pack_slot(ix, ix->packs.v[i])] = (uint32_t)i + 1;
+  return 0;
+}
+
+int64_t chunk_index_pack(struct chunk_index *ix, const uint8_t h[HASH_LEN])
+{
+  int64_t found = chunk_index_find_pack(ix, h);
+  if (found != -1)
+    return found;
+  if ((ix->packs.len + 1) * 2 > ix->pack_cap && grow_packs(ix) == -1)
+    return -1;
+  if (vec_reserve(&ix->packs, 1) == -1 || !(ix->packs.v[ix->packs.len] = malloc(HASH_LEN))) {
+    set_error(ENOMEM, "adding a pack to the index");
+    return -1;
+  }
+  memcpy(ix->packs.v[ix->packs.len++], h, HASH_LEN);
+  ix->pack_table[pack_slot(ix, h)] = (uint32_t)ix->packs.len;
+  return (int64_t)ix->packs.len - 1;
 }
 
 struct index_slot *chunk_index_find(struct chunk_index *ix, const uint8_t h[HASH_LEN])

@@ -26,6 +26,8 @@ struct chunk_index {
   struct index_slot *slots;
   size_t cap, count;    /* cap is a power of two */
   VEC(uint8_t *) packs; /* pack hashes by ordinal, each HASH_LEN bytes, owned */
+  uint32_t *pack_table; /* open addressing: ordinal + 1 by pack hash, 0 = empty */
+  size_t pack_cap;      /* a power of two, more than twice packs.len */
 };
 
 /* Returns NULL with the error set. Caller frees with chunk_index_free. */
@@ -34,6 +36,9 @@ void chunk_index_free(struct chunk_index *ix);
 
 /* Ordinal of pack hash h, adding it if new; -1 on allocation failure. */
 int64_t chunk_index_pack(struct chunk_index *ix, const uint8_t h[HASH_LEN]);
+
+/* Ordinal of pack hash h, or -1 if the index has no such pack. */
+int64_t chunk_index_find_pack(const struct chunk_index *ix, const uint8_t h[HASH_LEN]);
 
 /* Find a chunk; returns a pointer valid until the next insert, or NULL.
  * Caller holds ix->lock if other threads may insert. */

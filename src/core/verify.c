@@ -336,15 +336,9 @@ static int check_snapshot(struct verifier *v, const struct snapshot *s)
 }
 
 struct pack_listing {
-  const uint8_t (*known)[HASH_LEN]; /* sorted */
-  size_t nknown;
+  const struct chunk_index *ix;
   struct verify_report *rep;
 };
-
-static int cmp_hash(const void *a, const void *b)
-{
-  return memcmp(a, b, HASH_LEN);
-}
 
 static int count_unreferenced(void *opaque, const char *key, uint64_t size, int64_t mtime PL_UNUSED)
 {
@@ -353,7 +347,7 @@ static int count_unreferenced(void *opaque, const char *key, uint64_t size, int6
   uint8_t h[HASH_LEN];
   if (!name || strlen(name + 1) != 2 * HASH_LEN || hex_decode(name + 1, h, HASH_LEN) == -1)
     return 0;
-  if (l->nknown && bsearch(h, l->known, l->nknown, HASH_LEN, cmp_hash))
+  if (chunk_index_find_pack(l->ix, h) != -1)
     return 0;
   l->rep->unreferenced_packs++;
   l->rep->unreferenced_bytes += size;
@@ -380,20 +374,8 @@ static int check_unreferenced(struct verifier *v)
       return -1;
     v->rep->temp_leftovers = v->rep->temp_bytes = 0;
   }
-  struct chunk_index *ix = v->r->ix;
-  uint8_t(*known)[HASH_LEN] = malloc((ix->packs.len + 1) * HASH_LEN);
-  int ret;
-  if (!known) {
-    set_error(ENOMEM, "verify");
-    return -1;
-  }
-  for (size_t i = 0; i < ix->packs.len; i++)
-    memcpy(known[i], ix->packs.v[i], HASH_LEN);
-  qsort(known, ix->packs.len, HASH_LEN, cmp_hash);
-  struct pack_listing l = {(const uint8_t(*)[HASH_LEN])known, ix->packs.len, v->rep};
-  ret = store_list(v->r->store, "packs/", count_unreferenced, &l);
-  free(known);
-  return ret;
+  struct pack_listing l = {v->r->ix, v->rep};
+  return store_list(v->r->store, "packs/", count_unreferenced, &l);
 }
 
 /* Write what this run found as a damage record; with read_data the run was

@@ -138,8 +138,10 @@ static int local_del(struct store *s, const char *key)
 
 /* Walk folder rel (relative to the root; "" for the root) and report files
  * whose key starts with prefix: objects, or with temp only the temporary
- * files (names holding ".tmp.") that every other listing skips. */
-static int walk(struct local_store *ls, const char *rel, const char *prefix, int temp,
+ * files (names holding ".tmp.") that every other listing skips. With
+ * names, a file's size and mtime are passed as 0 and it is not stat'ed
+ * where the folder entry tells its type. */
+static int walk(struct local_store *ls, const char *rel, const char *prefix, int temp, int names,
                 store_list_cb cb, void *opaque)
 {
   int fd = openat(ls->rootfd, rel[0] ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -165,15 +167,17 @@ static int walk(struct local_store *ls, const char *rel, const char *prefix, int
     char key[PATH_MAX];
     if (snprintf(key, sizeof key, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) >= (int)sizeof key)
       continue;
-    struct stat st;
-    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
-      continue;
     size_t klen = strlen(key);
     size_t cmp = klen < plen ? klen : plen;
     if (strncmp(key, prefix, cmp) != 0)
       continue;
+    struct stat st = {0};
+    if (names && (e->d_type == DT_DIR || e->d_type == DT_REG))
+      st.st_mode = e->d_type == DT_DIR ? S_IFDIR : S_IFREG;
+    else if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+      continue;
     if (S_ISDIR(st.st_mode) && !is_temp) {
-      ret = walk(ls, key, prefix, temp, cb, opaque);
+      ret = walk(ls, key, prefix, temp, names, cb, opaque);
     } else if (S_ISREG(st.st_mode) && klen >= plen && is_temp == temp) {
       ret = cb(opaque, key, (uint64_t)st.st_size, (int64_t)st.st_mtim.tv_sec);
     }
@@ -184,7 +188,7 @@ static int walk(struct local_store *ls, const char *rel, const char *prefix, int
   return ret;
 }
 
-static int local_list(struct store *s, const char *prefix, store_list_cb cb, void *opaque)
+static int list_from(struct store *s, const char *prefix, int names, store_list_cb cb, void *opaque)
 {
   struct local_store *ls = (struct local_store *)s;
   /* Start at the deepest folder named by the prefix. */
@@ -197,12 +201,22 @@ static int local_list(struct store *s, const char *prefix, store_list_cb cb, voi
   }
   memcpy(rel, prefix, n);
   rel[n] = 0;
-  return walk(ls, rel, prefix, 0, cb, opaque);
+  return walk(ls, rel, prefix, 0, names, cb, opaque);
+}
+
+static int local_list(struct store *s, const char *prefix, store_list_cb cb, void *opaque)
+{
+  return list_from(s, prefix, 0, cb, opaque);
+}
+
+static int local_list_names(struct store *s, const char *prefix, store_list_cb cb, void *opaque)
+{
+  return list_from(s, prefix, 1, cb, opaque);
 }
 
 static int local_list_temp(struct store *s, store_list_cb cb, void *opaque)
 {
-  return walk((struct local_store *)s, "", "", 1, cb, opaque);
+  return walk((struct local_store *)s, "", "", 1, 0, cb, opaque);
 }
 
 static int local_remove_temp(struct store *s, const char *name)
@@ -232,6 +246,7 @@ static const struct store_ops local_ops = {
     .head = local_head,
     .del = local_del,
     .list = local_list,
+    .list_names = local_list_names,
     .list_temp = local_list_temp,
     .remove_temp = local_remove_temp,
     .free = local_free,

@@ -36,5 +36,5 @@ static int push_key(void *opaque, const char *key, uint64_t size PL_UNUSED, int6
 
 int store_list_keys(struct store *s, const char *prefix, struct strings *out)
 {
-  return store_list(s, prefix, push_key, out);
+  return store_list_names(s, prefix, push_key, out);
 }

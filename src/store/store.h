@@ -38,6 +38,9 @@ struct store_ops {
   int (*del)(struct store *s, const char *key);
   /* Call cb for every key that starts with prefix, in no particular order. */
   int (*list)(struct store *s, const char *prefix, store_list_cb cb, void *opaque);
+  /* As list, but cb may get 0 for size and mtime: cheaper where they cost a
+   * call per key (a folder's stat). NULL: list serves. */
+  int (*list_names)(struct store *s, const char *prefix, store_list_cb cb, void *opaque);
   /* Temporary leftovers of interrupted writes (a folder's KEY.tmp.* files, an
    * S3 bucket's incomplete multipart uploads under the prefix): cb gets a name
    * that remove_temp accepts (borrowed for the call), the size (0 if
@@ -90,6 +93,12 @@ static inline int store_del(struct store *s, const char *key)
 static inline int store_list(struct store *s, const char *prefix, store_list_cb cb, void *opaque)
 {
   return s->ops->list(s, prefix, cb, opaque);
+}
+
+static inline int store_list_names(struct store *s, const char *prefix, store_list_cb cb,
+                                   void *opaque)
+{
+  return (s->ops->list_names ? s->ops->list_names : s->ops->list)(s, prefix, cb, opaque);
 }
 
 /* Append every key that starts with prefix to out (copies, in no
