@@ -19,6 +19,7 @@ struct cli {
   int lock;               /* REPO_LOCK_* that cli_open_repo takes; set by the command */
   char lock_command[256]; /* recorded in the lock; "" = the command's name */
   int64_t lock_wait_ms;   /* --lock-wait, or PILOTLIGHT_LOCK_WAIT; -1: the default */
+  int store_reads;        /* repo_settings.store_reads; set by verify and repair */
 };
 
 /* How long a command waits for a conflicting lock unless told otherwise. */

@@ -128,6 +128,7 @@ int cmd_prune(struct cli *c, int argc, char **argv)
   if (optind != argc)
     return fail_usage(c, "unexpected argument '%s'", argv[optind]);
   c->lock = REPO_LOCK_EXCLUSIVE;
+  c->store_reads = 1; /* what it deletes follows the repository, not the cache */
   struct repo *r = cli_open_repo(c);
   if (!r)
     return c->repo ? EXIT_FAIL : EXIT_USAGE;

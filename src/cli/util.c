@@ -93,6 +93,7 @@ struct repo *cli_open_repo(struct cli *c)
     return NULL;
   if (cli_settings_load(&settings, loc) == 0) {
     settings.repo.lock = c->lock;
+    settings.repo.store_reads = c->store_reads;
     settings.repo.lock_command = c->lock_command[0] ? c->lock_command : c->prog;
     settings.repo.lock_wait_ms = c->lock_wait_ms >= 0 ? c->lock_wait_ms : DEFAULT_LOCK_WAIT_MS;
     r = repo_open(loc, &settings.repo);

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,8 @@ struct backup {
   struct repo *r;
   const struct backup_opts *o;
   struct source *src;
-  struct snapshot *parent; /* the disk's latest snapshot, or NULL */
+  const struct snapshot *parent; /* the disk's latest snapshot, or NULL */
+  struct snapshot *found;        /* parent when found here, not passed in o->parent; owned */
   uint32_t bs;
   uint64_t nblocks;
   uint8_t (*map)[HASH_LEN];
@@ -312,9 +314,14 @@ out:
 static int backup_plan(struct backup *b)
 {
   const struct backup_opts *o = b->o;
-  b->parent = repo_find_snapshot(b->r, o->disk, "latest");
-  if (!b->parent && get_errno() != ENOENT)
-    return -1;
+  if (o->parent) {
+    b->parent = o->parent;
+  } else {
+    b->found = repo_find_snapshot(b->r, o->disk, "latest");
+    if (!b->found && get_errno() != ENOENT)
+      return -1;
+    b->parent = b->found;
+  }
   if (backup_block_size(b) == -1)
     return -1;
   b->nblocks = blocks_for(b->src->size, b->bs);
@@ -488,8 +495,75 @@ out:
   return ret;
 }
 
+/* ---- interrupted backups ----------------------------------------------
+ * A running backup leaves backups/<host>.<pid> in the local cache folder,
+ * removed when it commits. Only a marker whose process is gone says that
+ * packs no index lists may be waiting to be reused, so only then is packs/
+ * listed (a request per thousand packs on S3). Without a cache, every
+ * backup lists it. A backup interrupted on another host is not seen: its
+ * chunks are stored again, and prune removes its packs after the grace. */
+
+static void marker_key(char *out, size_t cap, const char *host, long pid)
+{
+  snprintf(out, cap, "backups/%s.%ld", host, pid);
+}
+
+static void this_host(char host[256])
+{
+  if (gethostname(host, 255) == -1)
+    snprintf(host, 256, "unknown");
+  host[255] = 0;
+}
+
+/* Whether the marker key was left by a process of this host that is gone
+ * (a malformed name counts as gone). Another host's marker is its own. */
+static int marker_dead(const char *key, const char *host)
+{
+  const char *name = key + strlen("backups/");
+  const char *dot = strrchr(name, '.');
+  char *end;
+  if (!dot)
+    return 1;
+  long pid = strtol(dot + 1, &end, 10);
+  if (*end || pid <= 0)
+    return 1;
+  if ((size_t)(dot - name) != strlen(host) || strncmp(name, host, strlen(host)) != 0)
+    return 0;
+  return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+
+/* Reuse the chunks of interrupted backups (repo_adopt_packs) when a marker
+ * says there were any, then leave this backup's marker in mine. */
+static int adopt_interrupted(struct repo *r, char *mine, size_t cap)
+{
+  struct strings keys = {0};
+  char host[256];
+  int dead = 0, ret = 0;
+  mine[0] = 0;
+  if (!r->cache)
+    return repo_adopt_packs(r);
+  this_host(host);
+  if (store_list_keys(r->cache, "backups/", &keys) == -1)
+    dead = 1;
+  for (size_t i = 0; i < keys.len && !dead; i++)
+    dead = marker_dead(keys.v[i], host);
+  if (dead)
+    ret = repo_adopt_packs(r);
+  for (size_t i = 0; ret == 0 && dead && i < keys.len; i++)
+    if (marker_dead(keys.v[i], host))
+      store_del(r->cache, keys.v[i]); /* handled: its packs are adopted */
+  strings_free(&keys);
+  if (ret == 0) {
+    marker_key(mine, cap, host, (long)getpid());
+    if (store_put(r->cache, mine, "", 0, 0) == -1)
+      mine[0] = 0;
+  }
+  return ret;
+}
+
 int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **out)
 {
+  char marker[300];
   struct backup b = {.r = r, .o = o, .src = o->src};
   struct snapshot snap = {0};
   struct timespec now;
@@ -516,7 +590,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
   if (backup_plan(&b) == -1)
     goto out;
   /* Chunks left by interrupted backups are reused, not uploaded again. */
-  if (repo_adopt_packs(r) == -1)
+  if (adopt_interrupted(r, marker, sizeof marker) == -1)
     goto out;
   b.pw = pack_writer_new(r->store, r->ix, repo_io_threads(r, 1, 4));
   if (!b.pw || backup_run(&b) == -1 || backup_pages(&b, &snap) == -1 ||
@@ -524,6 +598,8 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
     goto out;
   if (backup_commit(&b, &now, &snap) == -1)
     goto out;
+  if (marker[0])
+    store_del(r->cache, marker);
   if (out) {
     *out = malloc(sizeof **out);
     if (!*out) {
@@ -537,7 +613,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
 out:
   pack_writer_free(b.pw);
   snapshot_clear(&snap);
-  snapshot_free(b.parent);
+  snapshot_free(b.found);
   extent_list_free(&b.work);
   free(b.map);
   pthread_mutex_destroy(&b.work_lock);

@@ -386,8 +386,6 @@ static int delete_worker(void *opaque, int index PL_UNUSED)
       prefix_error("removing %s (forgotten/%s lists it: rerun forget to finish)", key, d->record);
       return -1;
     }
-    if (d->r->cache)
-      store_del(d->r->cache, key);
   }
 }
 

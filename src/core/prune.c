@@ -409,31 +409,6 @@ static int push_pack(void *opaque, const char *key, uint64_t size, int64_t mtime
   return vec_push(v, lp);
 }
 
-static struct chunk_index *sort_ix; /* qsort has no context argument */
-static int cmp_ordinal(const void *a, const void *b)
-{
-  return memcmp(sort_ix->packs.v[*(const uint32_t *)a], sort_ix->packs.v[*(const uint32_t *)b],
-                HASH_LEN);
-}
-
-/* Ordinal of pack h in the sorted ordinals, or -1. */
-static int64_t find_ordinal(struct chunk_index *ix, const uint32_t *sorted, size_t n,
-                            const uint8_t h[HASH_LEN])
-{
-  size_t lo = 0, hi = n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    int c = memcmp(ix->packs.v[sorted[mid]], h, HASH_LEN);
-    if (c == 0)
-      return sorted[mid];
-    if (c < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return -1;
-}
-
 static int add_leftover(struct prune *p, const char *name, uint64_t size, int64_t mtime, int temp)
 {
   struct leftover l = {.name = strdup(name), .size = size, .mtime = mtime, .temp = temp};
@@ -455,24 +430,18 @@ static int push_temp(void *opaque, const char *name, uint64_t size, int64_t mtim
 static int list_packs(struct prune *p)
 {
   VEC(struct listed_pack) lp = {0};
-  uint32_t *sorted = NULL;
   char key[PACK_KEY_LEN];
   int ret = -1;
   p->nold = p->ix->packs.len;
   p->pk = calloc(p->nold ? p->nold : 1, sizeof *p->pk);
-  sorted = malloc((p->nold ? p->nold : 1) * sizeof *sorted);
-  if (!p->pk || !sorted) {
+  if (!p->pk) {
     set_error(errno, "calloc");
     goto out;
   }
-  for (size_t i = 0; i < p->nold; i++)
-    sorted[i] = (uint32_t)i;
-  sort_ix = p->ix;
-  qsort(sorted, p->nold, sizeof *sorted, cmp_ordinal);
   if (store_list(p->st, "packs/", push_pack, &lp) == -1)
     goto out;
   for (size_t i = 0; i < lp.len; i++) {
-    int64_t ord = find_ordinal(p->ix, sorted, p->nold, lp.v[i].hash);
+    int64_t ord = chunk_index_find_pack(p->ix, lp.v[i].hash);
     if (ord >= 0) {
       p->pk[ord].listed = 1;
       p->pk[ord].size = lp.v[i].size;
@@ -487,7 +456,6 @@ static int list_packs(struct prune *p)
     goto out;
   ret = 0;
 out:
-  free(sorted);
   vec_free(&lp);
   return ret;
 }
@@ -809,8 +777,6 @@ static int delete_old_index(struct prune *p)
       continue; /* the merged index came out the same: it stays */
     if (store_del(p->st, key) == -1)
       return -1;
-    if (p->r->cache)
-      store_del(p->r->cache, key); /* only space: a cached copy is never read unlisted */
   }
   return 0;
 }

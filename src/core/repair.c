@@ -317,8 +317,6 @@ static int rewrite_index(struct repairer *p, const char *key)
     p->rep->index_written++;
   if (!p->dry && store_del(r->store, key) == -1 && get_errno() != ENOENT)
     goto out;
-  if (!p->dry && r->cache)
-    store_del(r->cache, key);
   p->rep->index_deleted++;
   if (n.e.len)
     action(p, "%s lists %zu damaged pack(s): replaced by index/%s with its other %zu entries", key,
@@ -369,8 +367,6 @@ static int quarantine(struct repairer *p, const char *key, int hashed)
     }
     if (store_put(r->store, qkey, buf, len, 0) == -1 || store_del(r->store, key) == -1)
       goto out;
-    if (r->cache)
-      store_del(r->cache, key);
   }
   action(p, "%s moved to %s", key, qkey);
   ret = 0;

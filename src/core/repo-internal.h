@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "../store/store.h"
+#include "bundle.h"
 #include "chunk-index.h"
 #include "format.h"
 #include "lock.h"
@@ -13,7 +14,13 @@
 
 struct repo {
   struct store *store;
-  struct store *cache; /* local cache of immutable objects for remote stores, or NULL */
+  /* The local cache folder (docs/FORMAT.md, Local cache), or NULL: bundles
+   * of snapshot and index objects (for remote stores), and the markers of
+   * running backups. */
+  struct store *cache;
+  struct bundle bundles[2]; /* BUNDLE_SNAPSHOTS, BUNDLE_INDEX; read at first use */
+  uint8_t bundle_read[2];
+  int store_reads; /* from repo_settings: the bundles are written, not read */
   struct repo_config cfg;
   struct chunk_index *ix;
   int threads;
@@ -71,9 +78,13 @@ void repo_warn(struct repo *r, const char *fmt, ...) __attribute__((format(print
 #define PACK_KEY_LEN (6 + 3 + 2 * HASH_LEN + 1)
 void pack_key(const uint8_t h[HASH_LEN], char out[PACK_KEY_LEN]);
 
-/* Read an immutable object named by the SHA-256 of its content (index and
- * snapshot objects), through the cache for remote stores, and check the
- * content against the name. Caller frees *buf. */
+#define BUNDLE_SNAPSHOTS 0
+#define BUNDLE_INDEX 1
+
+/* Read an immutable object named by the SHA-256 of its content, and check
+ * the content against the name; snapshot and index objects of a remote
+ * store come from the cache's bundle when it holds them, and are kept for
+ * its next save. Caller frees *buf. */
 int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t max, void **buf,
                     size_t *len);
 

@@ -59,6 +59,8 @@ void repo_free(struct repo *r)
   strings_free(&r->bad_snapshots);
   strings_free(&r->loaded_index);
   pthread_mutex_destroy(&r->warn_lock);
+  bundle_free(&r->bundles[BUNDLE_SNAPSHOTS]);
+  bundle_free(&r->bundles[BUNDLE_INDEX]);
   store_free(r->cache);
   store_free(r->store);
   free(r);
@@ -76,6 +78,7 @@ void repo_settings_default(struct repo_settings *s)
   s->lock_command = NULL;
   s->lock_wait_ms = 0;
   s->lock_refresh_seconds = 0;
+  s->store_reads = 0;
 }
 
 void repo_warn(struct repo *r, const char *fmt, ...)
@@ -107,6 +110,7 @@ static struct repo *repo_alloc(const struct repo_settings *settings)
   if (settings && settings->io_threads >= 1 && settings->io_threads <= 16)
     r->io_threads = settings->io_threads;
   if (settings) {
+    r->store_reads = settings->store_reads;
     r->warn = settings->warn;
     r->warn_opaque = settings->warn_opaque;
   }
@@ -158,19 +162,106 @@ fail:
   return NULL;
 }
 
-/* The cache folder for a remote repository's immutable objects:
- * base/<id>, base created if missing. Failure to set one up only costs
- * speed. */
+/* The cache folder: base/<id>, created with its parents. Without one,
+ * a remote repository is read in full at every open, and every backup
+ * scans packs/ for an interrupted one's leftovers: slower, not wrong, so
+ * one warning says why. */
 static void open_cache(struct repo *r, const char *base)
 {
   char path[PATH_MAX];
   if (!base || !*base)
     return;
-  snprintf(path, sizeof path, "%s", base);
-  mkdir(path, 0700);
-  size_t n = strlen(path);
-  snprintf(path + n, sizeof path - n, "/%s", r->cfg.id);
+  if (snprintf(path, sizeof path, "%s/%s", base, r->cfg.id) >= (int)sizeof path) {
+    repo_warn(r, "cache folder %s: path too long; going on without a cache", base);
+    return;
+  }
+  for (char *p = path + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = 0;
+    if (mkdir(path, 0700) == -1 && errno != EEXIST) {
+      repo_warn(r,
+                "cannot create the cache folder %s (%s): going on without a cache (slower); "
+                "set PILOTLIGHT_CACHE_DIR to a writable folder",
+                path, strerror(errno));
+      return;
+    }
+    *p = '/';
+  }
   r->cache = local_store_open(path, 1);
+  if (!r->cache)
+    repo_warn(r,
+              "cannot create the cache folder %s (%s): going on without a cache (slower); set "
+              "PILOTLIGHT_CACHE_DIR to a writable folder",
+              path, get_error());
+}
+
+static const char *const bundle_dir[2] = {"snapshots/", "index/"};
+static const char *const bundle_file[2] = {"snapshots.bundle", "index.bundle"};
+#define MAX_BUNDLE_BYTES ((size_t)4 << 30)
+
+/* The bundle that caches key's object, read from the cache at first use;
+ * NULL if none does (a folder repository, another kind of object). */
+static struct bundle *bundle_for(struct repo *r, const char *key)
+{
+  if (!r->cache)
+    return NULL;
+  for (int i = 0; i < 2; i++) {
+    if (strncmp(key, bundle_dir[i], strlen(bundle_dir[i])) != 0)
+      continue;
+    void *buf;
+    size_t len;
+    if (!r->bundle_read[i] &&
+        store_get(r->cache, bundle_file[i], MAX_BUNDLE_BYTES, &buf, &len) == 0)
+      bundle_decode(buf, len, &r->bundles[i]); /* a damaged one is rebuilt */
+    r->bundle_read[i] = 1;
+    return &r->bundles[i];
+  }
+  return NULL;
+}
+
+static int cmp_hash(const void *a, const void *b)
+{
+  return memcmp(a, b, HASH_LEN);
+}
+
+/* After a listing: rewrite bundle which to hold exactly the objects named
+ * by the keys loaded (n, each "dir/<64 hex>"), if the file differs, and
+ * drop it from memory. Failure costs speed only. */
+static void bundle_save(struct repo *r, int which, char *const *keys, size_t n)
+{
+  struct bundle *b = &r->bundles[which];
+  uint8_t(*names)[HASH_LEN] = NULL;
+  VEC(struct bundle_entry) keep = {0};
+  if (!r->bundle_read[which])
+    return;
+  names = malloc((n ? n : 1) * HASH_LEN);
+  size_t m = 0;
+  for (size_t i = 0; names && i < n; i++)
+    if (hex_decode(keys[i] + strlen(bundle_dir[which]), names[m], HASH_LEN) == 0)
+      m++;
+  if (!names || vec_reserve(&keep, b->n + b->added.len) == -1)
+    goto out;
+  qsort(names, m, HASH_LEN, cmp_hash);
+  for (size_t i = 0; i < b->n; i++)
+    if (b->e[i].data && bsearch(b->e[i].name, names, m, HASH_LEN, cmp_hash))
+      keep.v[keep.len++] = b->e[i];
+  size_t old = keep.len;
+  for (size_t i = 0; i < b->added.len; i++)
+    if (bsearch(b->added.v[i].name, names, m, HASH_LEN, cmp_hash))
+      keep.v[keep.len++] = b->added.v[i];
+  if (keep.len != old || old != b->n) {
+    size_t len;
+    uint8_t *buf = bundle_encode(keep.v, keep.len, &len);
+    if (buf)
+      store_put(r->cache, bundle_file[which], buf, len, 0);
+    free(buf);
+  }
+out:
+  free(names);
+  vec_free(&keep);
+  bundle_free(b);
+  r->bundle_read[which] = 0;
 }
 
 int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t max, void **buf,
@@ -181,12 +272,17 @@ int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t
     set_error_code(EINVAL, "%s: object name is not a SHA-256", key);
     return -1;
   }
-  if (r->cache && store_get(r->cache, key, max, buf, len) == 0) {
-    sha256(*buf, *len, got);
-    if (memcmp(got, want, HASH_LEN) == 0)
-      return 0;
-    free(*buf);
-    store_del(r->cache, key);
+  struct bundle *b = bundle_for(r, key);
+  const struct bundle_entry *e = b && !r->store_reads ? bundle_find(b, want) : NULL;
+  if (e && e->len <= max) {
+    *buf = malloc(e->len ? e->len : 1);
+    if (!*buf) {
+      set_error(errno, "malloc");
+      return -1;
+    }
+    memcpy(*buf, e->data, e->len);
+    *len = e->len;
+    return 0;
   }
   if (store_get(r->store, key, max, buf, len) == -1)
     return -1;
@@ -196,8 +292,8 @@ int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t
     free(*buf);
     return -1;
   }
-  if (r->cache)
-    store_put(r->cache, key, *buf, *len, 0);
+  if (b)
+    bundle_add(b, want, *buf, *len); /* failure costs speed only */
   return 0;
 }
 
@@ -329,6 +425,7 @@ int repo_load_index(struct repo *r)
   }
   if (r->loaded_index.len)
     qsort(r->loaded_index.v, r->loaded_index.len, sizeof(char *), cmp_str);
+  bundle_save(r, BUNDLE_INDEX, r->loaded_index.v, r->loaded_index.len);
   if (r->bad_index.len > bad_before && repo_adopt_packs(r) == -1)
     goto out;
   ret = 0;
@@ -426,8 +523,7 @@ struct repo *repo_open(const char *location, const struct repo_settings *setting
   }
   free(buf);
   buf = NULL;
-  if (r->store->is_remote)
-    open_cache(r, settings ? settings->cache_dir : NULL);
+  open_cache(r, settings ? settings->cache_dir : NULL);
   /* Locked before the index is loaded: a prune that finished before the
    * lock was granted is seen whole, and none can start until it is freed. */
   if (settings && settings->lock != REPO_LOCK_NONE && take_lock(r, settings) == -1)
@@ -509,11 +605,8 @@ int repo_adopt_packs(struct repo *r)
     uint64_t size;
     if (!name || strlen(name + 1) != 2 * HASH_LEN || hex_decode(name + 1, h, HASH_LEN) == -1)
       continue;
-    int known = 0;
-    for (size_t j = 0; j < r->ix->packs.len && !known; j++)
-      known = memcmp(r->ix->packs.v[j], h, HASH_LEN) == 0;
     int kind = damage_pack_kind(&r->damage, h);
-    if (known || kind == DAMAGE_MISSING || kind == DAMAGE_TRUNCATED)
+    if (chunk_index_find_pack(r->ix, h) != -1 || kind == DAMAGE_MISSING || kind == DAMAGE_TRUNCATED)
       continue;
     /* A damaged leftover is simply not reused; verify reports it. */
     if (repo_read_trailer(r, h, &e, &n, &size) == -1)
@@ -650,6 +743,7 @@ int repo_list_snapshots(struct repo *r, const char *disk, struct snapshot ***out
 {
   struct load_ctx c = {.r = r};
   VEC(struct snapshot *) list = {0};
+  size_t loaded = 0; /* keys of the sound objects, moved to the front of c.keys */
   int ret = -1;
   if (store_list_keys(r->store, "snapshots/", &c.keys) == -1)
     goto out;
@@ -680,11 +774,15 @@ int repo_list_snapshots(struct repo *r, const char *disk, struct snapshot ***out
       continue;
     }
     snprintf(s->id, sizeof s->id, "%s", name);
+    char *sound = c.keys.v[i]; /* kept in the cache */
+    c.keys.v[i] = c.keys.v[loaded];
+    c.keys.v[loaded++] = sound;
     if ((disk && strcmp(s->disk, disk) != 0) || vec_push(&list, s) == -1) {
       snapshot_free(s);
       continue;
     }
   }
+  bundle_save(r, BUNDLE_SNAPSHOTS, c.keys.v, loaded);
   if (list.len)
     qsort(list.v, list.len, sizeof *list.v, cmp_snapshot);
   *out = list.v;

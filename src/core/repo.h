@@ -45,6 +45,10 @@ struct repo_settings {
   const char *lock_command; /* recorded in the lock, e.g. "backup disk0"; borrowed */
   int64_t lock_wait_ms;     /* wait this long for a conflicting lock; default 0 */
   int lock_refresh_seconds; /* 0: LOCK_REFRESH_SECONDS (tests shorten it) */
+  /* Read every object from the store, none from the cache (verify, repair
+   * and prune judge the repository, and a sound cached copy would hide a
+   * damaged stored one); the cache is still updated. Default 0. */
+  int store_reads;
 };
 
 #define REPO_LOCK_NONE 0
@@ -154,6 +158,9 @@ struct backup_opts {
   const char *mode;                    /* override the recorded mode (e.g. "cbt"), or NULL */
   const char *note;                    /* recorded in the snapshot (e.g. a CBT fallback reason) */
   const struct progress_ops *progress; /* borrowed; NULL: none */
+  /* The disk's latest snapshot, as the caller found it (borrowed), so it
+   * is not listed again; NULL: found here. */
+  const struct snapshot *parent;
 };
 
 /* Back up a disk and commit a snapshot. *out (may be NULL) receives the
