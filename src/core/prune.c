@@ -559,49 +559,66 @@ static int cmp_slot_place(const void *a, const void *b)
   return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
+/* Live chunks closer than this are read with one ranged read; farther
+ * apart, the dead bytes between them are skipped. */
+#define COPY_READ_GAP (256u << 10)
+#define COPY_READ_SPAN (16u << 20) /* and one read spans at most this */
+
+/* A growable scratch buffer, kept across packs. */
+struct scratch {
+  uint8_t *v;
+  size_t cap;
+};
+
+static uint8_t *scratch_get(struct scratch *b, size_t n)
+{
+  if (n > b->cap) {
+    uint8_t *v = realloc(b->v, n);
+    if (!v) {
+      set_error(errno, "malloc");
+      return NULL;
+    }
+    b->v = v;
+    b->cap = n;
+  }
+  return b->v;
+}
+
 /* Copy the live chunks of one rewritten pack (moves[0..n), sorted by
- * offset) into the pack writer, each verified against its hash first. */
+ * offset) into the pack writer, each verified against its hash first,
+ * reading only the live ranges. */
 static int copy_pack(struct prune *p, struct pack_writer *pw, const struct index_slot *moves,
-                     size_t n)
+                     size_t n, struct scratch *buf, struct scratch *raw)
 {
   char key[PACK_KEY_LEN];
-  uint64_t lo = moves[0].offset, hi = moves[n - 1].offset + moves[n - 1].stored_len;
-  uint8_t *buf = malloc(hi - lo), *raw = NULL;
-  size_t rawcap = 0;
-  int ret = -1;
   pack_key(p->ix->packs.v[moves[0].pack], key);
-  if (!buf) {
-    set_error(errno, "malloc");
-    goto out;
-  }
-  if (store_get_range(p->st, key, lo, hi - lo, buf) == -1) {
-    refuse();
-    goto out;
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (moves[i].raw_len > rawcap) {
-      free(raw);
-      rawcap = moves[i].raw_len;
-      raw = malloc(rawcap);
-      if (!raw) {
-        set_error(errno, "malloc");
-        goto out;
-      }
-    }
-    const uint8_t *src = buf + (moves[i].offset - lo);
-    if (chunk_decode(&moves[i], src, raw, key) == -1) {
+  for (size_t i = 0, j; i < n; i = j) {
+    uint64_t lo = moves[i].offset, hi = lo + moves[i].stored_len;
+    for (j = i + 1; j < n && moves[j].offset <= hi + COPY_READ_GAP &&
+                    moves[j].offset + moves[j].stored_len - lo <= COPY_READ_SPAN;
+         j++)
+      if (moves[j].offset + moves[j].stored_len > hi)
+        hi = moves[j].offset + moves[j].stored_len;
+    if (!scratch_get(buf, hi - lo))
+      return -1;
+    if (store_get_range(p->st, key, lo, hi - lo, buf->v) == -1) {
       refuse();
-      goto out;
+      return -1;
     }
-    if (pack_writer_add(pw, moves[i].hash, moves[i].type, moves[i].comp, src, moves[i].stored_len,
-                        moves[i].raw_len) == -1)
-      goto out;
+    for (size_t k = i; k < j; k++) {
+      const uint8_t *src = buf->v + (moves[k].offset - lo);
+      if (!scratch_get(raw, moves[k].raw_len))
+        return -1;
+      if (chunk_decode(&moves[k], src, raw->v, key) == -1) {
+        refuse();
+        return -1;
+      }
+      if (pack_writer_add(pw, moves[k].hash, moves[k].type, moves[k].comp, src, moves[k].stored_len,
+                          moves[k].raw_len) == -1)
+        return -1;
+    }
   }
-  ret = 0;
-out:
-  free(buf);
-  free(raw);
-  return ret;
+  return 0;
 }
 
 /* Copy every live chunk of the packs to rewrite into new packs; the pack
@@ -610,6 +627,7 @@ static int rewrite(struct prune *p)
 {
   VEC(struct index_slot) moves = {0};
   struct pack_writer *pw = NULL;
+  struct scratch buf = {0}, raw = {0};
   int ret = -1;
   for (size_t i = 0; i < p->ix->cap; i++) {
     struct index_slot *s = &p->ix->slots[i];
@@ -627,7 +645,7 @@ static int rewrite(struct prune *p)
   for (size_t i = 0, j; i < moves.len; i = j) {
     for (j = i + 1; j < moves.len && moves.v[j].pack == moves.v[i].pack; j++)
       ;
-    if (copy_pack(p, pw, moves.v + i, j - i) == -1)
+    if (copy_pack(p, pw, moves.v + i, j - i, &buf, &raw) == -1)
       goto out;
   }
   if (pack_writer_finish(pw) == -1)
@@ -645,6 +663,8 @@ static int rewrite(struct prune *p)
 out:
   pack_writer_free(pw);
   vec_free(&moves);
+  free(buf.v);
+  free(raw.v);
   return ret;
 }
 
