@@ -82,6 +82,13 @@ static int matches(const struct bundle_entry *e)
   return memcmp(h, e->name, HASH_LEN) == 0;
 }
 
+const struct bundle_entry *bundle_lookup(const struct bundle *b, const uint8_t name[HASH_LEN])
+{
+  struct bundle_entry key = {0};
+  memcpy(key.name, name, HASH_LEN);
+  return b->n ? bsearch(&key, b->e, b->n, sizeof key, cmp_entry) : NULL;
+}
+
 const struct bundle_entry *bundle_find(struct bundle *b, const uint8_t name[HASH_LEN])
 {
   struct bundle_entry key = {0};

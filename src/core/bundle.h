@@ -39,6 +39,10 @@ int bundle_decode(uint8_t *buf, size_t len, struct bundle *b);
  * data set to NULL). */
 const struct bundle_entry *bundle_find(struct bundle *b, const uint8_t name[HASH_LEN]);
 
+/* The entry named name, unchecked: for files of derived records (the
+ * snapshot summaries), whose bytes are not what the name hashes. */
+const struct bundle_entry *bundle_lookup(const struct bundle *b, const uint8_t name[HASH_LEN]);
+
 /* Keep a copy of an object read from the store, for the next save. */
 int bundle_add(struct bundle *b, const uint8_t name[HASH_LEN], const void *data, size_t len);
 

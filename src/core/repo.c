@@ -197,8 +197,8 @@ static void open_cache(struct repo *r, const char *base)
 }
 
 static const char *const bundle_dir[2] = {"snapshots/", "index/"};
-static const char *const bundle_file[2] = {"snapshots.bundle", "index.bundle"};
 #define MAX_BUNDLE_BYTES ((size_t)4 << 30)
+static const char *const bundle_file[2] = {"snapshots.bundle", "index.bundle"};
 
 /* The bundle that caches key's object, read from the cache at first use;
  * NULL if none does (a folder repository, another kind of object). */
@@ -264,15 +264,15 @@ out:
   r->bundle_read[which] = 0;
 }
 
-int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t max, void **buf,
-                    size_t *len)
+/* repo_get_hashed through bundle b, or straight from the store (NULL). */
+static int get_hashed(struct repo *r, struct bundle *b, const char *key, const char *hexname,
+                      size_t max, void **buf, size_t *len)
 {
   uint8_t want[HASH_LEN], got[HASH_LEN];
   if (strlen(hexname) != 2 * HASH_LEN || hex_decode(hexname, want, HASH_LEN) == -1) {
     set_error_code(EINVAL, "%s: object name is not a SHA-256", key);
     return -1;
   }
-  struct bundle *b = bundle_for(r, key);
   const struct bundle_entry *e = b && !r->store_reads ? bundle_find(b, want) : NULL;
   if (e && e->len <= max) {
     *buf = malloc(e->len ? e->len : 1);
@@ -295,6 +295,12 @@ int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t
   if (b)
     bundle_add(b, want, *buf, *len); /* failure costs speed only */
   return 0;
+}
+
+int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t max, void **buf,
+                    size_t *len)
+{
+  return get_hashed(r, bundle_for(r, key), key, hexname, max, buf, len);
 }
 
 int repo_put_hashed(struct repo *r, const char *dir, const void *buf, size_t len, int excl,
@@ -798,8 +804,174 @@ out:
   return ret;
 }
 
+/* ---- the latest snapshot, from summaries ---------------------------------
+ * Finding a disk's latest snapshot needs only each snapshot's disk and
+ * time. The cache's snapshots.summary holds those for every listed name (a
+ * bundle whose entries are u64 time, u32 nanoseconds and the disk name), so
+ * that a backup decodes one snapshot object, not all of them. Names not in
+ * it are read and summarised. */
+
+#define SUMMARY_FILE "snapshots.summary"
+#define SUMMARY_HEAD 12
+
+struct summary {
+  uint8_t name[HASH_LEN];
+  int64_t time;
+  uint32_t ns;
+  const char *disk; /* len bytes, not terminated */
+  size_t len;
+};
+
+static int summary_newer(const struct summary *a, const struct summary *b)
+{
+  if (a->time != b->time)
+    return a->time > b->time;
+  if (a->ns != b->ns)
+    return a->ns > b->ns;
+  return memcmp(a->name, b->name, HASH_LEN) > 0; /* as cmp_snapshot: hex order is byte order */
+}
+
+/* The summaries of every listed snapshot, from the cache or read; the
+ * newest of disk is *best (best->disk NULL if none). Saves the summary file
+ * when it changed. Returns -1 only when the listing fails. */
+static int latest_from_summaries(struct repo *r, const char *disk, struct summary *best)
+{
+  struct strings keys = {0};
+  struct bundle sum = {0};
+  VEC(struct bundle_entry) all = {0};
+  VEC(uint8_t *) owned = {0};
+  size_t from_file = 0;
+  void *buf;
+  size_t len;
+  int ret = -1;
+  memset(best, 0, sizeof *best);
+  if (store_list_keys(r->store, "snapshots/", &keys) == -1)
+    goto out;
+  if (store_get(r->cache, SUMMARY_FILE, MAX_BUNDLE_BYTES, &buf, &len) == 0)
+    bundle_decode(buf, len, &sum); /* a damaged one is rebuilt */
+  for (size_t i = 0; i < keys.len; i++) {
+    const char *name = keys.v[i] + strlen("snapshots/");
+    struct summary x = {0};
+    struct bundle_entry e = {0};
+    if (strlen(name) != 2 * HASH_LEN || hex_decode(name, e.name, HASH_LEN) == -1)
+      continue;
+    const struct bundle_entry *c = bundle_lookup(&sum, e.name);
+    if (c && c->len > SUMMARY_HEAD) {
+      e = *c;
+      from_file++;
+    } else {
+      struct snapshot s = {0};
+      /* A damaged snapshot object costs only itself, as in a full listing. */
+      if (repo_get_hashed(r, keys.v[i], name, MAX_SNAPSHOT_BYTES, &buf, &len) == -1) {
+        if (get_errno() == ENOMEM || note_bad(r, &r->bad_snapshots, keys.v[i], SKIPPED) == -1)
+          goto out;
+        continue;
+      }
+      int rc = snapshot_decode(buf, len, &s);
+      free(buf);
+      if (rc == -1) {
+        prefix_error("%s", keys.v[i]);
+        if (note_bad(r, &r->bad_snapshots, keys.v[i], SKIPPED) == -1)
+          goto out;
+        continue;
+      }
+      size_t dl = strlen(s.disk);
+      uint8_t *rec = malloc(SUMMARY_HEAD + dl);
+      if (!rec || vec_push(&owned, rec) == -1) {
+        free(rec);
+        snapshot_clear(&s);
+        set_error(ENOMEM, "snapshot summaries");
+        goto out;
+      }
+      put_u64(rec, (uint64_t)s.time);
+      put_u32(rec + 8, s.time_ns);
+      memcpy(rec + SUMMARY_HEAD, s.disk, dl);
+      snapshot_clear(&s);
+      e.data = rec;
+      e.len = (uint32_t)(SUMMARY_HEAD + dl);
+    }
+    if (vec_push(&all, e) == -1)
+      goto out;
+    memcpy(x.name, e.name, HASH_LEN);
+    x.time = (int64_t)get_u64(e.data);
+    x.ns = get_u32(e.data + 8);
+    x.disk = (const char *)e.data + SUMMARY_HEAD;
+    x.len = e.len - SUMMARY_HEAD;
+    if (x.len == strlen(disk) && memcmp(x.disk, disk, x.len) == 0 &&
+        (!best->disk || summary_newer(&x, best)))
+      *best = x;
+  }
+  if (from_file != all.len || from_file != sum.n) {
+    uint8_t *out = bundle_encode(all.v, all.len, &len);
+    if (out)
+      store_put(r->cache, SUMMARY_FILE, out, len, 0);
+    free(out);
+  }
+  ret = 0;
+out:
+  /* best->disk pointed into these: keep only its name. */
+  best->disk = best->disk ? "" : NULL;
+  strings_free(&keys);
+  for (size_t i = 0; i < owned.len; i++)
+    free(owned.v[i]);
+  vec_free(&owned);
+  vec_free(&all);
+  bundle_free(&sum);
+  return ret;
+}
+
+/* The latest snapshot of disk through the summaries; NULL with *fallback
+ * set when the full listing must decide (no cache, or the chosen object
+ * cannot be read or does not match its summary). */
+static struct snapshot *find_latest(struct repo *r, const char *disk, int *fallback)
+{
+  struct summary best;
+  char name[2 * HASH_LEN + 1], key[128];
+  void *buf;
+  size_t len;
+  *fallback = 1;
+  if (!r->cache || r->store_reads || latest_from_summaries(r, disk, &best) == -1)
+    return NULL;
+  if (!best.disk) {
+    *fallback = 0;
+    set_error_code(ENOENT,
+                   "disk %s has no snapshots in this repository: list them with pilotlight "
+                   "snapshots",
+                   disk);
+    return NULL;
+  }
+  hex_encode(best.name, HASH_LEN, name);
+  snprintf(key, sizeof key, "snapshots/%s", name);
+  /* One object: not worth reading the whole snapshot bundle for. */
+  struct snapshot *s = calloc(1, sizeof *s);
+  if (!s || get_hashed(r, NULL, key, name, MAX_SNAPSHOT_BYTES, &buf, &len) == -1) {
+    free(s);
+    return NULL;
+  }
+  int rc = snapshot_decode(buf, len, s);
+  free(buf);
+  if (rc == -1) {
+    free(s);
+    return NULL;
+  }
+  if (strcmp(s->disk, disk) != 0 || s->time != best.time || s->time_ns != best.ns) {
+    snapshot_free(s); /* summaries that lie: dropped; the full listing decides */
+    store_del(r->cache, SUMMARY_FILE);
+    return NULL;
+  }
+  snprintf(s->id, sizeof s->id, "%s", name);
+  *fallback = 0;
+  return s;
+}
+
 struct snapshot *repo_find_snapshot(struct repo *r, const char *disk, const char *spec)
 {
+  if (!spec || strcmp(spec, "latest") == 0) {
+    int fallback;
+    struct snapshot *latest = find_latest(r, disk, &fallback);
+    if (latest || !fallback)
+      return latest;
+  }
   struct snapshot **all, *found = NULL;
   size_t n, matches = 0;
   if (repo_list_snapshots(r, disk, &all, &n) == -1)

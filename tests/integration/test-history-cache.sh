@@ -88,6 +88,35 @@ bundle_names "$cache/snapshots.bundle" | grep -q "$gone" && fail "forgotten snap
 [ "$(bundle_names "$cache/snapshots.bundle" | sort)" = "$(keys snapshots/)" ] ||
   fail "the snapshot bundle does not follow the repository after forget"
 
+# Summaries (disk and time of each snapshot) find a disk's latest without
+# decoding every snapshot; one that lies about its time is caught when the
+# snapshot it chose is read, and the full listing decides.
+$PL -r "$repo" restore d "$TMP/r" >/dev/null && cmp "$TMP/d" "$TMP/r" || fail "restore of latest"
+[ -s "$cache/snapshots.summary" ] || fail "no snapshot summaries in $cache"
+oldest=$($PL -r "$repo" snapshots --disk d --json | grep -o '"id":"[0-9a-f]\{64\}"' | head -n1 |
+  grep -o '[0-9a-f]\{64\}')
+python3 - "$cache/snapshots.summary" "$oldest" <<'EOF2'
+import hashlib, struct, sys
+p, want = sys.argv[1], bytes.fromhex(sys.argv[2])
+b = bytearray(open(p, 'rb').read()[:-32])
+assert b[:10] == b'PLBUNDLE1\n'
+n, pos = struct.unpack('<I', b[10:14])[0], 14
+found = False
+for _ in range(n):
+    ln = struct.unpack('<I', b[pos + 32:pos + 36])[0]
+    if b[pos:pos + 32] == want:
+        b[pos + 36:pos + 44] = struct.pack('<Q', 1 << 40)  # "newest of all"
+        found = True
+    pos += 36 + ln
+assert found, 'summary has no entry for the oldest snapshot'
+open(p, 'wb').write(bytes(b) + hashlib.sha256(bytes(b)).digest())
+EOF2
+rm -f "$TMP/r"
+$PL -r "$repo" restore d "$TMP/r" >/dev/null && cmp "$TMP/d" "$TMP/r" ||
+  fail "a lying summary picked the wrong latest snapshot"
+rm -f "$TMP/r"
+[ ! -e "$cache/snapshots.summary" ] || fail "the lying summaries were kept"
+
 # A cache folder that cannot be made: one warning naming it; the command works.
 touch "$TMP/file"
 PILOTLIGHT_CACHE_DIR=$TMP/file/cache $PL -r "$repo" snapshots >"$TMP/out" 2>"$TMP/err"
