@@ -197,11 +197,11 @@ static void open_cache(struct repo *r, const char *base)
 }
 
 static const char *const bundle_dir[2] = {"snapshots/", "index/"};
-#define MAX_BUNDLE_BYTES ((size_t)4 << 30)
 static const char *const bundle_file[2] = {"snapshots.bundle", "index.bundle"};
+#define MAX_BUNDLE_BYTES ((size_t)4 << 30)
 
 /* The bundle that caches key's object, read from the cache at first use;
- * NULL if none does (a folder repository, another kind of object). */
+ * NULL if none does (no cache, or another kind of object). */
 static struct bundle *bundle_for(struct repo *r, const char *key)
 {
   if (!r->cache)
@@ -930,7 +930,7 @@ static struct snapshot *find_latest(struct repo *r, const char *disk, int *fallb
   void *buf;
   size_t len;
   *fallback = 1;
-  if (!r->cache || r->store_reads || latest_from_summaries(r, disk, &best) == -1)
+  if (!r->cache || r->store_reads || !disk || latest_from_summaries(r, disk, &best) == -1)
     return NULL;
   if (!best.disk) {
     *fallback = 0;
