@@ -659,6 +659,11 @@ static int rewrite(struct prune *p)
       p->pk[s->pack].action = PACK_KEEP;
   }
   p->res->packs_written = p->ix->packs.len - p->nold;
+  for (size_t i = p->nold; i < p->ix->packs.len; i++) {
+    char key[PACK_KEY_LEN];
+    pack_key(p->ix->packs.v[i], key);
+    say(p, "wrote %s (live chunks of rewritten packs)", key);
+  }
   ret = 0;
 out:
   pack_writer_free(pw);
@@ -797,6 +802,7 @@ static int delete_old_index(struct prune *p)
       continue; /* the merged index came out the same: it stays */
     if (store_del(p->st, key) == -1)
       return -1;
+    say(p, "deleted %s (merged)", key);
   }
   return 0;
 }

@@ -98,6 +98,14 @@ deleted=$(json_field packs_deleted <"$TMP/p1.json")
 rewritten=$(json_field packs_rewritten <"$TMP/p1.json")
 [ $((deleted + rewritten)) -ge 2 ] || fail "nothing deleted or rewritten: $(cat "$TMP/p1.json")"
 [ "$(keys index/ | wc -l)" -eq 1 ] || fail "index not merged into one object: $(keys index/)"
+# Every object written or deleted has its line: the new packs, and the
+# index objects merged into the one.
+written=$(json_field packs_written <"$TMP/p1.json")
+[ "$(grep -o '"wrote packs/[^"]*' "$TMP/p1.json" | wc -l)" -eq "$written" ] ||
+  fail "want $written 'wrote packs/' lines: $(cat "$TMP/p1.json")"
+merged=$(json_field index_before <"$TMP/p1.json")
+[ "$merged" -gt 1 ] && [ "$(grep -o '"deleted index/[^"]*' "$TMP/p1.json" | wc -l)" -eq "$merged" ] ||
+  fail "want $merged 'deleted index/' lines: $(cat "$TMP/p1.json")"
 keys packs/ | grep -qx "$p_young" || fail "young unindexed pack removed"
 if is_local "$repo"; then
   keys packs/ | grep -qx "$p_old" && fail "old unindexed pack kept"
