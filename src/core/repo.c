@@ -745,6 +745,31 @@ static int cmp_snapshot(const void *a, const void *b)
 
 #define SKIPPED "skipped (pilotlight repair moves it aside)"
 
+/* Read and decode the snapshot object at key ("snapshots/<id>") into s,
+ * its id set, through bundle b (NULL: from the store). Returns 0; 1 when the
+ * object is damaged or malformed, warned about once and to be skipped (it
+ * costs only itself; a command naming it is told, repo_find_snapshot); -1
+ * when the caller must stop (out of memory). */
+static int read_snapshot(struct repo *r, struct bundle *b, const char *key, struct snapshot *s)
+{
+  const char *name = key + strlen("snapshots/");
+  void *buf;
+  size_t len;
+  int rc = get_hashed(r, b, key, name, MAX_SNAPSHOT_BYTES, &buf, &len);
+  if (rc == -1 && get_errno() == ENOMEM)
+    return -1;
+  if (rc == 0) {
+    rc = snapshot_decode(buf, len, s);
+    free(buf);
+    if (rc == -1)
+      prefix_error("%s", key);
+  }
+  if (rc == -1)
+    return note_bad(r, &r->bad_snapshots, key, SKIPPED) == -1 ? -1 : 1;
+  snprintf(s->id, sizeof s->id, "%s", name);
+  return 0;
+}
+
 int repo_list_snapshots(struct repo *r, const char *disk, struct snapshot ***out, size_t *n)
 {
   struct load_ctx c = {.r = r};
@@ -754,32 +779,18 @@ int repo_list_snapshots(struct repo *r, const char *disk, struct snapshot ***out
   if (store_list_keys(r->store, "snapshots/", &c.keys) == -1)
     goto out;
   for (size_t i = 0; i < c.keys.len; i++) {
-    const char *name = c.keys.v[i] + strlen("snapshots/");
-    void *buf;
-    size_t len;
     struct snapshot *s = calloc(1, sizeof *s);
     if (!s) {
       set_error(errno, "calloc");
       goto out;
     }
-    /* A damaged snapshot object costs only itself: warned about once and
-     * skipped; a command naming it is told (repo_find_snapshot). */
-    if (repo_get_hashed(r, c.keys.v[i], name, MAX_SNAPSHOT_BYTES, &buf, &len) == -1) {
+    int rc = read_snapshot(r, bundle_for(r, c.keys.v[i]), c.keys.v[i], s);
+    if (rc != 0) {
       free(s);
-      if (get_errno() == ENOMEM || note_bad(r, &r->bad_snapshots, c.keys.v[i], SKIPPED) == -1)
+      if (rc == -1)
         goto out;
       continue;
     }
-    int rc = snapshot_decode(buf, len, s);
-    free(buf);
-    if (rc == -1) {
-      free(s);
-      prefix_error("%s", c.keys.v[i]);
-      if (note_bad(r, &r->bad_snapshots, c.keys.v[i], SKIPPED) == -1)
-        goto out;
-      continue;
-    }
-    snprintf(s->id, sizeof s->id, "%s", name);
     char *sound = c.keys.v[i]; /* kept in the cache */
     c.keys.v[i] = c.keys.v[loaded];
     c.keys.v[loaded++] = sound;
@@ -861,20 +872,11 @@ static int latest_from_summaries(struct repo *r, const char *disk, struct summar
       from_file++;
     } else {
       struct snapshot s = {0};
-      /* A damaged snapshot object costs only itself, as in a full listing. */
-      if (repo_get_hashed(r, keys.v[i], name, MAX_SNAPSHOT_BYTES, &buf, &len) == -1) {
-        if (get_errno() == ENOMEM || note_bad(r, &r->bad_snapshots, keys.v[i], SKIPPED) == -1)
-          goto out;
+      int rc = read_snapshot(r, bundle_for(r, keys.v[i]), keys.v[i], &s);
+      if (rc == -1)
+        goto out;
+      if (rc == 1)
         continue;
-      }
-      int rc = snapshot_decode(buf, len, &s);
-      free(buf);
-      if (rc == -1) {
-        prefix_error("%s", keys.v[i]);
-        if (note_bad(r, &r->bad_snapshots, keys.v[i], SKIPPED) == -1)
-          goto out;
-        continue;
-      }
       size_t dl = strlen(s.disk);
       uint8_t *rec = malloc(SUMMARY_HEAD + dl);
       if (!rec || vec_push(&owned, rec) == -1) {
@@ -927,8 +929,6 @@ static struct snapshot *find_latest(struct repo *r, const char *disk, int *fallb
 {
   struct summary best;
   char name[2 * HASH_LEN + 1], key[128];
-  void *buf;
-  size_t len;
   *fallback = 1;
   if (!r->cache || r->store_reads || !disk || latest_from_summaries(r, disk, &best) == -1)
     return NULL;
@@ -944,13 +944,7 @@ static struct snapshot *find_latest(struct repo *r, const char *disk, int *fallb
   snprintf(key, sizeof key, "snapshots/%s", name);
   /* One object: not worth reading the whole snapshot bundle for. */
   struct snapshot *s = calloc(1, sizeof *s);
-  if (!s || get_hashed(r, NULL, key, name, MAX_SNAPSHOT_BYTES, &buf, &len) == -1) {
-    free(s);
-    return NULL;
-  }
-  int rc = snapshot_decode(buf, len, s);
-  free(buf);
-  if (rc == -1) {
+  if (!s || read_snapshot(r, NULL, key, s) != 0) {
     free(s);
     return NULL;
   }
@@ -959,7 +953,6 @@ static struct snapshot *find_latest(struct repo *r, const char *disk, int *fallb
     store_del(r->cache, SUMMARY_FILE);
     return NULL;
   }
-  snprintf(s->id, sizeof s->id, "%s", name);
   *fallback = 0;
   return s;
 }
