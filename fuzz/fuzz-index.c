@@ -25,6 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   struct index_visitor v = {on_pack, on_entry, NULL};
   npacks = 0;
-  index_decode(data, size, &v);
+  index_decode(data, size, 0, &v);
+  index_decode(data, size, SEAL_OVERHEAD, &v);
   return 0;
 }

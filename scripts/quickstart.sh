@@ -36,6 +36,11 @@ for i in 0 1 2 3 4 5; do
 done
 echo "   allocated: $(du -h "$disk" | cut -f1) of $(du -h --apparent-size "$disk" | cut -f1)"
 
+echo "== a repository password in $work/password (mode 0600)"
+# The repository is encrypted (init's default). A real site keeps this file
+# off the protected host too: without it nothing in the repository can be read.
+(umask 077 && head -c 24 /dev/urandom | base64 >"$work/password")
+export PILOTLIGHT_PASSWORD_FILE=$work/password
 echo "== pilotlight init"
 "$PL" -r "$repo" init
 echo "== full backup"

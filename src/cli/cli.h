@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "core/repo.h"
+#include "password.h"
 #include "util/progress.h"
 
 #define EXIT_FAIL 1
@@ -14,12 +15,14 @@
 
 /* Options every command accepts. */
 struct cli {
-  const char *repo;       /* -r REPO or PILOTLIGHT_REPOSITORY */
-  const char *prog;       /* the command name, for messages */
-  int lock;               /* REPO_LOCK_* that cli_open_repo takes; set by the command */
-  char lock_command[256]; /* recorded in the lock; "" = the command's name */
-  int64_t lock_wait_ms;   /* --lock-wait, or PILOTLIGHT_LOCK_WAIT; -1: the default */
-  int store_reads;        /* repo_settings.store_reads; set by verify and repair */
+  const char *repo;             /* -r REPO or PILOTLIGHT_REPOSITORY */
+  const char *prog;             /* the command name, for messages */
+  int lock;                     /* REPO_LOCK_* that cli_open_repo takes; set by the command */
+  char lock_command[256];       /* recorded in the lock; "" = the command's name */
+  int64_t lock_wait_ms;         /* --lock-wait, or PILOTLIGHT_LOCK_WAIT; -1: the default */
+  int store_reads;              /* repo_settings.store_reads; set by verify and repair */
+  struct cli_password password; /* --password-file, --password-command */
+  uint64_t kdf_n;               /* the cost of a new key; set by cli_open_repo */
 };
 
 /* How long a command waits for a conflicting lock unless told otherwise. */
@@ -37,6 +40,7 @@ int cmd_replica(struct cli *c, int argc, char **argv);
 int cmd_unlock(struct cli *c, int argc, char **argv);
 int cmd_forget(struct cli *c, int argc, char **argv);
 int cmd_prune(struct cli *c, int argc, char **argv);
+int cmd_key(struct cli *c, int argc, char **argv);
 
 /* Run prune on r (opened with an exclusive lock) and print its report, as
  * plain lines or, with json, one JSON document. Returns the exit status. */
@@ -54,6 +58,10 @@ int fail_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *cli_repo(struct cli *c);
 /* Open the repository; NULL after printing the error. */
 struct repo *cli_open_repo(struct cli *c);
+
+/* Ask for the password where c says (--password-file, ...) when st's
+ * repository needs one. */
+void cli_password_settings(struct cli *c, struct repo_settings *st);
 
 /* Parse an elapsed-time duration (--lock-wait, --grace): a number of
  * seconds, or numbers with units s, min, h, d and w, e.g. "90", "15min",

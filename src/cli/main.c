@@ -25,6 +25,7 @@ static const struct command commands[] = {
     {"forget", cmd_forget, "remove snapshots by a retention policy or by id"},
     {"prune", cmd_prune, "delete what no snapshot references; compact packs and index"},
     {"unlock", cmd_unlock, "remove stale repository locks"},
+    {"key", cmd_key, "list, add or remove the passwords of an encrypted repository"},
 };
 
 static void usage(FILE *f)
@@ -44,19 +45,23 @@ static void usage(FILE *f)
              "      --lock-wait DURATION  wait this long for a repository lock that another\n"
              "                    command holds, e.g. 30s, 10min, 1h (default: 10min, or\n"
              "                    $PILOTLIGHT_LOCK_WAIT); 0 fails at once\n"
+             "      --password-file FILE  the repository password is FILE's first line\n"
+             "                    (default: $PILOTLIGHT_PASSWORD_FILE)\n"
+             "      --password-command CMD  the password is the first line CMD prints\n"
+             "                    (default: $PILOTLIGHT_PASSWORD_COMMAND); else\n"
+             "                    $PILOTLIGHT_PASSWORD, else a prompt on the terminal\n"
              "  -h, --help        show this help; 'pilotlight COMMAND --help' for a command\n"
              "  -V, --version     show the version\n"
              "\n"
              "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
-/* --lock-wait applies to every command that locks, and is accepted before or
- * after the command name: take it out of argv here (before any "--"). */
-static int take_lock_wait(struct cli *c, int *argc, char **argv)
+/* Options that apply to every command, accepted before or after the command
+ * name: take them out of argv here (before any "--"). */
+static int take_globals(struct cli *c, int *argc, char **argv)
 {
-  const char *env = getenv("PILOTLIGHT_LOCK_WAIT");
-  const char *val = env && *env ? env : NULL;
-  const char *what = "PILOTLIGHT_LOCK_WAIT";
+  static const char *const names[] = {"--lock-wait", "--password-file", "--password-command"};
+  const char *vals[3] = {0};
   int o = 1;
   for (int i = 1; i < *argc; i++) {
     if (strcmp(argv[i], "--") == 0) {
@@ -64,18 +69,26 @@ static int take_lock_wait(struct cli *c, int *argc, char **argv)
         argv[o++] = argv[i++];
       break;
     }
-    if (strcmp(argv[i], "--lock-wait") == 0 && i + 1 < *argc) {
-      val = argv[++i];
-      what = "--lock-wait";
-    } else if (strncmp(argv[i], "--lock-wait=", 12) == 0) {
-      val = argv[i] + 12;
-      what = "--lock-wait";
-    } else {
-      argv[o++] = argv[i];
+    int taken = 0;
+    for (size_t k = 0; k < 3 && !taken; k++) {
+      size_t n = strlen(names[k]);
+      if (strcmp(argv[i], names[k]) == 0 && i + 1 < *argc) {
+        vals[k] = argv[++i];
+        taken = 1;
+      } else if (strncmp(argv[i], names[k], n) == 0 && argv[i][n] == '=') {
+        vals[k] = argv[i] + n + 1;
+        taken = 1;
+      }
     }
+    if (!taken)
+      argv[o++] = argv[i];
   }
   *argc = o;
   argv[o] = NULL;
+  c->password.file = vals[1];
+  c->password.command = vals[2];
+  const char *env = getenv("PILOTLIGHT_LOCK_WAIT");
+  const char *val = vals[0] ? vals[0] : env && *env ? env : NULL;
   c->lock_wait_ms = -1;
   if (val) {
     int64_t sec;
@@ -83,7 +96,7 @@ static int take_lock_wait(struct cli *c, int *argc, char **argv)
       fprintf(stderr,
               "pilotlight: %s '%s' is not a duration: give seconds or units, e.g. 30s, "
               "10min, 1h\n",
-              what, val);
+              vals[0] ? "--lock-wait" : "PILOTLIGHT_LOCK_WAIT", val);
       return -1;
     }
     c->lock_wait_ms = sec * 1000;
@@ -101,7 +114,7 @@ int main(int argc, char **argv)
   };
   struct cli c = {0};
   int ch;
-  if (take_lock_wait(&c, &argc, argv) == -1)
+  if (take_globals(&c, &argc, argv) == -1)
     return EXIT_USAGE;
   while ((ch = getopt_long(argc, argv, "+r:hV", opts, NULL)) != -1) {
     switch (ch) {

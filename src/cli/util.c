@@ -96,12 +96,20 @@ struct repo *cli_open_repo(struct cli *c)
     settings.repo.store_reads = c->store_reads;
     settings.repo.lock_command = c->lock_command[0] ? c->lock_command : c->prog;
     settings.repo.lock_wait_ms = c->lock_wait_ms >= 0 ? c->lock_wait_ms : DEFAULT_LOCK_WAIT_MS;
+    cli_password_settings(c, &settings.repo);
+    c->kdf_n = settings.repo.kdf_n;
     r = repo_open(loc, &settings.repo);
   }
   cli_settings_free(&settings);
   if (!r)
     fail_lib();
   return r;
+}
+
+void cli_password_settings(struct cli *c, struct repo_settings *st)
+{
+  st->password = cli_password_cb;
+  st->password_opaque = &c->password;
 }
 
 int parse_duration(const char *s, int64_t *seconds)

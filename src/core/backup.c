@@ -48,9 +48,10 @@ struct backup {
   struct error_slot failed; /* the first worker failure */
 };
 
-/* Store one chunk unless the repository has it. cbuf holds at least
- * ZSTD_compressBound(len) bytes. */
-static int store_chunk(struct backup *b, ZSTD_CCtx *cctx, uint8_t *cbuf, size_t cap,
+/* Store one chunk unless the repository has it. cbuf holds cap >=
+ * ZSTD_compressBound(len) bytes; in an encrypted repository ebuf holds cap
+ * + SEAL_OVERHEAD, for the sealed chunk. */
+static int store_chunk(struct backup *b, ZSTD_CCtx *cctx, uint8_t *cbuf, size_t cap, uint8_t *ebuf,
                        const uint8_t h[HASH_LEN], uint8_t type, const void *data, size_t len)
 {
   int added;
@@ -72,10 +73,20 @@ static int store_chunk(struct backup *b, ZSTD_CCtx *cctx, uint8_t *cbuf, size_t 
     return 0;
   size_t n = ZSTD_compressCCtx(cctx, cbuf, cap, data, len, b->r->level);
   int raw = ZSTD_isError(n) || n >= len;
+  const void *stored = raw ? data : cbuf;
+  size_t slen = raw ? len : n;
+  if (b->r->keys) {
+    /* The chunk's name is its associated data: a sealed chunk cannot be
+     * passed off as another. */
+    if (seal(b->r->keys, h, HASH_LEN, stored, slen, ebuf) == -1)
+      return -1;
+    stored = ebuf;
+    slen += SEAL_OVERHEAD;
+  }
   b->bytes_new += len;
-  b->bytes_stored += raw ? len : n;
-  return pack_writer_add(b->pw, h, type, raw ? COMP_NONE : COMP_ZSTD, raw ? data : cbuf,
-                         (uint32_t)(raw ? len : n), (uint32_t)len);
+  b->bytes_stored += slen;
+  return pack_writer_add(b->pw, h, type, raw ? COMP_NONE : COMP_ZSTD, stored, (uint32_t)slen,
+                         (uint32_t)len);
 }
 
 /* ---- workers --------------------------------------------------------- */
@@ -104,11 +115,12 @@ static int worker(void *arg, int index)
   struct backup *b = arg;
   size_t cap = ZSTD_compressBound(b->bs);
   uint8_t *buf = malloc(b->bs), *cbuf = malloc(cap);
+  uint8_t *ebuf = b->r->keys ? malloc(cap + SEAL_OVERHEAD) : NULL;
   ZSTD_CCtx *cctx = ZSTD_createCCtx();
   uint64_t blk;
   int ret = -1;
   (void)index;
-  if (!buf || !cbuf || !cctx) {
+  if (!buf || !cbuf || !cctx || (b->r->keys && !ebuf)) {
     set_error(ENOMEM, "worker buffers");
     goto out;
   }
@@ -121,8 +133,8 @@ static int worker(void *arg, int index)
     if (is_zero(buf, len)) {
       memset(b->map[blk], 0, HASH_LEN);
     } else {
-      sha256(buf, len, b->map[blk]);
-      if (store_chunk(b, cctx, cbuf, cap, b->map[blk], CHUNK_DATA, buf, len) == -1)
+      chunk_name(b->r->keys, buf, len, b->map[blk]);
+      if (store_chunk(b, cctx, cbuf, cap, ebuf, b->map[blk], CHUNK_DATA, buf, len) == -1)
         goto out;
     }
     b->bytes_done += len;
@@ -131,6 +143,7 @@ static int worker(void *arg, int index)
 out:
   free(buf);
   free(cbuf);
+  free(ebuf);
   ZSTD_freeCCtx(cctx);
   return ret;
 }
@@ -392,11 +405,11 @@ static int backup_pages(struct backup *b, struct snapshot *snap)
 {
   uint32_t per = b->r->cfg.page_entries;
   size_t cap = ZSTD_compressBound((size_t)per * HASH_LEN);
-  uint8_t *cbuf = malloc(cap);
+  uint8_t *cbuf = malloc(cap), *ebuf = b->r->keys ? malloc(cap + SEAL_OVERHEAD) : NULL;
   ZSTD_CCtx *cctx = ZSTD_createCCtx();
   int ret = -1;
   snap->page_entries = per;
-  if (!cbuf || !cctx) {
+  if (!cbuf || !cctx || (b->r->keys && !ebuf)) {
     set_error(ENOMEM, "page buffers");
     goto out;
   }
@@ -412,13 +425,14 @@ static int backup_pages(struct backup *b, struct snapshot *snap)
       memset(h, 0, HASH_LEN);
       continue;
     }
-    sha256(b->map[first], count * HASH_LEN, h);
-    if (store_chunk(b, cctx, cbuf, cap, h, CHUNK_PAGE, b->map[first], count * HASH_LEN) == -1)
+    chunk_name(b->r->keys, b->map[first], count * HASH_LEN, h);
+    if (store_chunk(b, cctx, cbuf, cap, ebuf, h, CHUNK_PAGE, b->map[first], count * HASH_LEN) == -1)
       goto out;
   }
   ret = 0;
 out:
   free(cbuf);
+  free(ebuf);
   ZSTD_freeCCtx(cctx);
   return ret;
 }
@@ -592,7 +606,7 @@ int repo_backup(struct repo *r, const struct backup_opts *o, struct snapshot **o
   /* Chunks left by interrupted backups are reused, not uploaded again. */
   if (adopt_interrupted(r, marker, sizeof marker) == -1)
     goto out;
-  b.pw = pack_writer_new(r->store, r->ix, repo_io_threads(r, 1, 4));
+  b.pw = pack_writer_new(r->store, r->ix, r->keys, repo_io_threads(r, 1, 4));
   if (!b.pw || backup_run(&b) == -1 || backup_pages(&b, &snap) == -1 ||
       pack_writer_finish(b.pw) == -1)
     goto out;

@@ -3,6 +3,8 @@
  * callback and compare its SHA-256 with the block map. */
 #include "blockmap-compare.h"
 
+#include "crypto.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -33,7 +35,7 @@ static int block_matches(const struct blockmap *m, uint64_t b, const uint8_t *bu
   uint8_t h[HASH_LEN];
   if (blockmap_is_zero(m, b))
     return is_zero(buf, len);
-  sha256(buf, len, h);
+  chunk_name(m->keys, buf, len, h);
   return memcmp(h, m->h[b], HASH_LEN) == 0;
 }
 

@@ -581,6 +581,17 @@ int repo_verify_deletions(struct repo *r, void (*report)(void *opaque, const cha
     free(buf);
     if (rc == -1)
       continue;
+    /* forget writes its record before it deletes: a snapshot a record lists
+     * is either left by an interrupted forget or was put back. */
+    if (forgotten_set_has(gone, names.v[i])) {
+      snprintf(msg, sizeof msg,
+               "snapshot %.12s of disk %s is listed by a forget record but present: a forget "
+               "that was interrupted, or an old snapshot object put back (replayed); remove it "
+               "with pilotlight forget %s@%.12s",
+               names.v[i], s.disk, s.disk, names.v[i]);
+      report(opaque, msg);
+      ++*problems;
+    }
     const char *parent = s.parent;
     if (s.parent[0] && !bsearch(&parent, names.v, names.len, sizeof *names.v, cmp_str) &&
         !forgotten_set_has(gone, s.parent) &&

@@ -127,7 +127,9 @@ int forgotten_set_has(const struct forgotten_set *set, const char *hexid);
 /* The deletion check verify runs: report, one line each through report,
  * every snapshot whose parent is neither in the repository nor listed by a
  * forget record ("snapshot X of disk D names parent Y, which is gone
- * without a forget record"), and every damaged forget record. Adds their
+ * without a forget record"), every present snapshot a forget record lists
+ * (an interrupted forget, or a replayed object), and every damaged forget
+ * record. Adds their
  * count to *problems. Snapshot objects that cannot be read are left to the
  * rest of verify. Returns 0 when the check ran, -1 if it could not. */
 int repo_verify_deletions(struct repo *r, void (*report)(void *opaque, const char *msg),

@@ -15,6 +15,8 @@
 #include "../util/hash.h"
 #include "../util/strbuf.h"
 
+#include <openssl/crypto.h>
+
 /* ---- text objects ---------------------------------------------------- */
 
 /* Append value percent-encoded: bytes outside '!'..'~' and '%' become %XX.
@@ -106,14 +108,55 @@ static int key_is(const char *k, size_t klen, const char *want)
   return strlen(want) == klen && memcmp(k, want, klen) == 0;
 }
 
-char *config_encode(const struct repo_config *c)
+char *config_encode(const struct repo_config *c, const struct repo_keys *k)
 {
   struct strbuf b = STRBUF_INIT(MAX_CONFIG_BYTES, "repository config");
-  strbuf_appendf(&b,
-                 "pilotlight-repository=%u\nid=%s\nchunk-hash=sha256\ncompression=zstd\n"
-                 "encryption=none\npage-entries=%" PRIu32 "\n",
-                 c->version, c->id, c->page_entries);
-  return strbuf_take(&b, NULL);
+  uint8_t h[HASH_LEN];
+  char hex[2 * HASH_LEN + 1];
+  size_t len;
+  if (k)
+    strbuf_appendf(&b,
+                   "pilotlight-repository=2\nid=%s\nchunk-hash=hmac-sha256\ncompression=zstd\n"
+                   "encryption=aes-256-gcm\nkey-derivation=scrypt\npage-entries=%" PRIu32 "\n",
+                   c->id, c->page_entries);
+  else
+    strbuf_appendf(&b,
+                   "pilotlight-repository=1\nid=%s\nchunk-hash=sha256\ncompression=zstd\n"
+                   "encryption=none\npage-entries=%" PRIu32 "\n",
+                   c->id, c->page_entries);
+  char *text = strbuf_take(&b, &len);
+  if (!text)
+    return NULL;
+  /* The last line authenticates (version 2) or checksums (version 1) all
+   * the lines before it. */
+  if (k)
+    config_mac(k, text, len, h);
+  else
+    sha256(text, len, h);
+  hex_encode(h, HASH_LEN, hex);
+  struct strbuf all = STRBUF_INIT(MAX_CONFIG_BYTES, "repository config");
+  strbuf_append(&all, text, len);
+  strbuf_appendf(&all, "%s=%s\n", k ? "config-mac" : "config-sha256", hex);
+  free(text);
+  return strbuf_take(&all, NULL);
+}
+
+/* The value a version requires for an algorithm line. */
+static int algorithm_ok(unsigned version, const char *k, size_t kl, const char *v, size_t vl)
+{
+  static const struct {
+    unsigned version;
+    const char *key, *value;
+  } known[] = {
+      {1, "chunk-hash", "sha256"},     {1, "compression", "zstd"},
+      {1, "encryption", "none"},       {2, "chunk-hash", "hmac-sha256"},
+      {2, "compression", "zstd"},      {2, "encryption", "aes-256-gcm"},
+      {2, "key-derivation", "scrypt"},
+  };
+  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+    if (known[i].version == version && key_is(k, kl, known[i].key))
+      return strlen(known[i].value) == vl && memcmp(v, known[i].value, vl) == 0;
+  return 0;
 }
 
 int config_decode(const char *buf, size_t len, struct repo_config *c)
@@ -121,7 +164,12 @@ int config_decode(const char *buf, size_t len, struct repo_config *c)
   struct lines l = {buf, buf + len, 0};
   const char *k, *v;
   size_t kl, vl;
-  int r, have_id = 0, have_pe = 0;
+  int r;
+  /* Each required line, seen once: id, page-entries, chunk-hash,
+   * compression, encryption, key-derivation (version 2 only). */
+  static const char *const required[] = {"id",          "page-entries", "chunk-hash",
+                                         "compression", "encryption",   "key-derivation"};
+  unsigned seen = 0, need;
   uint64_t x;
   memset(c, 0, sizeof *c);
   r = next_line(&l, &k, &kl, &v, &vl);
@@ -138,33 +186,68 @@ int config_decode(const char *buf, size_t len, struct repo_config *c)
                    c->version, REPO_FORMAT_VERSION);
     return -1;
   }
-  while ((r = next_line(&l, &k, &kl, &v, &vl)) == 1) {
+  c->encrypted = c->version >= 2;
+  need = c->encrypted ? 0x3f : 0x1f;
+  for (;;) {
+    const char *start = l.p;
+    r = next_line(&l, &k, &kl, &v, &vl);
+    if (r != 1)
+      break;
+    unsigned bit = 0;
+    for (unsigned i = 0; i < sizeof required / sizeof required[0]; i++)
+      if (key_is(k, kl, required[i]))
+        bit = 1u << i;
+    if (bit & seen)
+      goto bad; /* a line given twice */
+    seen |= bit;
     if (key_is(k, kl, "id")) {
       uint8_t raw[16];
       if (vl != 32 || hex_decode(v, raw, 16) == -1)
         goto bad;
       memcpy(c->id, v, 32);
       c->id[32] = 0;
-      have_id = 1;
     } else if (key_is(k, kl, "page-entries")) {
       if (parse_u64(v, vl, &x) == -1 || x == 0 || x > MAX_PAGE_ENTRIES)
         goto bad;
       c->page_entries = (uint32_t)x;
-      have_pe = 1;
-    } else if (key_is(k, kl, "chunk-hash")) {
-      if (vl != 6 || memcmp(v, "sha256", 6) != 0)
+    } else if (bit) {
+      if (!algorithm_ok(c->version, k, kl, v, vl))
         goto unsupported;
-    } else if (key_is(k, kl, "compression")) {
-      if (vl != 4 || memcmp(v, "zstd", 4) != 0)
-        goto unsupported;
-    } else if (key_is(k, kl, "encryption")) {
-      if (vl != 4 || memcmp(v, "none", 4) != 0)
-        goto unsupported;
+    } else if (key_is(k, kl, c->encrypted ? "config-mac" : "config-sha256")) {
+      /* The last line: it covers every byte before it. */
+      if (vl != 2 * HASH_LEN || hex_decode(v, c->check, HASH_LEN) == -1 || l.p != l.end)
+        goto bad;
+      c->checked_len = (size_t)(start - buf);
+      c->has_check = 1;
     }
     /* Unknown keys are ignored: minor additions keep the version. */
   }
-  if (r == -1 || !have_id || !have_pe)
+  if (r == -1)
     goto bad;
+  if ((seen & need) != need) {
+    for (unsigned i = 0; i < 6; i++)
+      if ((need & ~seen) & (1u << i)) {
+        set_error_code(EINVAL, "repository config has no %s= line (damaged or altered config)",
+                       required[i]);
+        return -1;
+      }
+  }
+  /* Version 2 is always authenticated; a version-1 checksum was added
+   * later, so an old config without one is accepted. */
+  if (c->encrypted && !c->has_check) {
+    set_error_code(EINVAL, "repository config has no config-mac= line (damaged or altered "
+                           "config)");
+    return -1;
+  }
+  if (!c->encrypted && c->has_check) {
+    uint8_t h[HASH_LEN];
+    sha256(buf, c->checked_len, h);
+    if (memcmp(h, c->check, HASH_LEN) != 0) {
+      set_error_code(EINVAL, "repository config does not match its config-sha256= line "
+                             "(damaged or altered config)");
+      return -1;
+    }
+  }
   return 0;
 unsupported:
   set_error_code(ENOTSUP,
@@ -174,6 +257,87 @@ unsupported:
   return -1;
 bad:
   set_error_code(EINVAL, "repository config is malformed (line %lu)", l.lineno);
+  return -1;
+}
+
+int config_check_mac(const struct repo_config *c, const char *buf, const struct repo_keys *k)
+{
+  uint8_t h[HASH_LEN];
+  config_mac(k, buf, c->checked_len, h);
+  if (CRYPTO_memcmp(h, c->check, HASH_LEN) != 0) {
+    set_error_code(EINVAL, "repository config does not match its config-mac= line (damaged or "
+                           "altered config)");
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- key objects ------------------------------------------------------ */
+
+char *key_object_encode(const struct key_object *o)
+{
+  struct strbuf b = STRBUF_INIT(MAX_KEY_OBJECT_BYTES, "key object");
+  char salt[2 * sizeof o->salt + 1], wrapped[2 * sizeof o->wrapped + 1];
+  hex_encode(o->salt, sizeof o->salt, salt);
+  hex_encode(o->wrapped, sizeof o->wrapped, wrapped);
+  strbuf_appendf(&b,
+                 "pilotlight-key=1\nkdf=scrypt\nscrypt-n=%" PRIu64 "\nscrypt-r=%" PRIu32
+                 "\nscrypt-p=%" PRIu32 "\nsalt=%s\ncreated=%" PRId64 "\nwrapped=%s\n",
+                 o->n, o->r, o->p, salt, o->created, wrapped);
+  return strbuf_take(&b, NULL);
+}
+
+int key_object_decode(const char *buf, size_t len, struct key_object *o)
+{
+  /* Every line, in this order, once. */
+  static const char *const keys[] = {"pilotlight-key", "kdf",  "scrypt-n", "scrypt-r",
+                                     "scrypt-p",       "salt", "created",  "wrapped"};
+  struct lines l = {buf, buf + len, 0};
+  const char *k, *v;
+  size_t kl, vl;
+  uint64_t x = 0;
+  memset(o, 0, sizeof *o);
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, keys[i]))
+      goto bad;
+    int ok;
+    switch (i) {
+    case 0:
+      ok = vl == 1 && v[0] == '1';
+      break;
+    case 1:
+      ok = vl == 6 && memcmp(v, "scrypt", 6) == 0;
+      break;
+    case 5:
+      ok = vl == 2 * sizeof o->salt && hex_decode(v, o->salt, sizeof o->salt) == 0;
+      break;
+    case 7:
+      ok = vl == 2 * sizeof o->wrapped && hex_decode(v, o->wrapped, sizeof o->wrapped) == 0;
+      break;
+    default:
+      ok = parse_u64(v, vl, &x) == 0;
+      if (i == 2) {
+        ok = ok && x >= KDF_MIN_N && x <= KDF_MAX_N && (x & (x - 1)) == 0;
+        o->n = x;
+      } else if (i == 3) {
+        ok = ok && x >= 1 && x <= KDF_MAX_R;
+        o->r = (uint32_t)x;
+      } else if (i == 4) {
+        ok = ok && x >= 1 && x <= KDF_MAX_P;
+        o->p = (uint32_t)x;
+      } else {
+        ok = ok && x <= INT64_MAX;
+        o->created = (int64_t)x;
+      }
+    }
+    if (!ok)
+      goto bad;
+  }
+  if (l.p != l.end)
+    goto bad;
+  return 0;
+bad:
+  set_error_code(EINVAL, "key object is malformed (line %lu)", l.lineno);
   return -1;
 }
 
@@ -501,7 +665,7 @@ static void entry_put(uint8_t *p, const struct chunk_entry *e)
   put_u64(p + 44, e->offset);
 }
 
-static int entry_get(const uint8_t *p, struct chunk_entry *e)
+static int entry_get(const uint8_t *p, uint32_t overhead, struct chunk_entry *e)
 {
   memcpy(e->hash, p, HASH_LEN);
   e->type = p[HASH_LEN];
@@ -510,44 +674,61 @@ static int entry_get(const uint8_t *p, struct chunk_entry *e)
   e->raw_len = get_u32(p + 40);
   e->offset = get_u64(p + 44);
   if (e->type > CHUNK_PAGE || e->comp > COMP_ZSTD || p[34] || p[35] || e->raw_len == 0 ||
-      e->raw_len > MAX_BLOCK_SIZE || e->stored_len == 0 ||
-      (e->comp == COMP_NONE && e->stored_len != e->raw_len) ||
-      e->stored_len > MAX_BLOCK_SIZE + (MAX_BLOCK_SIZE >> 7) + 1024)
+      e->raw_len > MAX_BLOCK_SIZE || e->stored_len == 0 || e->stored_len <= overhead ||
+      (e->comp == COMP_NONE && e->stored_len != e->raw_len + overhead) ||
+      e->stored_len > MAX_BLOCK_SIZE + (MAX_BLOCK_SIZE >> 7) + 1024 + overhead)
     return -1;
   return 0;
 }
 
-int pack_trailer_encode(const struct chunk_entry *e, size_t n, uint8_t **out, size_t *outlen)
+#define TRAILER_AAD "pilotlight pack trailer"
+
+int pack_trailer_encode(const struct chunk_entry *e, size_t n, const struct repo_keys *k,
+                        uint8_t **out, size_t *outlen)
 {
-  if (n > UINT32_MAX / PACK_ENTRY_LEN) {
+  if (n > (UINT32_MAX - SEAL_OVERHEAD) / PACK_ENTRY_LEN) {
     set_error_code(EFBIG, "too many chunks in one pack");
     return -1;
   }
-  size_t len = n * PACK_ENTRY_LEN + PACK_FOOTER_LEN;
-  uint8_t *p = malloc(len);
-  if (!p) {
+  size_t elen = n * PACK_ENTRY_LEN, tlen = elen + (k ? SEAL_OVERHEAD : 0);
+  uint8_t *p = calloc(1, tlen + PACK_FOOTER_LEN), *plain = k ? malloc(elen ? elen : 1) : p;
+  if (!p || !plain) {
     set_error(errno, "malloc");
-    return -1;
+    goto fail;
   }
   for (size_t i = 0; i < n; i++)
-    entry_put(p + i * PACK_ENTRY_LEN, &e[i]);
-  uint8_t *f = p + n * PACK_ENTRY_LEN;
+    entry_put(plain + i * PACK_ENTRY_LEN, &e[i]);
+  if (k) {
+    if (seal(k, TRAILER_AAD, sizeof TRAILER_AAD - 1, plain, elen, p) == -1)
+      goto fail;
+    free(plain);
+  }
+  uint8_t *f = p + tlen;
   put_u32(f, (uint32_t)n);
-  sha256(p, n * PACK_ENTRY_LEN, f + 4);
-  memcpy(f + 36, "PLTRAIL1", 8);
+  sha256(p, tlen, f + 4);
+  memcpy(f + 36, k ? "PLTRAIL2" : "PLTRAIL1", 8);
   *out = p;
-  *outlen = len;
+  *outlen = tlen + PACK_FOOTER_LEN;
   return 0;
+fail:
+  if (plain != p)
+    free(plain);
+  free(p);
+  return -1;
 }
 
-int pack_footer_decode(const uint8_t *footer, uint32_t *count, uint8_t hash[HASH_LEN])
+int pack_footer_decode(const uint8_t *footer, uint32_t *count, uint8_t hash[HASH_LEN], int *sealed)
 {
-  if (memcmp(footer + 36, "PLTRAIL1", 8) != 0) {
+  if (memcmp(footer + 36, "PLTRAIL1", 8) == 0) {
+    *sealed = 0;
+  } else if (memcmp(footer + 36, "PLTRAIL2", 8) == 0) {
+    *sealed = 1;
+  } else {
     set_error_code(EINVAL, "pack trailer magic is missing (truncated or not a pack)");
     return -1;
   }
   *count = get_u32(footer);
-  if (*count > UINT32_MAX / PACK_ENTRY_LEN) {
+  if (*count > (UINT32_MAX - SEAL_OVERHEAD) / PACK_ENTRY_LEN) {
     set_error_code(EINVAL, "pack trailer count is implausible");
     return -1;
   }
@@ -555,16 +736,28 @@ int pack_footer_decode(const uint8_t *footer, uint32_t *count, uint8_t hash[HASH
   return 0;
 }
 
-int pack_entries_decode(const uint8_t *buf, uint32_t count, const uint8_t hash[HASH_LEN],
+int pack_trailer_unseal(const struct repo_keys *k, const uint8_t *buf, uint32_t count, uint8_t *out)
+{
+  size_t elen = (size_t)count * PACK_ENTRY_LEN;
+  if (unseal(k, TRAILER_AAD, sizeof TRAILER_AAD - 1, buf, elen + SEAL_OVERHEAD, out) == -1) {
+    set_error_code(EINVAL, "pack trailer failed authentication (damaged or altered pack)");
+    return -1;
+  }
+  return 0;
+}
+
+int pack_entries_decode(const uint8_t *buf, uint32_t count, const uint8_t *hash, uint32_t overhead,
                         uint64_t data_end, struct chunk_entry **out)
 {
   uint8_t h[HASH_LEN];
   struct chunk_entry *e = NULL;
   uint64_t next = PACK_HEADER_LEN;
-  sha256(buf, (size_t)count * PACK_ENTRY_LEN, h);
-  if (memcmp(h, hash, HASH_LEN) != 0) {
-    set_error_code(EINVAL, "pack trailer checksum mismatch");
-    return -1;
+  if (hash) {
+    sha256(buf, (size_t)count * PACK_ENTRY_LEN, h);
+    if (memcmp(h, hash, HASH_LEN) != 0) {
+      set_error_code(EINVAL, "pack trailer checksum mismatch");
+      return -1;
+    }
   }
   e = calloc(count ? count : 1, sizeof *e);
   if (!e) {
@@ -572,7 +765,7 @@ int pack_entries_decode(const uint8_t *buf, uint32_t count, const uint8_t hash[H
     return -1;
   }
   for (uint32_t i = 0; i < count; i++) {
-    if (entry_get(buf + (size_t)i * PACK_ENTRY_LEN, &e[i]) == -1 || e[i].offset != next ||
+    if (entry_get(buf + (size_t)i * PACK_ENTRY_LEN, overhead, &e[i]) == -1 || e[i].offset != next ||
         e[i].stored_len > data_end - next) {
       set_error_code(EINVAL, "pack trailer entry %u is invalid", i);
       free(e);
@@ -620,7 +813,7 @@ int index_encode(const uint8_t (*packs)[HASH_LEN], uint32_t npacks, const struct
   return 0;
 }
 
-int index_decode(const uint8_t *buf, size_t len, const struct index_visitor *v)
+int index_decode(const uint8_t *buf, size_t len, uint32_t overhead, const struct index_visitor *v)
 {
   const uint8_t *p = buf, *end = buf + len;
   if (len < 16 || memcmp(p, INDEX_MAGIC, 8) != 0)
@@ -639,7 +832,7 @@ int index_decode(const uint8_t *buf, size_t len, const struct index_visitor *v)
   for (uint32_t i = 0; i < n; i++, p += INDEX_ENTRY_LEN) {
     struct chunk_entry e;
     uint32_t ord = get_u32(p + 52);
-    if (entry_get(p, &e) == -1 || ord >= npacks || e.offset < PACK_HEADER_LEN)
+    if (entry_get(p, overhead, &e) == -1 || ord >= npacks || e.offset < PACK_HEADER_LEN)
       goto bad;
     if (v->entry(v->opaque, ord, &e) == -1)
       return -1;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto.h"
 #include "repo.h"
 
 /* Chunk types and compression methods, as stored. */
@@ -36,9 +37,15 @@
 #define MAX_DAMAGE_BYTES (64u << 20)
 
 struct repo_config {
-  unsigned version;
+  unsigned version; /* 1: clear; 2: encrypted */
+  int encrypted;
   char id[33];
   uint32_t page_entries;
+  /* The last line, config-mac= (version 2) or config-sha256= (version 1,
+   * optional), and the bytes before it that it covers. */
+  int has_check;
+  uint8_t check[HASH_LEN];
+  size_t checked_len;
 };
 
 /* A chunk's place in a pack, as listed in a pack trailer or index. */
@@ -49,9 +56,14 @@ struct chunk_entry {
   uint64_t offset;
 };
 
-/* Config object: text. encode returns a malloc'd string (caller frees). */
-char *config_encode(const struct repo_config *c);
+/* Config object: text. encode returns a malloc'd string (caller frees): a
+ * version-2 config authenticated under k, or with k NULL a version-1 one
+ * with a checksum. decode checks untrusted bytes, every required line and a
+ * version-1 checksum; a version-2 config's MAC needs the key: check it with
+ * config_check_mac (buf as decoded) once the key is unlocked. */
+char *config_encode(const struct repo_config *c, const struct repo_keys *k);
 int config_decode(const char *buf, size_t len, struct repo_config *c);
+int config_check_mac(const struct repo_config *c, const char *buf, const struct repo_keys *k);
 
 /* Snapshot object: text. encode returns a malloc'd string (caller frees);
  * decode fills *s (caller frees with snapshot_free) but not s->id. */
@@ -79,27 +91,36 @@ int forget_record_decode(const char *buf, size_t len, struct forget_record *rec)
 /* Free a record's fields and zero it, leaving the struct itself. */
 void forget_record_clear(struct forget_record *rec);
 
-/* Pack trailer: encode appends the trailer for entries to out (a byte
- * vector). decode_footer reads the last PACK_FOOTER_LEN bytes and returns the
- * entry count; decode_entries parses count entries (count*PACK_ENTRY_LEN
- * bytes) and checks them against the footer's hash and data_end (the offset
- * where the trailer starts). */
-int pack_trailer_encode(const struct chunk_entry *e, size_t n, uint8_t **out, size_t *outlen);
-int pack_footer_decode(const uint8_t *footer, uint32_t *count, uint8_t hash[HASH_LEN]);
-int pack_entries_decode(const uint8_t *buf, uint32_t count, const uint8_t hash[HASH_LEN],
+/* Pack trailer: encode returns the trailer and footer for entries in *out
+ * (caller frees): with k, the entries sealed (an encrypted repository's
+ * "PLTRAIL2"), else in clear ("PLTRAIL1"). footer_decode reads the last
+ * PACK_FOOTER_LEN bytes: the entry count, the hash of the stored trailer
+ * and whether it is sealed. A sealed trailer (count * PACK_ENTRY_LEN +
+ * SEAL_OVERHEAD bytes) is opened into out (count * PACK_ENTRY_LEN bytes)
+ * with pack_trailer_unseal. entries_decode parses count entries, checks
+ * them against hash (a clear trailer's; NULL: checked already) and
+ * data_end (the offset where the trailer starts); overhead is what
+ * encryption adds to each stored chunk (0 or SEAL_OVERHEAD). */
+int pack_trailer_encode(const struct chunk_entry *e, size_t n, const struct repo_keys *k,
+                        uint8_t **out, size_t *outlen);
+int pack_footer_decode(const uint8_t *footer, uint32_t *count, uint8_t hash[HASH_LEN], int *sealed);
+int pack_trailer_unseal(const struct repo_keys *k, const uint8_t *buf, uint32_t count,
+                        uint8_t *out);
+int pack_entries_decode(const uint8_t *buf, uint32_t count, const uint8_t *hash, uint32_t overhead,
                         uint64_t data_end, struct chunk_entry **out);
 
 /* Index object: packs (npacks hashes) and entries whose offset field is
  * relative to their own pack, named by pack_of[i] (an ordinal into packs). */
 int index_encode(const uint8_t (*packs)[HASH_LEN], uint32_t npacks, const struct chunk_entry *e,
                  const uint32_t *pack_of, size_t n, uint8_t **out, size_t *outlen);
-/* Calls cb for each pack (ordinal, hash) first, then each entry. */
+/* Calls cb for each pack (ordinal, hash) first, then each entry; overhead
+ * as for pack_entries_decode. */
 struct index_visitor {
   int (*pack)(void *opaque, uint32_t ordinal, const uint8_t hash[HASH_LEN]);
   int (*entry)(void *opaque, uint32_t ordinal, const struct chunk_entry *e);
   void *opaque;
 };
-int index_decode(const uint8_t *buf, size_t len, const struct index_visitor *v);
+int index_decode(const uint8_t *buf, size_t len, uint32_t overhead, const struct index_visitor *v);
 
 /* Damage record: text (docs/FORMAT.md, "Damage records"). What verify
  * found: packs that are missing, truncated or whose trailer is damaged,
@@ -139,6 +160,22 @@ char *damage_encode(struct damage *d);
 int damage_decode(const char *buf, size_t len, struct damage *d);
 void damage_clear(struct damage *d);
 int damage_is_empty(const struct damage *d);
+
+/* A key object (keys/<hash>, text): the scrypt parameters, a salt, and the
+ * master key sealed under the key derived from the passphrase. */
+struct key_object {
+  uint64_t n; /* scrypt cost: a power of two */
+  uint32_t r, p;
+  uint8_t salt[32];
+  int64_t created; /* seconds since the epoch */
+  uint8_t wrapped[64 + SEAL_OVERHEAD];
+};
+
+/* Text form (docs/FORMAT.md). encode returns a malloc'd string (caller
+ * frees); decode checks untrusted bytes. */
+#define MAX_KEY_OBJECT_BYTES 4096u
+char *key_object_encode(const struct key_object *o);
+int key_object_decode(const char *buf, size_t len, struct key_object *o);
 
 /* Little-endian helpers. */
 static inline void put_u32(uint8_t *p, uint32_t v)

@@ -28,6 +28,7 @@ struct pack_buf {
 struct pack_writer {
   struct store *store;
   struct chunk_index *ix;
+  const struct repo_keys *keys; /* seals trailers; NULL in a clear repository */
   pthread_t up[PACK_WRITER_MAX_UPLOADERS];
   int nup; /* uploader threads running */
 
@@ -111,7 +112,7 @@ static int upload_pack(struct pack_writer *pw, struct pack_buf *p)
   size_t tlen;
   char key[PACK_KEY_LEN];
   int ret = -1;
-  if (pack_trailer_encode(p->entries.v, p->entries.len, &trailer, &tlen) == -1)
+  if (pack_trailer_encode(p->entries.v, p->entries.len, pw->keys, &trailer, &tlen) == -1)
     return -1;
   if (vec_reserve(&p->data, tlen) == -1)
     goto out;
@@ -193,7 +194,8 @@ static void *uploader(void *arg)
 
 /* ---- the public interface ---------------------------------------------- */
 
-struct pack_writer *pack_writer_new(struct store *s, struct chunk_index *ix, int nuploaders)
+struct pack_writer *pack_writer_new(struct store *s, struct chunk_index *ix,
+                                    const struct repo_keys *keys, int nuploaders)
 {
   assert(nuploaders >= 1 && nuploaders <= PACK_WRITER_MAX_UPLOADERS);
   struct pack_writer *pw = calloc(1, sizeof *pw);
@@ -203,6 +205,7 @@ struct pack_writer *pack_writer_new(struct store *s, struct chunk_index *ix, int
   }
   pw->store = s;
   pw->ix = ix;
+  pw->keys = keys;
   pthread_mutex_init(&pw->pack_lock, NULL);
   pthread_mutex_init(&pw->q_lock, NULL);
   error_slot_init(&pw->failed);

@@ -16,10 +16,13 @@ struct pack_writer;
 #define PACK_WRITER_MAX_UPLOADERS 16
 
 /* Start nuploaders (1 to PACK_WRITER_MAX_UPLOADERS) uploader threads that
- * store packs in s and record them in ix (under ix->lock). s and ix are
- * borrowed until pack_writer_free. Returns NULL with the error set; else
+ * store packs in s and record them in ix (under ix->lock); keys (NULL in a
+ * clear repository) seal each pack's trailer; chunks come sealed. s, ix and
+ * keys are borrowed until pack_writer_free. Returns NULL with the error set; else
  * the caller frees with pack_writer_free. */
-struct pack_writer *pack_writer_new(struct store *s, struct chunk_index *ix, int nuploaders);
+struct repo_keys;
+struct pack_writer *pack_writer_new(struct store *s, struct chunk_index *ix,
+                                    const struct repo_keys *keys, int nuploaders);
 
 /* Append one chunk (stored_len bytes at data, copied; raw_len before
  * compression) to the open pack; a full pack is queued for upload, waiting

@@ -210,7 +210,7 @@ static int load_index(struct prune *p)
       goto out;
     }
     l.ord.len = 0;
-    int rc = index_decode(buf, len, &v);
+    int rc = index_decode(buf, len, repo_chunk_overhead(p->r), &v);
     free(buf);
     if (rc == -1) {
       prefix_error("%s", key);
@@ -333,7 +333,7 @@ static int mark_pages(struct prune *p, struct page_ref *refs, size_t n)
           goto out;
         }
       }
-      if (chunk_decode(&refs[k].slot, buf + (refs[k].slot.offset - lo), raw, key) == -1) {
+      if (chunk_decode(p->r, &refs[k].slot, buf + (refs[k].slot.offset - lo), raw, key) == -1) {
         prefix_error("snapshot %s block-map page %zu", refs[k].snap, refs[k].page);
         refuse();
         goto out;
@@ -609,7 +609,7 @@ static int copy_pack(struct prune *p, struct pack_writer *pw, const struct index
       const uint8_t *src = buf->v + (moves[k].offset - lo);
       if (!scratch_get(raw, moves[k].raw_len))
         return -1;
-      if (chunk_decode(&moves[k], src, raw->v, key) == -1) {
+      if (chunk_decode(p->r, &moves[k], src, raw->v, key) == -1) {
         refuse();
         return -1;
       }
@@ -639,7 +639,7 @@ static int rewrite(struct prune *p)
     goto out;
   }
   qsort(moves.v, moves.len, sizeof *moves.v, cmp_slot_place);
-  pw = pack_writer_new(p->st, p->ix, repo_io_threads(p->r, 1, 4));
+  pw = pack_writer_new(p->st, p->ix, p->r->keys, repo_io_threads(p->r, 1, 4));
   if (!pw)
     goto out;
   for (size_t i = 0, j; i < moves.len; i = j) {
@@ -690,8 +690,8 @@ static int put_index(struct prune *p, const struct chunk_entry *e, const uint32_
 {
   VEC(uint32_t) ords = {0};
   uint32_t *lpack = malloc(n * sizeof *lpack);
-  uint8_t(*flat)[HASH_LEN] = NULL, *buf = NULL, h[HASH_LEN];
-  size_t len;
+  uint8_t(*flat)[HASH_LEN] = NULL, *buf = NULL, *plain = NULL, h[HASH_LEN];
+  size_t len, plen;
   char key[128], *name = NULL;
   int ret = -1;
   if (!lpack) {
@@ -713,8 +713,9 @@ static int put_index(struct prune *p, const struct chunk_entry *e, const uint32_
   }
   for (size_t i = 0; i < ords.len; i++)
     memcpy(flat[i], p->ix->packs.v[ords.v[i]], HASH_LEN);
-  if (index_encode((const uint8_t(*)[HASH_LEN])flat, (uint32_t)ords.len, e, lpack, n, &buf, &len) ==
-      -1)
+  if (index_encode((const uint8_t(*)[HASH_LEN])flat, (uint32_t)ords.len, e, lpack, n, &plain,
+                   &plen) == -1 ||
+      repo_seal(p->r, "index", plain, plen, &buf, &len) == -1)
     goto out;
   sha256(buf, len, h);
   name = malloc(2 * HASH_LEN + 1);
@@ -735,6 +736,7 @@ out:
     local[ords.v[i]] = UINT32_MAX;
   free(name);
   free(buf);
+  free(plain);
   free(flat);
   free(lpack);
   vec_free(&ords);

@@ -99,7 +99,7 @@ static int read_worker(void *opaque, int index PL_UNUSED)
       if (s != decoded) {
         dst.len = 0;
         if (vec_reserve(&dst, s->raw_len) == -1 ||
-            chunk_decode(s, src.v + (s->offset - start), dst.v, key) == -1) {
+            chunk_decode(rd->r, s, src.v + (s->offset - start), dst.v, key) == -1) {
           repo_advise_damage();
           ret = -1;
           break;

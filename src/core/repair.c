@@ -154,7 +154,7 @@ static int read_copy(struct repo *r, const struct index_slot *s, const char *key
     goto out;
   }
   if (store_get_range(r->store, key, s->offset, s->stored_len, *src) == -1 ||
-      chunk_decode(s, *src, dst, key) == -1)
+      chunk_decode(r, s, *src, dst, key) == -1)
     goto out;
   ret = 0;
 out:
@@ -280,7 +280,7 @@ static int rewrite_index(struct repairer *p, const char *key)
   char name[2 * HASH_LEN + 1] = "";
   int ret = -1;
   if (repo_get_hashed(r, key, key + strlen("index/"), MAX_INDEX_BYTES, &buf, &len) == -1 ||
-      index_decode(buf, len, &v) == -1)
+      index_decode(buf, len, repo_chunk_overhead(r), &v) == -1)
     goto out;
   map = malloc((c.packs.len ? c.packs.len : 1) * sizeof *map);
   if (!map) {
@@ -404,7 +404,7 @@ static int repair_objects(struct repairer *p, struct snapshot **snaps, size_t ns
   if (plan_packs(p) == -1 || repo_adopt_packs(r) == -1)
     goto out;
   if (!p->dry) {
-    pw = pack_writer_new(r->store, r->ix, repo_io_threads(r, 1, 4));
+    pw = pack_writer_new(r->store, r->ix, r->keys, repo_io_threads(r, 1, 4));
     if (!pw)
       goto out;
   }

@@ -8,6 +8,7 @@
 #include "../store/store.h"
 #include "bundle.h"
 #include "chunk-index.h"
+#include "crypto.h"
 #include "format.h"
 #include "lock.h"
 #include "repo.h"
@@ -22,6 +23,11 @@ struct repo {
   uint8_t bundle_read[2];
   int store_reads; /* from repo_settings: the bundles are written, not read */
   struct repo_config cfg;
+  /* The master key of an encrypted (version 2) repository, NULL for a clear
+   * one; owned, wiped by repo_free. key_id names the key object that
+   * opened it (keys/<key_id>). */
+  struct repo_keys *keys;
+  char key_id[2 * HASH_LEN + 1];
   struct chunk_index *ix;
   int threads;
   int level;                                   /* zstd compression level */
@@ -81,15 +87,19 @@ void pack_key(const uint8_t h[HASH_LEN], char out[PACK_KEY_LEN]);
 #define BUNDLE_SNAPSHOTS 0
 #define BUNDLE_INDEX 1
 
-/* Read an immutable object named by the SHA-256 of its content, and check
- * the content against the name; snapshot and index objects of a remote
- * store come from the cache's bundle when it holds them, and are kept for
- * its next save. Caller frees *buf. */
+/* Read an immutable object named by the SHA-256 of its stored content,
+ * check the content against the name and, in an encrypted repository,
+ * decrypt and authenticate it as an object of its folder ("index/...": kind
+ * "index"), so *buf is always the plaintext; snapshot and index objects of a
+ * remote store come from the cache's bundle when it holds them, and are
+ * kept for its next save. Caller frees *buf. */
 int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t max, void **buf,
                     size_t *len);
 
-/* Write an object named by its content hash under dir ("index",
- * "snapshots"); hexname receives the name. With excl, an existing key fails. */
+/* Write an object (plaintext buf) under dir ("index", "snapshots"),
+ * encrypted as an object of kind dir in an encrypted repository, and named
+ * by the hash of what is stored; hexname receives the name. With excl, an
+ * existing key fails. */
 int repo_put_hashed(struct repo *r, const char *dir, const void *buf, size_t len, int excl,
                     char hexname[2 * HASH_LEN + 1]);
 
@@ -102,9 +112,23 @@ int repo_read_trailer(struct repo *r, const uint8_t pack[HASH_LEN], struct chunk
  * lists them in its own index object. */
 int repo_adopt_packs(struct repo *r);
 
-/* Decompress and verify one stored chunk (stored_len bytes at src) into dst
- * (raw_len bytes). pack is for messages. */
-int chunk_decode(const struct index_slot *s, const uint8_t *src, uint8_t *dst, const char *pack);
+/* Decrypt (encrypted repositories), decompress and verify one stored chunk
+ * (stored_len bytes at src) into dst (raw_len bytes). pack is for messages. */
+int chunk_decode(const struct repo *r, const struct index_slot *s, const uint8_t *src, uint8_t *dst,
+                 const char *pack);
+
+/* Encrypt (kind: the associated data's last part) or decrypt a whole object
+ * in an encrypted repository; in a clear one, copy it. Caller frees *out. */
+int repo_seal(const struct repo *r, const char *kind, const void *in, size_t len, uint8_t **out,
+              size_t *outlen);
+int repo_unseal(const struct repo *r, const char *kind, const void *in, size_t len, uint8_t **out,
+                size_t *outlen);
+
+/* What encryption adds to each stored chunk: SEAL_OVERHEAD, or 0. */
+static inline uint32_t repo_chunk_overhead(const struct repo *r)
+{
+  return r->keys ? SEAL_OVERHEAD : 0;
+}
 
 /* Threads for object I/O (uploads or ranged reads): local_default for a
  * folder, remote_default for a remote store, which needs several requests

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -52,6 +53,10 @@ void repo_free(struct repo *r)
   if (!r)
     return;
   lock_release(r->lock);
+  if (r->keys) {
+    repo_keys_wipe(r->keys);
+    free(r->keys);
+  }
   chunk_index_free(r->ix);
   damage_clear(&r->damage);
   strings_free(&r->damage_keys);
@@ -79,6 +84,10 @@ void repo_settings_default(struct repo_settings *s)
   s->lock_wait_ms = 0;
   s->lock_refresh_seconds = 0;
   s->store_reads = 0;
+  s->clear = 0;
+  s->password = NULL;
+  s->password_opaque = NULL;
+  s->kdf_n = 0;
 }
 
 void repo_warn(struct repo *r, const char *fmt, ...)
@@ -118,12 +127,239 @@ static struct repo *repo_alloc(const struct repo_settings *settings)
   return r;
 }
 
+/* ---- keys ------------------------------------------------------------- */
+
+#define MAX_PASSWORD 1024
+
+/* The password from the settings' callback into pw (MAX_PASSWORD bytes). */
+static int ask_password(const struct repo_settings *st, int is_new, char *pw, size_t *len)
+{
+  if (!st || !st->password) {
+    set_error_code(EACCES, "the repository is encrypted and no password was given");
+    return -1;
+  }
+  return st->password(st->password_opaque, is_new, pw, MAX_PASSWORD, len);
+}
+
+/* Wrap r's master key under pw in a new key object; id receives its name. */
+static int write_key(struct repo *r, const char *pw, size_t len, uint64_t n,
+                     char id[2 * HASH_LEN + 1])
+{
+  struct key_object o;
+  uint8_t h[HASH_LEN];
+  char key[128];
+  if (key_object_make(r->keys, pw, len, n, (int64_t)time(NULL), &o) == -1)
+    return -1;
+  char *text = key_object_encode(&o);
+  explicit_bzero(&o, sizeof o);
+  if (!text)
+    return -1;
+  sha256(text, strlen(text), h);
+  hex_encode(h, HASH_LEN, id);
+  snprintf(key, sizeof key, "keys/%s", id);
+  int rc = store_put(r->store, key, text, strlen(text), STORE_PUT_EXCL);
+  free(text);
+  return rc;
+}
+
+/* A key object, read and checked against its name. */
+static int read_key(struct repo *r, const char *key, struct key_object *o)
+{
+  void *buf;
+  size_t len;
+  uint8_t want[HASH_LEN], got[HASH_LEN];
+  const char *name = key + strlen("keys/");
+  if (strlen(name) != 2 * HASH_LEN || hex_decode(name, want, HASH_LEN) == -1) {
+    set_error_code(EINVAL, "%s: not a key object name", key);
+    return -1;
+  }
+  if (store_get(r->store, key, MAX_KEY_OBJECT_BYTES, &buf, &len) == -1)
+    return -1;
+  sha256(buf, len, got);
+  int rc = memcmp(got, want, HASH_LEN) == 0 ? key_object_decode(buf, len, o) : -1;
+  if (rc == -1 && memcmp(got, want, HASH_LEN) != 0)
+    set_error_code(EIO, "content does not match its name (damaged key object)");
+  free(buf);
+  if (rc == -1)
+    prefix_error("%s", key);
+  return rc;
+}
+
+/* Open r's master key with the password: try each key object in turn. */
+static int unlock_keys(struct repo *r, const struct repo_settings *st)
+{
+  struct strings keys = {0};
+  char pw[MAX_PASSWORD];
+  size_t len = 0;
+  int ret = -1, tried = 0;
+  if (store_list_keys(r->store, "keys/", &keys) == -1)
+    goto out;
+  if (keys.len == 0) {
+    set_error_code(ENOENT,
+                   "the repository is encrypted but has no key objects (keys/): copy them "
+                   "back from a backup of the repository; without one its data cannot be read");
+    goto out;
+  }
+  r->keys = calloc(1, sizeof *r->keys);
+  if (!r->keys) {
+    set_error(errno, "calloc");
+    goto out;
+  }
+  if (ask_password(st, 0, pw, &len) == -1)
+    goto out;
+  for (size_t i = 0; i < keys.len; i++) {
+    struct key_object o;
+    if (read_key(r, keys.v[i], &o) == -1) {
+      repo_warn(r, "%s", get_error()); /* another key may open it */
+      continue;
+    }
+    tried++;
+    if (key_object_open(&o, pw, len, r->keys) == 0) {
+      snprintf(r->key_id, sizeof r->key_id, "%s", keys.v[i] + strlen("keys/"));
+      ret = 0;
+      goto out;
+    }
+    if (get_errno() != EACCES)
+      repo_warn(r, "%s: %s", keys.v[i], get_error()); /* another key may open it */
+  }
+  set_error_code(EACCES,
+                 "wrong password (none of the repository's %d key objects opens with it): check "
+                 "PILOTLIGHT_PASSWORD, --password-file or --password-command",
+                 tried);
+out:
+  explicit_bzero(pw, sizeof pw);
+  strings_free(&keys);
+  if (ret == -1 && r->keys) {
+    repo_keys_wipe(r->keys);
+    free(r->keys);
+    r->keys = NULL;
+  }
+  return ret;
+}
+
+int repo_key_list(struct repo *r, struct repo_key_info **out, size_t *n)
+{
+  struct strings keys = {0};
+  VEC(struct repo_key_info) v = {0};
+  int ret = -1;
+  if (!r->keys) {
+    set_error_code(EINVAL, "the repository is not encrypted: it has no keys");
+    return -1;
+  }
+  if (store_list_keys(r->store, "keys/", &keys) == -1)
+    goto out;
+  for (size_t i = 0; i < keys.len; i++) {
+    struct key_object o;
+    struct repo_key_info k = {0};
+    if (read_key(r, keys.v[i], &o) == -1) {
+      repo_warn(r, "%s", get_error());
+      continue;
+    }
+    snprintf(k.id, sizeof k.id, "%s", keys.v[i] + strlen("keys/"));
+    k.created = o.created;
+    k.n = o.n;
+    k.r = o.r;
+    k.p = o.p;
+    k.current = strcmp(k.id, r->key_id) == 0;
+    if (vec_push(&v, k) == -1)
+      goto out;
+  }
+  *out = v.v;
+  *n = v.len;
+  v.v = NULL;
+  ret = 0;
+out:
+  vec_free(&v);
+  strings_free(&keys);
+  return ret;
+}
+
+int repo_key_add(struct repo *r, const char *password, size_t len, uint64_t kdf_n,
+                 char id[2 * HASH_LEN + 1])
+{
+  if (!r->keys) {
+    set_error_code(EINVAL, "the repository is not encrypted: it has no keys");
+    return -1;
+  }
+  return write_key(r, password, len, kdf_n, id);
+}
+
+int repo_key_remove(struct repo *r, const char *id)
+{
+  struct repo_key_info *k = NULL;
+  size_t n = 0, match = SIZE_MAX;
+  int ret = -1;
+  char key[128];
+  if (repo_key_list(r, &k, &n) == -1)
+    return -1;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(k[i].id, id, strlen(id)) == 0) {
+      if (match != SIZE_MAX) {
+        set_error_code(EINVAL, "key id %s is ambiguous: give more digits (pilotlight key list)",
+                       id);
+        goto out;
+      }
+      match = i;
+    }
+  if (!*id || match == SIZE_MAX) {
+    set_error_code(ENOENT, "no key %s in this repository (pilotlight key list shows them)", id);
+    goto out;
+  }
+  if (n == 1) {
+    set_error_code(EPERM,
+                   "key %.8s is the repository's only key: removing it would lose the "
+                   "repository; add another first (pilotlight key add)",
+                   k[match].id);
+    goto out;
+  }
+  if (k[match].current) {
+    set_error_code(EPERM,
+                   "key %.8s is the one this command opened the repository with: open with "
+                   "another key's password to remove it",
+                   k[match].id);
+    goto out;
+  }
+  snprintf(key, sizeof key, "keys/%s", k[match].id);
+  ret = store_del(r->store, key);
+out:
+  free(k);
+  return ret;
+}
+
+int repo_key_passwd(struct repo *r, const char *password, size_t len, uint64_t kdf_n,
+                    char id[2 * HASH_LEN + 1])
+{
+  char old[128];
+  if (repo_key_add(r, password, len, kdf_n, id) == -1)
+    return -1;
+  snprintf(old, sizeof old, "keys/%s", r->key_id);
+  snprintf(r->key_id, sizeof r->key_id, "%s", id);
+  if (store_del(r->store, old) == -1) {
+    prefix_error("the new key %.8s was added, but the old key %.8s could not be removed "
+                 "(remove it with pilotlight key remove)",
+                 id, old + strlen("keys/"));
+    return -1;
+  }
+  return 0;
+}
+
+const char *repo_key_id(const struct repo *r)
+{
+  return r->keys ? r->key_id : NULL;
+}
+
+int repo_encrypted(const struct repo *r)
+{
+  return r->keys != NULL;
+}
+
 struct repo *repo_create(const char *location, const struct repo_settings *settings)
 {
   struct repo *r = repo_alloc(settings);
   uint8_t idraw[16];
   uint64_t size;
-  char *text = NULL;
+  char *text = NULL, pw[MAX_PASSWORD];
+  size_t pwlen = 0;
   if (!r)
     return NULL;
   r->store = store_open(location, 1, settings ? settings->s3 : NULL);
@@ -142,21 +378,46 @@ struct repo *repo_create(const char *location, const struct repo_settings *setti
     set_error_code(EIO, "no random bytes for the repository id");
     goto fail;
   }
-  r->cfg.version = REPO_FORMAT_VERSION;
   hex_encode(idraw, sizeof idraw, r->cfg.id);
   r->cfg.page_entries = 1024;
-  text = config_encode(&r->cfg);
+  r->cfg.version = 1;
+  if (!settings || !settings->clear) {
+    r->cfg.version = 2;
+    r->cfg.encrypted = 1;
+    r->keys = calloc(1, sizeof *r->keys);
+    if (!r->keys) {
+      set_error(errno, "calloc");
+      goto fail;
+    }
+    /* The key object first: a config is never without its key. */
+    if (repo_keys_random(r->keys) == -1 || ask_password(settings, 1, pw, &pwlen) == -1 ||
+        write_key(r, pw, pwlen, settings->kdf_n, r->key_id) == -1)
+      goto fail;
+  }
+  text = config_encode(&r->cfg, r->keys);
   if (!text || store_put(r->store, "config", text, strlen(text), STORE_PUT_EXCL) == -1) {
     if (get_errno() == EEXIST)
       set_error_code(EEXIST, "%s already holds a pilotlight repository", location);
+    if (r->keys && r->key_id[0]) {
+      /* Another init won the race: our key wraps a master key no config
+       * uses, and would open with its password to a key that fails. */
+      char key[128], msg[1024];
+      int e = get_errno();
+      snprintf(msg, sizeof msg, "%s", get_error());
+      snprintf(key, sizeof key, "keys/%s", r->key_id);
+      store_del(r->store, key);
+      set_error_msg(e, msg);
+    }
     goto fail;
   }
   free(text);
+  explicit_bzero(pw, sizeof pw);
   r->ix = chunk_index_new();
   if (!r->ix)
     goto fail;
   return r;
 fail:
+  explicit_bzero(pw, sizeof pw);
   free(text);
   repo_free(r);
   return NULL;
@@ -264,15 +525,45 @@ out:
   r->bundle_read[which] = 0;
 }
 
-/* repo_get_hashed through bundle b, or straight from the store (NULL). */
-static int get_hashed(struct repo *r, struct bundle *b, const char *key, const char *hexname,
-                      size_t max, void **buf, size_t *len)
+int repo_seal(const struct repo *r, const char *kind, const void *in, size_t len, uint8_t **out,
+              size_t *outlen)
 {
-  uint8_t want[HASH_LEN], got[HASH_LEN];
-  if (strlen(hexname) != 2 * HASH_LEN || hex_decode(hexname, want, HASH_LEN) == -1) {
-    set_error_code(EINVAL, "%s: object name is not a SHA-256", key);
+  char aad[AAD_MAX];
+  if (r->keys)
+    return seal_alloc(r->keys, aad, object_aad(r->cfg.id, kind, aad), in, len, out, outlen);
+  *out = malloc(len ? len : 1);
+  if (!*out) {
+    set_error(errno, "malloc");
     return -1;
   }
+  memcpy(*out, in, len);
+  *outlen = len;
+  return 0;
+}
+
+int repo_unseal(const struct repo *r, const char *kind, const void *in, size_t len, uint8_t **out,
+                size_t *outlen)
+{
+  char aad[AAD_MAX];
+  if (!r->keys)
+    return repo_seal(r, kind, in, len, out, outlen);
+  return unseal_alloc(r->keys, aad, object_aad(r->cfg.id, kind, aad), in, len, out, outlen);
+}
+
+/* The kind of the object at key: its folder ("index/..." -> "index"). */
+static void key_kind(const char *key, char out[32])
+{
+  const char *slash = strchr(key, '/');
+  size_t n = slash ? (size_t)(slash - key) : strlen(key);
+  snprintf(out, 32, "%.*s", (int)(n < 31 ? n : 31), key);
+}
+
+/* The stored bytes of a hashed object, checked against its name: from
+ * bundle b when it holds them, else from the store (and added to b). */
+static int get_stored(struct repo *r, struct bundle *b, const char *key,
+                      const uint8_t want[HASH_LEN], size_t max, void **buf, size_t *len)
+{
+  uint8_t got[HASH_LEN];
   const struct bundle_entry *e = b && !r->store_reads ? bundle_find(b, want) : NULL;
   if (e && e->len <= max) {
     *buf = malloc(e->len ? e->len : 1);
@@ -297,6 +588,33 @@ static int get_hashed(struct repo *r, struct bundle *b, const char *key, const c
   return 0;
 }
 
+/* repo_get_hashed through bundle b, or straight from the store (NULL). */
+static int get_hashed(struct repo *r, struct bundle *b, const char *key, const char *hexname,
+                      size_t max, void **buf, size_t *len)
+{
+  uint8_t want[HASH_LEN];
+  char kind[32];
+  void *stored;
+  size_t slen;
+  if (strlen(hexname) != 2 * HASH_LEN || hex_decode(hexname, want, HASH_LEN) == -1) {
+    set_error_code(EINVAL, "%s: object name is not a SHA-256", key);
+    return -1;
+  }
+  if (get_stored(r, b, key, want, r->keys ? max + SEAL_OVERHEAD : max, &stored, &slen) == -1)
+    return -1;
+  if (!r->keys) {
+    *buf = stored;
+    *len = slen;
+    return 0;
+  }
+  key_kind(key, kind);
+  int rc = repo_unseal(r, kind, stored, slen, (uint8_t **)buf, len);
+  free(stored);
+  if (rc == -1)
+    prefix_error("%s", key);
+  return rc;
+}
+
 int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t max, void **buf,
                     size_t *len)
 {
@@ -306,12 +624,17 @@ int repo_get_hashed(struct repo *r, const char *key, const char *hexname, size_t
 int repo_put_hashed(struct repo *r, const char *dir, const void *buf, size_t len, int excl,
                     char hexname[2 * HASH_LEN + 1])
 {
-  uint8_t h[HASH_LEN];
+  uint8_t h[HASH_LEN], *stored;
+  size_t slen;
   char key[128];
-  sha256(buf, len, h);
+  if (repo_seal(r, dir, buf, len, &stored, &slen) == -1)
+    return -1;
+  sha256(stored, slen, h);
   hex_encode(h, HASH_LEN, hexname);
   snprintf(key, sizeof key, "%s/%s", dir, hexname);
-  return store_put(r->store, key, buf, len, excl ? STORE_PUT_EXCL : 0);
+  int rc = store_put(r->store, key, stored, slen, excl ? STORE_PUT_EXCL : 0);
+  free(stored);
+  return rc;
 }
 
 /* ---- loading the index ---------------------------------------------- */
@@ -407,10 +730,10 @@ int repo_load_index(struct repo *r)
         goto out;
       continue;
     }
-    int rc = index_decode(buf, len, &check);
+    int rc = index_decode(buf, len, repo_chunk_overhead(r), &check);
     if (rc == 0) {
       c.ord.len = 0;
-      rc = index_decode(buf, len, &v);
+      rc = index_decode(buf, len, repo_chunk_overhead(r), &v);
       if (rc == -1) {
         free(buf);
         goto out; /* out of memory: the object itself was sound */
@@ -527,6 +850,11 @@ struct repo *repo_open(const char *location, const struct repo_settings *setting
     prefix_error("%s", location);
     goto fail;
   }
+  if (r->cfg.encrypted &&
+      (unlock_keys(r, settings) == -1 || config_check_mac(&r->cfg, buf, r->keys) == -1)) {
+    prefix_error("%s", location);
+    goto fail;
+  }
   free(buf);
   buf = NULL;
   open_cache(r, settings ? settings->cache_dir : NULL);
@@ -549,9 +877,9 @@ int repo_read_trailer(struct repo *r, const uint8_t pack[HASH_LEN], struct chunk
 {
   char key[PACK_KEY_LEN];
   uint8_t footer[PACK_FOOTER_LEN], th[HASH_LEN];
-  uint8_t *buf = NULL;
+  uint8_t *buf = NULL, *plain = NULL;
   uint64_t size;
-  int ret = -1;
+  int ret = -1, sealed;
   pack_key(pack, key);
   if (store_head(r->store, key, &size) == -1)
     return -1;
@@ -561,17 +889,23 @@ int repo_read_trailer(struct repo *r, const uint8_t pack[HASH_LEN], struct chunk
   }
   if (store_get_range(r->store, key, size - PACK_FOOTER_LEN, PACK_FOOTER_LEN, footer) == -1)
     return -1;
-  if (pack_footer_decode(footer, n, th) == -1)
+  if (pack_footer_decode(footer, n, th, &sealed) == -1)
     goto bad;
-  uint64_t tlen = (uint64_t)*n * PACK_ENTRY_LEN;
+  if (sealed != (r->keys != NULL)) {
+    set_error_code(EIO, "%s trailer in an %s repository (damaged or altered pack)",
+                   sealed ? "an encrypted" : "a clear", sealed ? "unencrypted" : "encrypted");
+    goto bad;
+  }
+  uint64_t elen = (uint64_t)*n * PACK_ENTRY_LEN, tlen = elen + (sealed ? SEAL_OVERHEAD : 0);
   if (tlen > size - PACK_HEADER_LEN - PACK_FOOTER_LEN) {
     set_error_code(EIO, "pack trailer larger than the pack (truncated pack?)");
     goto bad;
   }
   buf = malloc(tlen + PACK_FOOTER_LEN);
-  if (!buf) {
+  plain = sealed ? malloc(elen ? elen : 1) : buf;
+  if (!buf || !plain) {
     set_error(errno, "malloc");
-    return -1;
+    goto out;
   }
   if (store_get_range(r->store, key, size - PACK_FOOTER_LEN - tlen, tlen, buf) == -1)
     goto out;
@@ -583,7 +917,10 @@ int repo_read_trailer(struct repo *r, const uint8_t pack[HASH_LEN], struct chunk
     set_error_code(EIO, "pack trailer does not match the pack's name (damaged pack)");
     goto bad;
   }
-  if (pack_entries_decode(buf, *n, th, size - PACK_FOOTER_LEN - tlen, e) == -1)
+  if (sealed && pack_trailer_unseal(r->keys, buf, *n, plain) == -1)
+    goto bad;
+  if (pack_entries_decode(plain, *n, sealed ? NULL : th, sealed ? SEAL_OVERHEAD : 0,
+                          size - PACK_FOOTER_LEN - tlen, e) == -1)
     goto bad;
   *pack_size = size;
   ret = 0;
@@ -591,6 +928,8 @@ int repo_read_trailer(struct repo *r, const uint8_t pack[HASH_LEN], struct chunk
 bad:
   prefix_error("%s", key);
 out:
+  if (plain != buf)
+    free(plain);
   free(buf);
   return ret;
 }
@@ -644,28 +983,62 @@ out:
 
 /* ---- chunks ---------------------------------------------------------- */
 
-int chunk_decode(const struct index_slot *s, const uint8_t *src, uint8_t *dst, const char *pack)
+int chunk_decode(const struct repo *r, const struct index_slot *s, const uint8_t *src, uint8_t *dst,
+                 const char *pack)
 {
-  uint8_t h[HASH_LEN];
+  uint8_t h[HASH_LEN], *plain = NULL;
   char hex[2 * HASH_LEN + 1];
-  if (s->comp == COMP_ZSTD) {
-    size_t n = ZSTD_decompress(dst, s->raw_len, src, s->stored_len);
-    if (ZSTD_isError(n) || n != s->raw_len) {
-      hex_encode(s->hash, HASH_LEN, hex);
-      set_error_code(EIO, "chunk %.16s in %s: cannot decompress (damaged pack)", hex, pack);
+  size_t plen = s->stored_len;
+  int ret = -1;
+  hex_encode(s->hash, HASH_LEN, hex);
+  if (r->keys) {
+    /* A raw chunk decrypts straight into dst; a compressed one first into
+     * a buffer of its own. */
+    if (s->stored_len < SEAL_OVERHEAD) {
+      set_error_code(EIO, "chunk %.16s in %s: too short for an encrypted chunk (damaged pack)", hex,
+                     pack);
       return -1;
     }
-  } else {
+    plen = s->stored_len - SEAL_OVERHEAD;
+    plain = s->comp == COMP_ZSTD ? malloc(plen ? plen : 1) : dst;
+    if (!plain) {
+      set_error(errno, "malloc");
+      return -1;
+    }
+    if (plain == dst && plen != s->raw_len)
+      goto bad_length;
+    if (unseal(r->keys, s->hash, HASH_LEN, src, s->stored_len, plain) == -1) {
+      set_error_code(EIO, "chunk %.16s in %s: failed authentication (damaged or altered pack)", hex,
+                     pack);
+      goto out;
+    }
+    src = plain;
+  }
+  if (s->comp == COMP_ZSTD) {
+    size_t n = ZSTD_decompress(dst, s->raw_len, src, plen);
+    if (ZSTD_isError(n) || n != s->raw_len) {
+      set_error_code(EIO, "chunk %.16s in %s: cannot decompress (damaged pack)", hex, pack);
+      goto out;
+    }
+  } else if (src != dst) {
+    if (plen != s->raw_len)
+      goto bad_length;
     memcpy(dst, src, s->raw_len);
   }
-  sha256(dst, s->raw_len, h);
+  chunk_name(r->keys, dst, s->raw_len, h);
   if (memcmp(h, s->hash, HASH_LEN) != 0) {
-    hex_encode(s->hash, HASH_LEN, hex);
     set_error_code(EIO, "chunk %.16s in %s: content does not match its hash (damaged pack)", hex,
                    pack);
-    return -1;
+    goto out;
   }
-  return 0;
+  ret = 0;
+  goto out;
+bad_length:
+  set_error_code(EIO, "chunk %.16s in %s: stored length does not match (damaged pack)", hex, pack);
+out:
+  if (plain != dst)
+    free(plain);
+  return ret;
 }
 
 void repo_advise_damage(void)
@@ -717,7 +1090,7 @@ int repo_read_chunk(struct repo *r, const uint8_t hash[HASH_LEN], void **data, s
     goto fail;
   }
   if (store_get_range(r->store, key, s->offset, s->stored_len, src) == -1 ||
-      chunk_decode(s, src, dst, key) == -1) {
+      chunk_decode(r, s, src, dst, key) == -1) {
     repo_advise_damage();
     goto fail;
   }
@@ -818,7 +1191,8 @@ out:
 /* ---- the latest snapshot, from summaries ---------------------------------
  * Finding a disk's latest snapshot needs only each snapshot's disk and
  * time. The cache's snapshots.summary holds those for every listed name (a
- * bundle whose entries are u64 time, u32 nanoseconds and the disk name), so
+ * bundle whose entries are u64 time, u32 nanoseconds and the disk name,
+ * sealed as a whole in an encrypted repository), so
  * that a backup decodes one snapshot object, not all of them. Names not in
  * it are read and summarised. */
 
@@ -858,8 +1232,15 @@ static int latest_from_summaries(struct repo *r, const char *disk, struct summar
   memset(best, 0, sizeof *best);
   if (store_list_keys(r->store, "snapshots/", &keys) == -1)
     goto out;
-  if (store_get(r->cache, SUMMARY_FILE, MAX_BUNDLE_BYTES, &buf, &len) == 0)
-    bundle_decode(buf, len, &sum); /* a damaged one is rebuilt */
+  if (store_get(r->cache, SUMMARY_FILE, MAX_BUNDLE_BYTES, &buf, &len) == 0) {
+    /* Sealed in an encrypted repository: the disk names are secret. A
+     * damaged or altered file is rebuilt. */
+    uint8_t *plain;
+    size_t plen;
+    if (repo_unseal(r, "summary", buf, len, &plain, &plen) == 0)
+      bundle_decode(plain, plen, &sum);
+    free(buf);
+  }
   for (size_t i = 0; i < keys.len; i++) {
     const char *name = keys.v[i] + strlen("snapshots/");
     struct summary x = {0};
@@ -904,9 +1285,11 @@ static int latest_from_summaries(struct repo *r, const char *disk, struct summar
       *best = x;
   }
   if (from_file != all.len || from_file != sum.n) {
-    uint8_t *out = bundle_encode(all.v, all.len, &len);
-    if (out)
-      store_put(r->cache, SUMMARY_FILE, out, len, 0);
+    uint8_t *out = bundle_encode(all.v, all.len, &len), *sealed = NULL;
+    size_t slen;
+    if (out && repo_seal(r, "summary", out, len, &sealed, &slen) == 0)
+      store_put(r->cache, SUMMARY_FILE, sealed, slen, 0);
+    free(sealed);
     free(out);
   }
   ret = 0;
@@ -1065,6 +1448,7 @@ int repo_load_blockmap(struct repo *r, const struct snapshot *s, struct blockmap
   out->nblocks = nblocks;
   out->block_size = s->block_size;
   out->size = s->size;
+  out->keys = r->keys;
   out->h = calloc(nblocks ? nblocks : 1, HASH_LEN);
   refs = calloc(s->pages.len ? s->pages.len : 1, sizeof *refs);
   if (!out->h || !refs) {
@@ -1111,7 +1495,7 @@ int repo_load_blockmap(struct repo *r, const struct snapshot *s, struct blockmap
     }
     for (size_t k = i; k < j; k++) {
       uint8_t *dst = out->h[(uint64_t)refs[k].page * s->page_entries];
-      if (chunk_decode(&refs[k].slot, buf + (refs[k].slot.offset - lo), dst, key) == -1) {
+      if (chunk_decode(r, &refs[k].slot, buf + (refs[k].slot.offset - lo), dst, key) == -1) {
         prefix_error("snapshot %.12s block map page %zu", s->id, refs[k].page);
         repo_advise_damage();
         goto fail;

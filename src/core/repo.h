@@ -13,7 +13,7 @@
 #include "../util/progress.h"
 #include "../util/vec.h"
 
-#define REPO_FORMAT_VERSION 1
+#define REPO_FORMAT_VERSION 2
 
 struct repo;
 struct s3_settings;
@@ -49,6 +49,17 @@ struct repo_settings {
    * and prune judge the repository, and a sound cached copy would hide a
    * damaged stored one); the cache is still updated. Default 0. */
   int store_reads;
+  /* repo_create: make a clear (version 1) repository instead of an
+   * encrypted one. Default 0. */
+  int clear;
+  /* The repository password, asked only when one is needed (opening or
+   * creating an encrypted repository): fill buf (cap bytes) with it and
+   * *len with its length, or return -1 with the error set. is_new: it is
+   * the password of a new repository (a prompt asks twice). NULL (default):
+   * an encrypted repository cannot be opened. */
+  int (*password)(void *opaque, int is_new, char *buf, size_t cap, size_t *len);
+  void *password_opaque;
+  uint64_t kdf_n; /* scrypt cost of a new key (a power of two); 0: the default */
 };
 
 #define REPO_LOCK_NONE 0
@@ -84,6 +95,33 @@ int repo_check_lock(struct repo *r);
 
 /* The repository id, 32 hex digits; borrowed for the repo's lifetime. */
 const char *repo_id(const struct repo *r);
+
+/* 1 if the repository is encrypted (format version 2). */
+int repo_encrypted(const struct repo *r);
+
+/* Key objects of an encrypted repository (keys/). */
+struct repo_key_info {
+  char id[2 * HASH_LEN + 1];
+  int64_t created;
+  uint64_t n; /* scrypt parameters */
+  uint32_t r, p;
+  int current; /* the key this repo was opened with */
+};
+/* The id of the key that opened r, or NULL if r is clear; borrowed. */
+const char *repo_key_id(const struct repo *r);
+/* Every key object (caller frees *out). */
+int repo_key_list(struct repo *r, struct repo_key_info **out, size_t *n);
+/* Add a key object for password (len bytes; kdf_n 0: the default cost);
+ * id receives its id. */
+int repo_key_add(struct repo *r, const char *password, size_t len, uint64_t kdf_n,
+                 char id[2 * HASH_LEN + 1]);
+/* Remove the key whose id starts with id; refuses the last key and the key
+ * r was opened with. */
+int repo_key_remove(struct repo *r, const char *id);
+/* Change the password: add a key for it, then remove the key r was opened
+ * with; id receives the new key's id. */
+int repo_key_passwd(struct repo *r, const char *password, size_t len, uint64_t kdf_n,
+                    char id[2 * HASH_LEN + 1]);
 
 /* Threads to use for hashing, compression and reads (default: online CPUs). */
 void repo_set_threads(struct repo *r, int n);
@@ -122,11 +160,15 @@ int repo_list_snapshots(struct repo *r, const char *disk, struct snapshot ***out
 struct snapshot *repo_find_snapshot(struct repo *r, const char *disk, const char *spec);
 
 /* A loaded block map: one hash per block; an all-zero hash is a zero block. */
+struct repo_keys;
 struct blockmap {
   uint64_t nblocks;
   uint32_t block_size;
   uint64_t size;
   uint8_t (*h)[HASH_LEN]; /* owned */
+  /* How blocks are named: HMAC under these keys (an encrypted repository;
+   * borrowed from the repo), or SHA-256 when NULL. */
+  const struct repo_keys *keys;
 };
 
 int repo_load_blockmap(struct repo *r, const struct snapshot *s, struct blockmap *out);

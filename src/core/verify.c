@@ -78,7 +78,7 @@ static int check_indexed_chunks(struct verifier *v, uint32_t ord, const char *ke
       set_error(ENOMEM, "verify");
       return -1;
     }
-    if (s->offset + s->stored_len > len || chunk_decode(s, buf + s->offset, dst, key) == -1) {
+    if (s->offset + s->stored_len > len || chunk_decode(v->r, s, buf + s->offset, dst, key) == -1) {
       char hex[2 * HASH_LEN + 1];
       hex_encode(s->hash, HASH_LEN, hex);
       problem(v, "chunk %.16s in %s cannot be read (damaged pack)", hex, key);
@@ -214,7 +214,7 @@ static int check_pack(struct verifier *v, uint32_t ord, int read_data)
         set_error(ENOMEM, "verify");
         goto out;
       }
-      if (t.offset + t.stored_len > len || chunk_decode(&t, buf + t.offset, dst, key) == -1) {
+      if (t.offset + t.stored_len > len || chunk_decode(r, &t, buf + t.offset, dst, key) == -1) {
         problem(v, "%s", get_error());
         struct index_slot *s = chunk_index_find(r->ix, e[k].hash);
         if (s && s->pack == ord)

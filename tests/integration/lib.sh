@@ -22,6 +22,14 @@ _run_cleanups() {
 }
 trap _run_cleanups EXIT
 
+# Every repository the suite makes is encrypted (init's default) with this
+# password, unless a test says otherwise. Keys are made cheap to open
+# (scrypt N = 2^10, a test hook): the suite opens thousands of repositories.
+printf 'pilotlight test password %s\n' "$$" >"$TMP/password"
+chmod 600 "$TMP/password"
+export PILOTLIGHT_PASSWORD_FILE=$TMP/password
+export PILOTLIGHT_TEST_KDF_LOG2N=${PILOTLIGHT_TEST_KDF_LOG2N:-10}
+
 requires() {
   command -v "$1" >/dev/null 2>&1 || { echo "SKIP: requires $1"; exit 77; }
 }

@@ -73,7 +73,7 @@ grep -q -- "--full" "$TMP/err" || fail "block size change message: $(cat "$TMP/e
 
 if is_local "$repo"; then
   # A newer format version is refused with advice.
-  sed -i 's/^pilotlight-repository=1$/pilotlight-repository=9/' "$repo/config"
+  sed -i 's/^pilotlight-repository=[0-9]*$/pilotlight-repository=9/' "$repo/config"
   expect_fail $PL -r "$repo" snapshots
   grep -q "newer" "$TMP/err" || fail "newer version: $(cat "$TMP/err")"
   [ "$(wc -l <"$TMP/err")" -eq 1 ] || fail "not one line"

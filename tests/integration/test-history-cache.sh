@@ -70,8 +70,8 @@ python3 - "$cache/snapshots.bundle" <<'EOF'
 import hashlib, sys
 p = sys.argv[1]
 b = bytearray(open(p, 'rb').read()[:-32])
-i = b.index(b'disk', 14)          # inside the first snapshot object
-b[i:i + 4] = b'DISK'
+i = 14 + 36 + 40                  # inside the first snapshot object
+b[i] ^= 1
 open(p, 'wb').write(bytes(b) + hashlib.sha256(bytes(b)).digest())
 EOF
 $PL -r "$repo" snapshots >"$TMP/out"
@@ -89,13 +89,36 @@ bundle_names "$cache/snapshots.bundle" | grep -q "$gone" && fail "forgotten snap
   fail "the snapshot bundle does not follow the repository after forget"
 
 # Summaries (disk and time of each snapshot) find a disk's latest without
-# decoding every snapshot; one that lies about its time is caught when the
-# snapshot it chose is read, and the full listing decides.
+# decoding every snapshot. In an encrypted repository the summary file is
+# sealed: no disk name in it, and an altered one is rebuilt, unused.
 $PL -r "$repo" restore d "$TMP/r" >/dev/null && cmp "$TMP/d" "$TMP/r" || fail "restore of latest"
+rm -f "$TMP/r"
 [ -s "$cache/snapshots.summary" ] || fail "no snapshot summaries in $cache"
-oldest=$($PL -r "$repo" snapshots --disk d --json | grep -o '"id":"[0-9a-f]\{64\}"' | head -n1 |
+$PL -r "$repo" backup --disk secret-disk-name "$TMP/d" --block-size 65536 >/dev/null
+grep -aq secret-disk-name "$cache/snapshots.summary" && fail "a disk name in clear in the summaries"
+cp "$cache/snapshots.summary" "$TMP/sum.good"
+printf 'X' | dd of="$cache/snapshots.summary" bs=1 seek=40 conv=notrunc status=none
+$PL -r "$repo" restore d "$TMP/r" >/dev/null 2>"$TMP/err" && cmp "$TMP/d" "$TMP/r" ||
+  fail "restore with altered summaries"
+[ ! -s "$TMP/err" ] || fail "altered summaries are not worth a message: $(cat "$TMP/err")"
+rm -f "$TMP/r"
+cmp -s "$TMP/sum.good" "$cache/snapshots.summary" && fail "altered summaries were not rebuilt"
+
+# In a clear repository, one that lies about a snapshot's time is caught
+# when the snapshot it chose is read, and the full listing decides.
+crepo=$(new_repo)
+$PL init -r "$crepo" --no-encryption >"$TMP/out"
+grep -q "NOT encrypted" "$TMP/out" || fail "init --no-encryption does not say so: $(cat "$TMP/out")"
+cp "$TMP/d" "$TMP/d.old"
+$PL -r "$crepo" backup --disk d "$TMP/d.old" >/dev/null
+scribble "$TMP/d" $((3 << 20)) 5000 >/dev/null
+$PL -r "$crepo" backup --disk d "$TMP/d" >/dev/null
+$PL -r "$crepo" restore d "$TMP/r" >/dev/null && cmp "$TMP/d" "$TMP/r" || fail "restore of latest"
+ccache=$PILOTLIGHT_CACHE_DIR/$(awk '{print $3}' "$TMP/out")
+[ -s "$ccache/snapshots.summary" ] || fail "no snapshot summaries in $ccache"
+oldest=$($PL -r "$crepo" snapshots --disk d --json | grep -o '"id":"[0-9a-f]\{64\}"' | head -n1 |
   grep -o '[0-9a-f]\{64\}')
-python3 - "$cache/snapshots.summary" "$oldest" <<'EOF2'
+python3 - "$ccache/snapshots.summary" "$oldest" <<'EOF2'
 import hashlib, struct, sys
 p, want = sys.argv[1], bytes.fromhex(sys.argv[2])
 b = bytearray(open(p, 'rb').read()[:-32])
@@ -112,10 +135,10 @@ assert found, 'summary has no entry for the oldest snapshot'
 open(p, 'wb').write(bytes(b) + hashlib.sha256(bytes(b)).digest())
 EOF2
 rm -f "$TMP/r"
-$PL -r "$repo" restore d "$TMP/r" >/dev/null && cmp "$TMP/d" "$TMP/r" ||
+$PL -r "$crepo" restore d "$TMP/r" >/dev/null && cmp "$TMP/d" "$TMP/r" ||
   fail "a lying summary picked the wrong latest snapshot"
 rm -f "$TMP/r"
-[ ! -e "$cache/snapshots.summary" ] || fail "the lying summaries were kept"
+[ ! -e "$ccache/snapshots.summary" ] || fail "the lying summaries were kept"
 
 # A cache folder that cannot be made: one warning naming it; the command works.
 touch "$TMP/file"

@@ -162,7 +162,7 @@ $PL -r "$repo" verify --read-data >"$TMP/out" 2>&1 || fail "verify after trailer
 # 6. Damage stays local. A damaged snapshot object of disk a: backups and
 # restores of b go on with one warning; naming it fails clearly.
 obj_get "snapshots/${ids[0]}" "$TMP/s"
-sed -i 's/^host=/host=x/' "$TMP/s"
+flip_byte "$TMP/s" 40
 obj_put "snapshots/${ids[0]}" "$TMP/s"
 rm -rf "$TMP/cache"
 $PL -r "$repo" backup --disk b "$TMP/b" >/dev/null 2>"$TMP/berr" || fail "backup b: $(cat "$TMP/berr")"

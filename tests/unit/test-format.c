@@ -12,19 +12,59 @@
 static void test_config(void)
 {
   struct repo_config c = {.version = 1, .page_entries = 1024}, d;
+  struct repo_keys k;
+  memset(&k, 7, sizeof k);
   memcpy(c.id, "0123456789abcdef0123456789abcdef", 33);
-  char *t = config_encode(&c);
+  /* Version 1: clear, with a checksum line that catches a flipped byte. */
+  char *t = config_encode(&c, NULL);
   check(t != NULL);
   check_int(config_decode(t, strlen(t), &d), ==, 0);
   check_str(d.id, c.id);
   check_int(d.page_entries, ==, 1024);
+  check_int(d.encrypted, ==, 0);
+  check_int(d.has_check, ==, 1);
+  t[strlen("pilotlight-repository=1\nid=")] ^= 1;
+  check_int(config_decode(t, strlen(t), &d), ==, -1);
+  check(strstr(get_error(), "config-sha256") != NULL);
   free(t);
-  const char *newer = "pilotlight-repository=2\nid=0123456789abcdef0123456789abcdef\n"
+  /* An old version-1 config without the checksum is read, but every
+   * required line must be there. */
+  const char *old = "pilotlight-repository=1\nid=0123456789abcdef0123456789abcdef\n"
+                    "chunk-hash=sha256\ncompression=zstd\nencryption=none\npage-entries=1\n";
+  check_int(config_decode(old, strlen(old), &d), ==, 0);
+  const char *missing = "pilotlight-repository=1\nid=0123456789abcdef0123456789abcdef\n"
+                        "chunk-hash=sha256\nencryption=none\npage-entries=1\n";
+  check_int(config_decode(missing, strlen(missing), &d), ==, -1);
+  check(strstr(get_error(), "no compression= line") != NULL);
+  const char *renamed = "pilotlight-repository=1\nid=0123456789abcdef0123456789abcdef\n"
+                        "chunk-hasg=sha256\ncompression=zstd\nencryption=none\npage-entries=1\n";
+  check_int(config_decode(renamed, strlen(renamed), &d), ==, -1);
+  const char *twice = "pilotlight-repository=1\nid=0123456789abcdef0123456789abcdef\n"
+                      "chunk-hash=sha256\ncompression=zstd\nencryption=none\npage-entries=1\n"
+                      "page-entries=2\n";
+  check_int(config_decode(twice, strlen(twice), &d), ==, -1);
+  /* Version 2: authenticated under the key. */
+  t = config_encode(&c, &k);
+  check_int(config_decode(t, strlen(t), &d), ==, 0);
+  check_int(d.version, ==, 2);
+  check_int(d.encrypted, ==, 1);
+  check_int(config_check_mac(&d, t, &k), ==, 0);
+  struct repo_keys other = k;
+  other.mac[0] ^= 1;
+  check_int(config_check_mac(&d, t, &other), ==, -1);
+  t[strlen("pilotlight-repository=2\nid=")] ^= 1;
+  check_int(config_decode(t, strlen(t), &d), ==, 0); /* still hex: only the MAC tells */
+  check_int(config_check_mac(&d, t, &k), ==, -1);
+  check(strstr(get_error(), "altered") != NULL);
+  size_t cut = strstr(t, "config-mac=") - t;
+  check_int(config_decode(t, cut, &d), ==, -1);
+  free(t);
+  const char *newer = "pilotlight-repository=3\nid=0123456789abcdef0123456789abcdef\n"
                       "page-entries=1\n";
   check_int(config_decode(newer, strlen(newer), &d), ==, -1);
   check(strstr(get_error(), "newer") != NULL);
   const char *enc = "pilotlight-repository=1\nid=0123456789abcdef0123456789abcdef\n"
-                    "encryption=aes\npage-entries=1\n";
+                    "chunk-hash=sha256\ncompression=zstd\nencryption=aes\npage-entries=1\n";
   check_int(config_decode(enc, strlen(enc), &d), ==, -1);
   check_int(config_decode("hello\n", 6, &d), ==, -1);
 }
@@ -110,17 +150,33 @@ static void test_pack_and_index(void)
   size_t tlen;
   uint32_t count;
   struct chunk_entry *out;
-  check_int(pack_trailer_encode(e, 3, &t, &tlen), ==, 0);
+  int sealed;
+  check_int(pack_trailer_encode(e, 3, NULL, &t, &tlen), ==, 0);
   check_int(tlen, ==, 3 * PACK_ENTRY_LEN + PACK_FOOTER_LEN);
-  check_int(pack_footer_decode(t + tlen - PACK_FOOTER_LEN, &count, th), ==, 0);
+  check_int(pack_footer_decode(t + tlen - PACK_FOOTER_LEN, &count, th, &sealed), ==, 0);
   check_int(count, ==, 3);
-  check_int(pack_entries_decode(t, count, th, PACK_HEADER_LEN + 30, &out), ==, 0);
+  check_int(sealed, ==, 0);
+  check_int(pack_entries_decode(t, count, th, 0, PACK_HEADER_LEN + 30, &out), ==, 0);
   check_int(out[2].offset, ==, PACK_HEADER_LEN + 20);
   free(out);
   /* Wrong data end, damaged entries */
-  check_int(pack_entries_decode(t, count, th, PACK_HEADER_LEN + 31, &out), ==, -1);
+  check_int(pack_entries_decode(t, count, th, 0, PACK_HEADER_LEN + 31, &out), ==, -1);
   t[5] ^= 1;
-  check_int(pack_entries_decode(t, count, th, PACK_HEADER_LEN + 30, &out), ==, -1);
+  check_int(pack_entries_decode(t, count, th, 0, PACK_HEADER_LEN + 30, &out), ==, -1);
+  free(t);
+  /* Sealed: the entries are opened with the key, and a flipped bit fails. */
+  struct repo_keys k;
+  uint8_t plain[3 * PACK_ENTRY_LEN];
+  memset(&k, 9, sizeof k);
+  check_int(pack_trailer_encode(e, 3, &k, &t, &tlen), ==, 0);
+  check_int(tlen, ==, 3 * PACK_ENTRY_LEN + SEAL_OVERHEAD + PACK_FOOTER_LEN);
+  check_int(pack_footer_decode(t + tlen - PACK_FOOTER_LEN, &count, th, &sealed), ==, 0);
+  check_int(sealed, ==, 1);
+  check_int(pack_trailer_unseal(&k, t, count, plain), ==, 0);
+  check_int(pack_entries_decode(plain, count, NULL, 0, PACK_HEADER_LEN + 30, &out), ==, 0);
+  free(out);
+  t[20] ^= 1;
+  check_int(pack_trailer_unseal(&k, t, count, plain), ==, -1);
   free(t);
 
   uint8_t packs[2][HASH_LEN] = {{1}, {2}};
@@ -129,12 +185,12 @@ static void test_pack_and_index(void)
   size_t ixlen;
   check_int(index_encode((const uint8_t(*)[HASH_LEN])packs, 2, e, pack_of, 3, &ix, &ixlen), ==, 0);
   struct index_visitor v = {on_pack, on_entry, NULL};
-  check_int(index_decode(ix, ixlen, &v), ==, 0);
+  check_int(index_decode(ix, ixlen, 0, &v), ==, 0);
   check_int(seen_packs, ==, 2);
   check_int(seen_entries, ==, 2);
-  check_int(index_decode(ix, ixlen - 1, &v), ==, -1);
+  check_int(index_decode(ix, ixlen - 1, 0, &v), ==, -1);
   ix[ixlen - 1] = 9; /* pack ordinal out of range */
-  check_int(index_decode(ix, ixlen, &v), ==, -1);
+  check_int(index_decode(ix, ixlen, 0, &v), ==, -1);
   free(ix);
 }
 

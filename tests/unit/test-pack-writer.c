@@ -164,7 +164,7 @@ int main(void)
 
   /* Concurrent adds: two packs, every chunk where the index says. */
   struct chunk_index *ix = chunk_index_new();
-  struct pack_writer *pw = pack_writer_new(&ts.base, ix, 2);
+  struct pack_writer *pw = pack_writer_new(&ts.base, ix, NULL, 2);
   check(pw != NULL);
   check_int(produce_all(pw, ix, err, sizeof err), ==, 0);
   check_int(pack_writer_finish(pw), ==, 0);
@@ -181,7 +181,7 @@ int main(void)
   /* A failing upload: producers and finish report its message. */
   ix = chunk_index_new();
   ts.fail_puts = 1;
-  pw = pack_writer_new(&ts.base, ix, 3);
+  pw = pack_writer_new(&ts.base, ix, NULL, 3);
   check(pw != NULL);
   /* The first round seals one pack, whose upload fails; once the writer
    * has noticed, the next sealed pack's add reports the failure. */
@@ -202,7 +202,7 @@ int main(void)
   ix = chunk_index_new();
   ts.fail_puts = 0;
   ts.puts = 0;
-  pw = pack_writer_new(&ts.base, ix, 1);
+  pw = pack_writer_new(&ts.base, ix, NULL, 1);
   uint8_t h[HASH_LEN] = {1};
   check_int(pack_writer_add(pw, h, CHUNK_DATA, COMP_NONE, "abc", 3, 3), ==, 0);
   pack_writer_free(pw);
