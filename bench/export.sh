@@ -12,6 +12,8 @@
 # SCALE (workload scale, default 1), CHECK (1: verify outputs, default 1), RESTIC (default 1).
 # Appends a section to bench/EXPORT-RESULTS.md. Never part of the test run.
 set -euo pipefail
+# pilotlight repositories are encrypted (init's default); this is the benchmark's password.
+export PILOTLIGHT_PASSWORD=${PILOTLIGHT_PASSWORD:-bench}
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/.." && pwd)
 PL=${PL:-$TOP/build/pilotlight}

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/password.h"
 #include "cli/settings.h"
 #include "core/repo.h"
 #include "source/extent-list.h"
@@ -105,6 +106,11 @@ int main(int argc, char **argv)
   cs.repo.warn = warn_cb;
   cs.repo.lock = REPO_LOCK_SHARED;
   cs.repo.lock_command = "gen-history";
+  /* The password from where the command line would take it (environment
+   * or terminal): an encrypted repository is init's default. */
+  struct cli_password pw = {0};
+  cs.repo.password = cli_password_cb;
+  cs.repo.password_opaque = &pw;
   struct repo *r = repo_open(location, &cs.repo);
   if (!r)
     return die(location);

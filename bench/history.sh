@@ -9,6 +9,8 @@
 # against the targets, and writes bench/HISTORY-RESULTS.md.
 # Not part of the test run. Usage: see usage().
 set -euo pipefail
+# pilotlight repositories are encrypted (init's default); this is the benchmark's password.
+export PILOTLIGHT_PASSWORD=${PILOTLIGHT_PASSWORD:-bench}
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(dirname "$HERE")

@@ -7,6 +7,8 @@
 # full-read throughput (warm cache) from qemu-nbd (qcow2) and nbdkit (raw).
 # Not part of the test run. Usage: bench/nbd.sh [--quick] [--reps N] [--work DIR] [--out FILE]
 set -euo pipefail
+# pilotlight repositories are encrypted (init's default); this is the benchmark's password.
+export PILOTLIGHT_PASSWORD=${PILOTLIGHT_PASSWORD:-bench}
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(dirname "$HERE")

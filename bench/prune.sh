@@ -5,6 +5,8 @@
 # last K and prune" for each tool side by side, checks the latest snapshot of each restores byte
 # for byte and writes bench/PRUNE-RESULTS.md. Not part of the test run. Usage: see usage().
 set -euo pipefail
+# pilotlight repositories are encrypted (init's default); this is the benchmark's password.
+export PILOTLIGHT_PASSWORD=${PILOTLIGHT_PASSWORD:-bench}
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(dirname "$HERE")

@@ -284,6 +284,31 @@ if pl_tools:
             L.append(f"- {bs_name(pl[3:])} misses: " + "; ".join(missed))
     L.append("")
 
+enc_pl = "pl-524288" if ("pl-524288", "full") in runs else None
+if enc_pl and ("pl-clear", "full") in runs:
+    L.append("## What encryption costs (pilotlight, 512 KiB blocks, the default)")
+    L.append("")
+    L.append("The same steps into an encrypted repository (init's default) and a clear one "
+             "(`init --no-encryption`), side by side in this run. Target: encrypted ≤ 1.15× clear.")
+    L.append("")
+    L.append("| step | encrypted | clear | encrypted ÷ clear (wall) | ÷ (CPU) | target | peak RSS enc / clear |")
+    L.append("| --- | --- | --- | --- | --- | --- | --- |")
+    for step, sname in steps:
+        we, wc = wall(enc_pl, step), wall("pl-clear", step)
+        ce, cc = cpu(enc_pl, step), cpu("pl-clear", step)
+        if not we or not wc:
+            continue
+        ratio = we / wc
+        res = "**met**" if ratio <= 1.15 else "**MISSED**"
+        cr = f"{ce / cc:.2f}×" if ce and cc else ""
+        L.append(f"| {sname} | {fmt_s(we)}{spread(enc_pl, step)} | {fmt_s(wc)}{spread('pl-clear', step)} | "
+                 f"{ratio:.2f}× | {cr} | {res} | {fmt_mib(rss(enc_pl, step))} / "
+                 f"{fmt_mib(rss('pl-clear', step))} |")
+    L.append("")
+    L.append("Each encrypted command also unlocks its key once (scrypt N=2^17, r=8, p=1: about "
+             "0.65 s and 128 MiB here), which these times include.")
+    L.append("")
+
 notes = meta.get("notes", "")
 if notes:
     L.append("## Notes from the run")

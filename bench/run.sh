@@ -17,7 +17,9 @@ usage: bench/run.sh [--quick] [--block-sizes LIST] [--work DIR] [--reps N]
   --block-sizes     pilotlight block sizes to sweep (default 262144,524288,1048576,4194304)
   --work DIR        scratch folder (default bench/work; needs ~20 GB free for the full run)
   --reps N          repetitions of each timed step, median reported (default 3)
-  --tools LIST      subset of pilotlight,restic,borg,borg-fixed,naive (default all)
+  --tools LIST      subset of pilotlight,pilotlight-clear,restic,borg,borg-fixed,naive
+                    (default all; pilotlight-clear: a clear repository, init --no-encryption,
+                    at the default block size, to measure what encryption costs)
   --default-bs B    block size for the side-by-side table (default: picked from the sweep)
   --out FILE        report file (default bench/RESULTS.md)
 Environment: PL (pilotlight binary, default build/pilotlight), GEN (gen-workload binary,
@@ -29,7 +31,7 @@ QUICK=0
 BLOCK_SIZES=262144,524288,1048576,4194304
 WORK=$HERE/work
 REPS=3
-TOOLS=pilotlight,restic,borg,borg-fixed,naive
+TOOLS=pilotlight,pilotlight-clear,restic,borg,borg-fixed,naive
 DEFAULT_BS=auto
 OUT=$HERE/RESULTS.md
 while [[ $# -gt 0 ]]; do
@@ -212,7 +214,7 @@ fi
 
 meta block_sizes "$(IFS=,; echo "${BSS[*]}")"
 
-pl_bs_args() { [[ $1 == default ]] || echo "--block-size $1"; }
+pl_bs_args() { [[ $1 == default || $1 == clear ]] || echo "--block-size $1"; }
 
 # The naive method: each extent copied to a file named by its offset, the folder synced with
 # rclone, and (for increments) each file written into a sparse replica with dd.
@@ -237,7 +239,7 @@ for d in "$@"; do
 done
 EOS
 
-export RESTIC_PASSWORD=bench
+export RESTIC_PASSWORD=bench PILOTLIGHT_PASSWORD=bench
 borg_env() {
   export BORG_BASE_DIR=$WORK/$1/repo.home
   export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
@@ -255,6 +257,7 @@ RUN=()
 if [[ $PL_OK == 1 ]]; then
   for bs in "${BSS[@]}"; do RUN+=("pl-$bs"); done
 fi
+if [[ $PL_OK == 1 ]] && has_tool pilotlight-clear; then RUN+=(pl-clear); fi
 for t in restic borg borg-fixed naive; do
   if has_tool "$t"; then RUN+=("$t"); fi
 done
@@ -266,7 +269,9 @@ full_step() {
   mkdir -p "$t"
   case $t in
   pl-*)
-    "$PL" -r "$t/repo" init >"log/$t-init.log" 2>&1 || die "pilotlight init failed"
+    # shellcheck disable=SC2046
+    "$PL" -r "$t/repo" init $([[ $t == pl-clear ]] && echo --no-encryption) >"log/$t-init.log" 2>&1 ||
+      die "pilotlight init failed"
     warm "$IMG"
     # shellcheck disable=SC2046
     timed "$t" full "$r" "$PL" -r "$t/repo" backup --disk bench $(pl_bs_args "${t#pl-}") "$IMG"

@@ -6,6 +6,8 @@
 # in a separate untimed run), samples the CPU time of radosgw/ceph-osd/ceph-mon per step, sweeps
 # PILOTLIGHT_IO_THREADS, and writes bench/S3-RESULTS.md. Not part of the test run.
 set -euo pipefail
+# pilotlight repositories are encrypted (init's default); this is the benchmark's password.
+export PILOTLIGHT_PASSWORD=${PILOTLIGHT_PASSWORD:-bench}
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(dirname "$HERE")
