@@ -113,7 +113,6 @@ char *config_encode(const struct repo_config *c, const struct repo_keys *k)
   struct strbuf b = STRBUF_INIT(MAX_CONFIG_BYTES, "repository config");
   uint8_t h[HASH_LEN];
   char hex[2 * HASH_LEN + 1];
-  size_t len;
   if (k)
     strbuf_appendf(&b,
                    "pilotlight-repository=2\nid=%s\nchunk-hash=hmac-sha256\ncompression=zstd\n"
@@ -124,21 +123,17 @@ char *config_encode(const struct repo_config *c, const struct repo_keys *k)
                    "pilotlight-repository=1\nid=%s\nchunk-hash=sha256\ncompression=zstd\n"
                    "encryption=none\npage-entries=%" PRIu32 "\n",
                    c->id, c->page_entries);
-  char *text = strbuf_take(&b, &len);
-  if (!text)
-    return NULL;
   /* The last line authenticates (version 2) or checksums (version 1) all
-   * the lines before it. */
-  if (k)
-    config_mac(k, text, len, h);
-  else
-    sha256(text, len, h);
-  hex_encode(h, HASH_LEN, hex);
-  struct strbuf all = STRBUF_INIT(MAX_CONFIG_BYTES, "repository config");
-  strbuf_append(&all, text, len);
-  strbuf_appendf(&all, "%s=%s\n", k ? "config-mac" : "config-sha256", hex);
-  free(text);
-  return strbuf_take(&all, NULL);
+   * the lines before it. A failed append is reported by strbuf_take. */
+  if (!b.err) {
+    if (k)
+      config_mac(k, b.buf, b.len, h);
+    else
+      sha256(b.buf, b.len, h);
+    hex_encode(h, HASH_LEN, hex);
+    strbuf_appendf(&b, "%s=%s\n", k ? "config-mac" : "config-sha256", hex);
+  }
+  return strbuf_take(&b, NULL);
 }
 
 /* The value a version requires for an algorithm line. */

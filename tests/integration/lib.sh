@@ -84,6 +84,13 @@ json_field() {
   grep -o "\"$1\":\(\"[^\"]*\"\|[0-9]*\)" | head -n1 | sed 's/^[^:]*://; s/"//g'
 }
 
+# flip_byte FILE OFFSET: change the byte at OFFSET (to its value + 1).
+flip_byte() {
+  local b
+  b=$(dd if="$1" bs=1 skip="$2" count=1 status=none | od -An -tu1 | tr -d ' ')
+  printf "\\$(printf %03o $(((b + 1) % 256)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
 # is_local REPO: true for a folder repository (tests that corrupt files use it).
 is_local() { [[ $1 != s3:* ]]; }
 

@@ -127,16 +127,11 @@ expect_fail $PL -r "$repo" key frob
 
 # Tampering. Each case damages the stored copy, is detected, and is undone.
 export PILOTLIGHT_CACHE_DIR=$TMP/nocache # every read from the store
-flip() { # FILE OFFSET
-  local b
-  b=$(dd if="$1" bs=1 skip="$2" count=1 status=none | od -An -tu1 | tr -d ' ')
-  printf "\\$(printf %03o $(((b ^ 1))))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
 pack=$(obj_list packs/ | head -n1)
 obj_get "$pack" "$TMP/pack.orig"
-# A flipped bit inside a chunk's ciphertext: restore fails, verify names it.
+# A changed byte inside a chunk's ciphertext: restore fails, verify names it.
 cp "$TMP/pack.orig" "$TMP/p"
-flip "$TMP/p" 100
+flip_byte "$TMP/p" 100
 obj_put "$pack" "$TMP/p"
 expect_fail $PL -r "$repo" restore "$disk" "$TMP/r"
 grep -q "failed authentication" "$TMP/err" || fail "restore of a flipped bit: $(cat "$TMP/err")"

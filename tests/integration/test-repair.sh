@@ -21,11 +21,6 @@ obj_list() { "$TOOL" "$repo" list "$1" | cut -d' ' -f1; }
 obj_get() { "$TOOL" "$repo" get "$1" >"$2"; }
 obj_put() { "$TOOL" "$repo" put "$1" "$2" >/dev/null; }
 obj_del() { "$TOOL" "$repo" del "$1" >/dev/null; }
-flip_byte() { # FILE OFFSET
-  local b
-  b=$(dd if="$1" bs=1 skip="$2" count=1 status=none | od -An -tu1 | tr -d ' ')
-  printf "\\$(printf %03o $(((b + 1) % 256)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
 snap_ids() { $PL -r "$repo" snapshots --disk "$1" --json | grep -o '"id":"[0-9a-f]*"' | cut -d'"' -f4; }
 
 # setup: disks a (two snapshots: v1, then one changed MiB at 4 MiB) and b.
