@@ -73,6 +73,11 @@ pw=$(cat "$PILOTLIGHT_PASSWORD_FILE")
   expect_fail setsid -w $PL -r "$repo" snapshots </dev/null
   one_line "no password"
   grep -q "PILOTLIGHT_PASSWORD_FILE" "$TMP/err" || fail "no password: $(cat "$TMP/err")"
+  # A password file that cannot be read: one line naming it.
+  expect_fail $PL -r "$repo" snapshots --password-file "$TMP/no-such-file"
+  one_line "unreadable password file"
+  grep -q -- "--password-file $TMP/no-such-file: cannot read the password file" "$TMP/err" ||
+    fail "unreadable password file: $(cat "$TMP/err")"
   # A failing password command.
   expect_fail $PL -r "$repo" snapshots --password-command "exit 3"
   one_line "failing command"
