@@ -27,10 +27,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   assert(a.n == b.n && a.r == b.r && a.p == b.p && a.created == b.created &&
          memcmp(a.salt, b.salt, sizeof a.salt) == 0 &&
          memcmp(a.wrapped, b.wrapped, sizeof a.wrapped) == 0);
-  /* Encoding is stable (the input itself may differ: leading zeros and
-   * upper-case hex decode too). */
+  /* The decoder is canonical: what it accepts re-encodes to itself. */
   char *t2 = key_object_encode(&b);
   assert(t2 && strcmp(t, t2) == 0);
+  assert(strlen(t) == size && memcmp(t, data, size) == 0);
   free(t2);
   free(t);
   /* scrypt's cost is n * r * p: open only what takes a few milliseconds.

@@ -219,7 +219,7 @@ int cli_settings_load(struct cli_settings *out, const char *location)
   /* Tests shorten the lock refresh period (and so the stale age, 6x). */
   out->repo.lock_refresh_seconds = env_int("PILOTLIGHT_TEST_LOCK_REFRESH", 1, 3600, 0);
   /* Tests make new keys cheap to open: the suite opens thousands. */
-  out->repo.kdf_n = (uint64_t)1 << env_int("PILOTLIGHT_TEST_KDF_LOG2N", 10, 22, 0);
+  out->repo.kdf_n = (uint64_t)1 << env_int("PILOTLIGHT_TEST_KDF_LOG2N", 10, 20, 0);
   if (out->repo.kdf_n == 1)
     out->repo.kdf_n = 0;
 #endif

@@ -158,16 +158,37 @@ size_t object_aad(const char *repo_id, const char *kind, char out[AAD_MAX])
 
 /* ---- key objects ----------------------------------------------------- */
 
+int scrypt_params_check(uint64_t n, uint64_t r, uint64_t p)
+{
+  /* Each range first, so the products below cannot overflow. */
+  int ok = n >= KDF_MIN_N && n <= KDF_MAX_N && (n & (n - 1)) == 0 && r >= 1 && r <= KDF_MAX_R &&
+           p >= 1 && p <= KDF_MAX_P;
+  if (ok && 128 * n * r <= KDF_MAX_MEM && n * r * p <= KDF_MAX_WORK)
+    return 0;
+  set_error_code(EINVAL,
+                 "key object's scrypt parameters are out of bounds (N=%llu, r=%llu, p=%llu; "
+                 "allowed: N a power of two from %u to %u, r 1 to %u, p 1 to %u, memory "
+                 "128*N*r at most %llu MiB, work N*r*p at most %llu)",
+                 (unsigned long long)n, (unsigned long long)r, (unsigned long long)p, KDF_MIN_N,
+                 KDF_MAX_N, KDF_MAX_R, KDF_MAX_P, (unsigned long long)(KDF_MAX_MEM >> 20),
+                 (unsigned long long)KDF_MAX_WORK);
+  return -1;
+}
+
 /* The key-encryption key scrypt derives from password under o's salt and
- * parameters. */
+ * parameters, refused before anything is allocated when they are out of
+ * bounds. */
 static int derive(const struct key_object *o, const char *password, size_t len, uint8_t kek[32])
 {
+  if (scrypt_params_check(o->n, o->r, o->p) == -1)
+    return -1;
   EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
   EVP_KDF_CTX *c = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
   uint64_t n = o->n;
   uint32_t r = o->r, p = o->p;
-  /* scrypt needs 128 * n * r bytes; allow that and some. */
-  uint64_t maxmem = 128 * n * r * p + (64u << 20);
+  /* What OpenSSL's scrypt allocates, V and X (128 * r * (N + 2)) and B
+   * (128 * r * p): at most KDF_MAX_MEM and a few KiB. */
+  uint64_t maxmem = 128 * (uint64_t)r * (n + 2 + p);
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)password, len),
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)o->salt, sizeof o->salt),
@@ -188,22 +209,33 @@ static int derive(const struct key_object *o, const char *password, size_t len, 
   return 0;
 }
 
-/* The wrapped key's associated data: its salt, so a wrapped key cannot be
- * moved to another key object. */
-static size_t wrap_aad(const struct key_object *o, uint8_t out[64])
+/* The wrapped key's associated data: every other field of the key object
+ * (docs/FORMAT.md), so that none can be changed, and the wrapped key cannot
+ * be moved to another key object, without failing authentication. */
+#define WRAP_AAD_LEN (24 + 8 + 4 + 4 + 32 + 8)
+static size_t wrap_aad(const struct key_object *o, uint8_t out[WRAP_AAD_LEN])
 {
   memcpy(out, "pilotlight key object v1", 24);
-  memcpy(out + 24, o->salt, sizeof o->salt);
-  return 24 + sizeof o->salt;
+  put_u64(out + 24, o->n);
+  put_u32(out + 32, o->r);
+  put_u32(out + 36, o->p);
+  memcpy(out + 40, o->salt, sizeof o->salt);
+  put_u64(out + 40 + sizeof o->salt, (uint64_t)o->created);
+  return WRAP_AAD_LEN;
 }
 
 int key_object_make(const struct repo_keys *k, const char *password, size_t len, uint64_t n,
                     int64_t created, struct key_object *o)
 {
-  uint8_t kek[32], aad[64], master[64];
+  uint8_t kek[32], aad[WRAP_AAD_LEN], master[64];
   struct repo_keys wrap;
   int ret = -1;
   memset(o, 0, sizeof *o);
+  if (created < 0) {
+    set_error_code(EINVAL, "key object's creation time is before 1970 (%lld): check the clock",
+                   (long long)created);
+    return -1;
+  }
   o->n = n ? n : KDF_DEFAULT_N;
   o->r = KDF_DEFAULT_R;
   o->p = KDF_DEFAULT_P;
@@ -228,7 +260,7 @@ out:
 int key_object_open(const struct key_object *o, const char *password, size_t len,
                     struct repo_keys *k)
 {
-  uint8_t kek[32], aad[64], master[64];
+  uint8_t kek[32], aad[WRAP_AAD_LEN], master[64];
   struct repo_keys wrap;
   int ret = -1;
   if (derive(o, password, len, kek) == -1)

@@ -59,7 +59,9 @@ size_t object_aad(const char *repo_id, const char *kind, char out[AAD_MAX]);
 
 /* scrypt parameters: the defaults (one unlock takes about 0.5-1 s on the
  * machines this was measured on; docs/FORMAT.md) and the bounds a reader
- * accepts. */
+ * accepts. Besides each parameter's range, scrypt's memory (128 * N * r
+ * bytes) and work (N * r * p) have caps, so that a key object cannot make
+ * an unlock allocate gigabytes. */
 #define KDF_DEFAULT_N (1u << 17) /* 128 MiB of memory */
 #define KDF_DEFAULT_R 8u
 #define KDF_DEFAULT_P 1u
@@ -67,12 +69,21 @@ size_t object_aad(const char *repo_id, const char *kind, char out[AAD_MAX]);
 #define KDF_MAX_N (1u << 22)
 #define KDF_MAX_R 32u
 #define KDF_MAX_P 16u
+#define KDF_MAX_MEM ((uint64_t)1 << 30)  /* 128 * N * r: 1 GiB, 8 times the default */
+#define KDF_MAX_WORK ((uint64_t)1 << 24) /* N * r * p: 16 times the default */
+
+/* 0 if n, r and p are within the bounds above (n a power of two), or -1
+ * with EINVAL and a one-line message that names them. */
+int scrypt_params_check(uint64_t n, uint64_t r, uint64_t p);
 
 /* Make a key object that wraps k under password (len bytes) with cost n
- * (0: KDF_DEFAULT_N). Returns 0 or -1. */
+ * (0: KDF_DEFAULT_N) and created (seconds since the epoch, not negative).
+ * Returns 0, or -1 (EINVAL for parameters the decoder would refuse: nothing
+ * is derived then). */
 int key_object_make(const struct repo_keys *k, const char *password, size_t len, uint64_t n,
                     int64_t created, struct key_object *o);
-/* Unwrap: 0 and k filled, or -1 (EACCES when the password does not open it). */
+/* Unwrap: 0 and k filled, or -1 (EACCES when the password does not open
+ * it; EINVAL, before scrypt runs, for parameters out of bounds). */
 int key_object_open(const struct key_object *o, const char *password, size_t len,
                     struct repo_keys *k);
 

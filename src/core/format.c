@@ -271,6 +271,14 @@ int config_check_mac(const struct repo_config *c, const char *buf, const struct 
 
 char *key_object_encode(const struct key_object *o)
 {
+  /* Only what key_object_decode accepts, so every key object written reads
+   * back. */
+  if (o->created < 0) {
+    set_error_code(EINVAL, "key object's creation time is before 1970 (%" PRId64 ")", o->created);
+    return NULL;
+  }
+  if (scrypt_params_check(o->n, o->r, o->p) == -1)
+    return NULL;
   struct strbuf b = STRBUF_INIT(MAX_KEY_OBJECT_BYTES, "key object");
   char salt[2 * sizeof o->salt + 1], wrapped[2 * sizeof o->wrapped + 1];
   hex_encode(o->salt, sizeof o->salt, salt);
@@ -282,15 +290,37 @@ char *key_object_encode(const struct key_object *o)
   return strbuf_take(&b, NULL);
 }
 
+/* A decimal integer as the encoder writes it: digits only and no leading
+ * zero (but "0" itself), so that each value has one spelling. */
+static int parse_canonical_u64(const char *v, size_t n, uint64_t *out)
+{
+  if (n > 1 && v[0] == '0')
+    return -1;
+  return parse_u64(v, n, out);
+}
+
+/* Decode exactly 2 * len lower-case hex digits (as hex_encode writes them)
+ * into out. Returns 1 if v (n bytes) is that, else 0. */
+static int parse_lower_hex(const char *v, size_t n, uint8_t *out, size_t len)
+{
+  if (n != 2 * len)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((v[i] < '0' || v[i] > '9') && (v[i] < 'a' || v[i] > 'f'))
+      return 0;
+  return hex_decode(v, out, len) == 0;
+}
+
 int key_object_decode(const char *buf, size_t len, struct key_object *o)
 {
-  /* Every line, in this order, once. */
+  /* Every line, in this order, once, spelt as key_object_encode spells it:
+   * whatever decodes encodes back to the same bytes. */
   static const char *const keys[] = {"pilotlight-key", "kdf",  "scrypt-n", "scrypt-r",
                                      "scrypt-p",       "salt", "created",  "wrapped"};
   struct lines l = {buf, buf + len, 0};
   const char *k, *v;
   size_t kl, vl;
-  uint64_t x = 0;
+  uint64_t num[8] = {0}; /* scrypt-n, -r, -p and created, by line */
   memset(o, 0, sizeof *o);
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
     if (next_line(&l, &k, &kl, &v, &vl) != 1 || !key_is(k, kl, keys[i]))
@@ -304,32 +334,26 @@ int key_object_decode(const char *buf, size_t len, struct key_object *o)
       ok = vl == 6 && memcmp(v, "scrypt", 6) == 0;
       break;
     case 5:
-      ok = vl == 2 * sizeof o->salt && hex_decode(v, o->salt, sizeof o->salt) == 0;
+      ok = parse_lower_hex(v, vl, o->salt, sizeof o->salt);
       break;
     case 7:
-      ok = vl == 2 * sizeof o->wrapped && hex_decode(v, o->wrapped, sizeof o->wrapped) == 0;
+      ok = parse_lower_hex(v, vl, o->wrapped, sizeof o->wrapped);
       break;
     default:
-      ok = parse_u64(v, vl, &x) == 0;
-      if (i == 2) {
-        ok = ok && x >= KDF_MIN_N && x <= KDF_MAX_N && (x & (x - 1)) == 0;
-        o->n = x;
-      } else if (i == 3) {
-        ok = ok && x >= 1 && x <= KDF_MAX_R;
-        o->r = (uint32_t)x;
-      } else if (i == 4) {
-        ok = ok && x >= 1 && x <= KDF_MAX_P;
-        o->p = (uint32_t)x;
-      } else {
-        ok = ok && x <= INT64_MAX;
-        o->created = (int64_t)x;
-      }
+      /* The bounds of n, r and p are checked together, below. */
+      ok = parse_canonical_u64(v, vl, &num[i]) == 0 && (i != 6 || num[i] <= INT64_MAX);
     }
     if (!ok)
       goto bad;
   }
   if (l.p != l.end)
     goto bad;
+  if (scrypt_params_check(num[2], num[3], num[4]) == -1)
+    return -1;
+  o->n = num[2];
+  o->r = (uint32_t)num[3];
+  o->p = (uint32_t)num[4];
+  o->created = (int64_t)num[6];
   return 0;
 bad:
   set_error_code(EINVAL, "key object is malformed (line %lu)", l.lineno);

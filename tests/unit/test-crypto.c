@@ -278,20 +278,52 @@ static int key_object_equal(const struct key_object *a, const struct key_object 
          memcmp(a->wrapped, b->wrapped, sizeof a->wrapped) == 0;
 }
 
-/* Decode text with one line replaced: line is the whole "key=value" text
- * without its newline, put in place of the line that starts with its key. */
-static int decode_with(const char *text, const char *line)
+/* Copy text into out (MAX_KEY_OBJECT_BYTES) with one line replaced: line is
+ * the whole "key=value" text without its newline, put in place of the line
+ * that starts with its key. NULL line: a plain copy. */
+static void with_line(const char *text, const char *line, char *out)
 {
+  if (!line) {
+    snprintf(out, MAX_KEY_OBJECT_BYTES, "%s", text);
+    return;
+  }
   const char *eq = strchr(line, '=');
   size_t klen = (size_t)(eq - line) + 1;
-  char buf[MAX_KEY_OBJECT_BYTES];
   const char *p = text;
   while (strncmp(p, line, klen) != 0)
     p = strchr(p, '\n') + 1;
   const char *end = strchr(p, '\n');
-  int n = snprintf(buf, sizeof buf, "%.*s%s%s", (int)(p - text), text, line, end);
+  snprintf(out, MAX_KEY_OBJECT_BYTES, "%.*s%s%s", (int)(p - text), text, line, end);
+}
+
+/* Decode text with up to three lines replaced (NULL: none) as with_line
+ * does. When it decodes, it must encode back to exactly its own bytes. */
+static int decode_with3(const char *text, const char *a, const char *b, const char *c)
+{
+  char buf[MAX_KEY_OBJECT_BYTES], tmp[MAX_KEY_OBJECT_BYTES];
   struct key_object o;
-  return key_object_decode(buf, (size_t)n, &o);
+  with_line(text, a, buf);
+  with_line(buf, b, tmp);
+  with_line(tmp, c, buf);
+  if (key_object_decode(buf, strlen(buf), &o) == -1)
+    return -1;
+  char *t = key_object_encode(&o);
+  check_str(t, buf);
+  free(t);
+  return 0;
+}
+
+static int decode_with(const char *text, const char *line)
+{
+  return decode_with3(text, line, NULL, NULL);
+}
+
+/* 1 if rc and the error are the refusal of scrypt parameters out of bounds:
+ * -1, EINVAL, and one line that says so. */
+static int out_of_bounds(int rc)
+{
+  return rc == -1 && get_errno() == EINVAL && strstr(get_error(), "out of bounds") != NULL &&
+         strchr(get_error(), '\n') == NULL;
 }
 
 static void test_key_object(void)
@@ -338,7 +370,7 @@ static void test_key_object(void)
   /* The length is the password's: bytes past it do not count. */
   check_int(key_object_open(&d, "correct horse!", 13, &got), ==, 0);
   check(memcmp(&got, &k, sizeof k) == 0);
-  /* Every parameter is bound: salt, n, r, p and the wrapped bytes. */
+  /* Every field is bound: salt, n, r, p, created and the wrapped bytes. */
   struct key_object bad = d;
   bad.salt[0] ^= 1;
   check_int(key_object_open(&bad, "correct horse", 13, &got), ==, -1);
@@ -353,6 +385,10 @@ static void test_key_object(void)
   check_int(get_errno(), ==, EACCES);
   bad = d;
   bad.p = 2;
+  check_int(key_object_open(&bad, "correct horse", 13, &got), ==, -1);
+  check_int(get_errno(), ==, EACCES);
+  bad = d;
+  bad.created++;
   check_int(key_object_open(&bad, "correct horse", 13, &got), ==, -1);
   check_int(get_errno(), ==, EACCES);
   for (size_t i = 0; i < sizeof d.wrapped; i += 13) {
@@ -445,9 +481,11 @@ static void test_key_object_decode(void)
   check_int(decode_with(t, "kdf=argon2id"), ==, -1);
   check_int(decode_with(t, "kdf=scryptx"), ==, -1);
   check_int(decode_with(t, "kdf="), ==, -1);
-  /* scrypt-n: a power of two from KDF_MIN_N to KDF_MAX_N. */
+  /* scrypt-n: a power of two from KDF_MIN_N to KDF_MAX_N (the memory cap
+   * allows 2^22 only with r = 1 or 2: test_key_object_bounds). */
   check_int(decode_with(t, "scrypt-n=1024"), ==, 0);
-  check_int(decode_with(t, "scrypt-n=4194304"), ==, 0);
+  check_int(decode_with(t, "scrypt-n=1048576"), ==, 0);
+  check_int(decode_with3(t, "scrypt-n=4194304", "scrypt-r=1", NULL), ==, 0);
   check_int(decode_with(t, "scrypt-n=512"), ==, -1);
   check_int(decode_with(t, "scrypt-n=1023"), ==, -1);
   check_int(decode_with(t, "scrypt-n=8388608"), ==, -1);
@@ -463,6 +501,8 @@ static void test_key_object_decode(void)
   check_int(decode_with(t, "scrypt-n= 1024"), ==, -1);
   check_int(decode_with(t, "scrypt-n=1024 "), ==, -1);
   check_int(decode_with(t, "scrypt-n=0x400"), ==, -1);
+  check_int(decode_with(t, "scrypt-n=01024"), ==, -1);
+  check_int(decode_with(t, "scrypt-n=+1024"), ==, -1);
   /* scrypt-r 1..KDF_MAX_R, scrypt-p 1..KDF_MAX_P. */
   check_int(decode_with(t, "scrypt-r=1"), ==, 0);
   check_int(decode_with(t, "scrypt-r=32"), ==, 0);
@@ -530,11 +570,167 @@ static void test_key_object_decode(void)
   free(t);
 }
 
+/* scrypt's memory (128 * N * r bytes) and work (N * r * p) have caps, checked
+ * by the decoder and before scrypt runs, so a hostile key object cannot make
+ * an unlock allocate gigabytes, and no key is made that could not be read. */
+static void test_key_object_bounds(void)
+{
+  struct repo_keys k, got;
+  struct key_object o, bad;
+  fill_keys(&k, 29);
+  check_int(KDF_MAX_MEM, ==, 1 << 30);
+  check_int(KDF_MAX_WORK, ==, 1 << 24);
+  /* The defaults are well inside. */
+  check_int(128 * KDF_DEFAULT_N * KDF_DEFAULT_R, <=, KDF_MAX_MEM / 8);
+  check_int(KDF_DEFAULT_N * KDF_DEFAULT_R * KDF_DEFAULT_P, <=, KDF_MAX_WORK / 16);
+  check_int(key_object_make(&k, "pw", 2, KDF_MIN_N, 42, &o), ==, 0);
+  char *t = key_object_encode(&o);
+  check(t != NULL);
+  if (!t)
+    return;
+  /* Memory: 128 * N * r at most 1 GiB. */
+  check_int(decode_with3(t, "scrypt-n=1048576", "scrypt-r=8", NULL), ==, 0);
+  check(out_of_bounds(decode_with3(t, "scrypt-n=2097152", "scrypt-r=8", NULL)));
+  check(out_of_bounds(decode_with3(t, "scrypt-n=4194304", "scrypt-r=8", NULL)));
+  check_int(decode_with3(t, "scrypt-n=4194304", "scrypt-r=2", NULL), ==, 0);
+  check(out_of_bounds(decode_with3(t, "scrypt-n=4194304", "scrypt-r=3", NULL)));
+  check_int(decode_with3(t, "scrypt-n=262144", "scrypt-r=32", NULL), ==, 0);
+  check(out_of_bounds(decode_with3(t, "scrypt-n=524288", "scrypt-r=32", NULL)));
+  /* The corner the old bounds allowed: 16 GiB. */
+  check(out_of_bounds(decode_with3(t, "scrypt-n=4194304", "scrypt-r=32", "scrypt-p=16")));
+  /* Work: N * r * p at most 2^24. */
+  check_int(decode_with3(t, "scrypt-n=1048576", "scrypt-r=8", "scrypt-p=2"), ==, 0);
+  check(out_of_bounds(decode_with3(t, "scrypt-n=1048576", "scrypt-r=8", "scrypt-p=3")));
+  check_int(decode_with3(t, "scrypt-n=2097152", "scrypt-r=1", "scrypt-p=8"), ==, 0);
+  check(out_of_bounds(decode_with3(t, "scrypt-n=2097152", "scrypt-r=1", "scrypt-p=9")));
+  check_int(decode_with3(t, "scrypt-n=1024", "scrypt-r=32", "scrypt-p=16"), ==, 0);
+  /* The per-parameter bounds say so too, in the same words. */
+  check(out_of_bounds(decode_with(t, "scrypt-n=512")));
+  check(out_of_bounds(decode_with(t, "scrypt-n=3072")));
+  check(out_of_bounds(decode_with(t, "scrypt-n=8388608")));
+  check(out_of_bounds(decode_with(t, "scrypt-r=0")));
+  check(out_of_bounds(decode_with(t, "scrypt-r=33")));
+  check(out_of_bounds(decode_with(t, "scrypt-r=4294967304")));
+  check(out_of_bounds(decode_with(t, "scrypt-p=17")));
+  /* The message names the parameters. */
+  check_int(decode_with3(t, "scrypt-n=4194304", "scrypt-r=32", "scrypt-p=16"), ==, -1);
+  check(strstr(get_error(), "N=4194304, r=32, p=16") != NULL);
+  /* key_object_make refuses a cost it could not open again, before scrypt
+   * runs (2^21 with r = 8 would take 2 GiB). */
+  check(out_of_bounds(key_object_make(&k, "pw", 2, (uint64_t)1 << 21, 42, &bad)));
+  check(out_of_bounds(key_object_make(&k, "pw", 2, 3000, 42, &bad)));
+  check(out_of_bounds(key_object_make(&k, "pw", 2, KDF_MIN_N / 2, 42, &bad)));
+  /* key_object_open refuses an object that did not come from the decoder. */
+  bad = o;
+  bad.n = (uint64_t)1 << 21;
+  check(out_of_bounds(key_object_open(&bad, "pw", 2, &got)));
+  bad = o;
+  bad.r = 0;
+  check(out_of_bounds(key_object_open(&bad, "pw", 2, &got)));
+  bad = o;
+  bad.p = KDF_MAX_P + 1;
+  check(out_of_bounds(key_object_open(&bad, "pw", 2, &got)));
+  check_int(key_object_open(&o, "pw", 2, &got), ==, 0);
+  check(memcmp(&got, &k, sizeof k) == 0);
+  /* Nor is an object out of bounds encoded. */
+  bad = o;
+  bad.n = (uint64_t)1 << 21;
+  check(key_object_encode(&bad) == NULL);
+  check_int(get_errno(), ==, EINVAL);
+  free(t);
+}
+
+/* A key object has one spelling: lower-case hex, integers without leading
+ * zeros, signs or spaces, so whatever decodes encodes back to its bytes. */
+static void test_key_object_canonical(void)
+{
+  struct repo_keys k;
+  struct key_object o, bad;
+  fill_keys(&k, 31);
+  check_int(key_object_make(&k, "pw", 2, KDF_MIN_N, 42, &o), ==, 0);
+  char *t = key_object_encode(&o);
+  check(t != NULL);
+  if (!t)
+    return;
+  /* decode_with also checks that what decodes encodes back the same. */
+  check_int(decode_with(t, "created=42"), ==, 0);
+  check_int(decode_with(t, "created=0"), ==, 0);
+  check_int(decode_with(t, "created=10"), ==, 0);
+  check_int(decode_with(t, "created=9223372036854775807"), ==, 0);
+  check_int(decode_with(t, "scrypt-r=10"), ==, 0);
+  check_int(decode_with(t, "scrypt-p=10"), ==, 0);
+  static const char *const refused[] = {"scrypt-n=01024",
+                                        "scrypt-n=001024",
+                                        "scrypt-n=+1024",
+                                        "scrypt-n=-1024",
+                                        "scrypt-n=1024 ",
+                                        "scrypt-n= 1024",
+                                        "scrypt-n=\t1024",
+                                        "scrypt-r=08",
+                                        "scrypt-r=+8",
+                                        "scrypt-r= 8",
+                                        "scrypt-r=8 ",
+                                        "scrypt-r=00",
+                                        "scrypt-p=01",
+                                        "scrypt-p=+1",
+                                        "scrypt-p=00",
+                                        "created=042",
+                                        "created=00",
+                                        "created=+42",
+                                        "created= 42",
+                                        "created=42 ",
+                                        "created=-0",
+                                        "created=-42",
+                                        "created=0042",
+                                        "created=0x2a",
+                                        "created=-9223372036854775808"};
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    check_int(decode_with(t, refused[i]), ==, -1);
+    check_int(get_errno(), ==, EINVAL);
+  }
+  /* Hex: lower case only, in the salt and the wrapped key. */
+  char line[512];
+  static const char salt[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+  snprintf(line, sizeof line, "salt=%s", salt);
+  check_int(decode_with(t, line), ==, 0);
+  for (size_t i = 0; i < sizeof salt - 1; i++) {
+    if (salt[i] < 'a')
+      continue;
+    snprintf(line, sizeof line, "salt=%.*s%c%s", (int)i, salt, salt[i] - 'a' + 'A', salt + i + 1);
+    check_int(decode_with(t, line), ==, -1);
+  }
+  snprintf(line, sizeof line, "wrapped=%0178dabcdef", 0);
+  check_int(decode_with(t, line), ==, 0);
+  snprintf(line, sizeof line, "wrapped=%0178dABCDEF", 0);
+  check_int(decode_with(t, line), ==, -1);
+  snprintf(line, sizeof line, "wrapped=%0178dabcdeF", 0);
+  check_int(decode_with(t, line), ==, -1);
+  snprintf(line, sizeof line, "wrapped=A%0183d", 0);
+  check_int(decode_with(t, line), ==, -1);
+  /* A negative created time is never made nor encoded, so that encoding
+   * and decoding agree: the decoder refuses it. */
+  check_int(key_object_make(&k, "pw", 2, KDF_MIN_N, -1, &bad), ==, -1);
+  check_int(get_errno(), ==, EINVAL);
+  check_int(key_object_make(&k, "pw", 2, KDF_MIN_N, INT64_MIN, &bad), ==, -1);
+  check_int(get_errno(), ==, EINVAL);
+  bad = o;
+  bad.created = -1;
+  check(key_object_encode(&bad) == NULL);
+  check_int(get_errno(), ==, EINVAL);
+  check_int(key_object_make(&k, "pw", 2, KDF_MIN_N, 0, &bad), ==, 0);
+  char *t0 = key_object_encode(&bad);
+  check(t0 != NULL && strstr(t0, "\ncreated=0\n") != NULL);
+  check_int(decode_with(t0 ? t0 : t, NULL), ==, 0);
+  free(t0);
+  free(t);
+}
+
 /* Known answers, computed independently of this code (Python's
  * "cryptography" package) from docs/FORMAT.md: an envelope under enc = 32
  * bytes of 0x42 with nonce 00..0b and AAD "pilotlight/id/index", and a key
- * object for password "pw" (N=1024, r=8, p=1, salt 00..1f, nonce 64..6f)
- * wrapping enc = 32 bytes of 0x11, mac = 32 bytes of 0x22. */
+ * object for password "pw" (N=1024, r=8, p=1, salt 00..1f, created
+ * 1700000000, nonce 64..6f) wrapping enc = 32 bytes of 0x11, mac = 32 bytes
+ * of 0x22, with the wrap's AAD made of those fields as FORMAT.md lays it out. */
 static void test_known_answers(void)
 {
   static const char env_hex[] = "000102030405060708090a0b6dbbfdb1de00d27bf46a2b67bdb43c5346370"
@@ -544,8 +740,8 @@ static void test_known_answers(void)
       "salt=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
       "created=1700000000\n"
       "wrapped=6465666768696a6b6c6d6e6f65b20aa91500c6703fe1605b3d5914f02b7b5c472396d0f4494b1f84"
-      "3deb348c44cf4bbad4cc69584d2e6368f1802e651913ff8c237ffecd51b1aa96c55f42987659947bd962430"
-      "6a3ca2f12290dbc03\n";
+      "3deb348c44cf4bbad4cc69584d2e6368f1802e651913ff8c237ffecd51b1aa96c55f4298bc4df10fda7d87a"
+      "48b6f9c9c5ffafa9a\n";
   struct repo_keys k, want, got;
   uint8_t env[(sizeof env_hex - 1) / 2], out[sizeof env - SEAL_OVERHEAD + 1];
   memset(&k, 0x42, sizeof k);
@@ -562,6 +758,11 @@ static void test_known_answers(void)
   check(memcmp(&got, &want, sizeof want) == 0);
   check_int(key_object_open(&o, "pW", 2, &got), ==, -1);
   check_int(get_errno(), ==, EACCES);
+  /* The AAD binds created: another time, even an earlier one, does not open. */
+  struct key_object moved = o;
+  moved.created = 1699999999;
+  check_int(key_object_open(&moved, "pw", 2, &got), ==, -1);
+  check_int(get_errno(), ==, EACCES);
   /* A key object re-encoded from it is byte for byte the same text. */
   char *t = key_object_encode(&o);
   check_str(t, key_text);
@@ -577,6 +778,8 @@ int main(void)
   test_object_aad();
   test_key_object();
   test_key_object_decode();
+  test_key_object_bounds();
+  test_key_object_canonical();
   test_known_answers();
   return check_summary();
 }
