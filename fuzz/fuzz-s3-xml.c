@@ -1,6 +1,7 @@
 /* libFuzzer target for the S3 XML reply parser (src/store/s3-xml.c): feeds
- * the same bytes to the ListObjectsV2, Error, UploadId and
- * ListMultipartUploads readers and checks the invariants each promises. */
+ * the same bytes to the ListObjectsV2, Error, UploadId, ListMultipartUploads,
+ * ListObjectVersions, ObjectLockConfiguration and time readers and checks
+ * the invariants each promises. */
 #include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -36,5 +37,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     assert(!up.is_truncated || up.next_key);
     s3_uploads_page_free(&up);
   }
+  struct s3_versions_page vp;
+  if (s3_versions_page_parse(buf, size, &vp) == 0) {
+    for (size_t i = 0; i < vp.nentries; i++)
+      assert(vp.entries[i].key[0] && vp.entries[i].version_id[0]);
+    assert(!vp.is_truncated || vp.next_key);
+    s3_versions_page_free(&vp);
+  }
+  int lock = s3_object_lock_parse(buf, size);
+  assert(lock == 0 || lock == 1);
+  (void)s3_parse_time(buf, size);
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "cli.h"
 #include "core/prune.h"
@@ -36,7 +37,13 @@ static void help(void)
          "files, incomplete S3 multipart uploads) older than --grace (default 24h; s, min,\n"
          "h, d or w). --grace 0 frees everything at once: use it only when no backup runs\n"
          "anywhere. Nothing is deleted while any snapshot or index object cannot be read.\n"
-         "--dry-run changes nothing and lists what would be done; --verbose lists it too.\n",
+         "--dry-run changes nothing and lists what would be done; --verbose lists it too.\n\n"
+         "In an Object Lock repository (init --object-lock) deleting only hides an object:\n"
+         "its bytes stay until their retention ends, and a later prune deletes them. prune\n"
+         "also extends the retention of every object kept snapshots need to now plus the\n"
+         "lock days; run it at least daily so the newest snapshots stay protected that\n"
+         "long. It refuses while a snapshot is hidden without a forget record (repair\n"
+         "--undelete first).\n",
          PRUNE_DEFAULT_MAX_UNUSED);
 }
 
@@ -50,7 +57,9 @@ static void print_result(const struct prune_out *o, const struct prune_result *r
            "\"index_written\":%zu,\"bytes_before\":%llu,\"bytes_after\":%llu,"
            "\"unused_before\":%llu,\"unused_after\":%llu,\"bytes_deleted\":%llu,"
            "\"bytes_written\":%llu,\"leftover_packs\":%zu,\"leftover_temp\":%zu,"
-           "\"leftover_bytes\":%llu,\"leftovers_kept\":%zu}\n",
+           "\"leftover_bytes\":%llu,\"leftovers_kept\":%zu,\"lock_renewed\":%zu,"
+           "\"lock_purged\":%zu,\"lock_purged_bytes\":%llu,\"lock_waiting\":%zu,"
+           "\"lock_waiting_bytes\":%llu,\"lock_waiting_until\":%lld}\n",
            dry ? "true" : "false", res->snapshots, res->pages, res->chunks, res->chunks_live,
            res->packs_before, res->packs_after, res->packs_deleted, res->packs_rewritten,
            res->packs_written, res->index_before, res->index_written,
@@ -58,7 +67,9 @@ static void print_result(const struct prune_out *o, const struct prune_result *r
            (unsigned long long)res->unused_before, (unsigned long long)res->unused_after,
            (unsigned long long)res->bytes_deleted, (unsigned long long)res->bytes_written,
            res->leftover_packs, res->leftover_temp, (unsigned long long)res->leftover_bytes,
-           res->leftovers_kept);
+           res->leftovers_kept, res->lock_renewed, res->lock_purged,
+           (unsigned long long)res->lock_purged_bytes, res->lock_waiting,
+           (unsigned long long)res->lock_waiting_bytes, (long long)res->lock_waiting_until);
     return;
   }
   format_bytes(res->bytes_before, before, sizeof before);
@@ -81,6 +92,21 @@ static void print_result(const struct prune_out *o, const struct prune_result *r
   printf("leftovers: %zu unindexed packs and %zu temporary %sremoved (%s); %zu younger than the "
          "grace kept\n",
          res->leftover_packs, res->leftover_temp, w, lb, res->leftovers_kept);
+  if (res->lock_renewed || res->lock_purged || res->lock_waiting) {
+    char pb[32], wb[32], date[32];
+    time_t t = (time_t)res->lock_waiting_until;
+    struct tm tm;
+    format_bytes(res->lock_purged_bytes, pb, sizeof pb);
+    format_bytes(res->lock_waiting_bytes, wb, sizeof wb);
+    gmtime_r(&t, &tm);
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tm);
+    printf("object lock: retention of %zu objects %srenewed; %zu hidden versions %sdeleted (%s)",
+           res->lock_renewed, w, res->lock_purged, w, pb);
+    if (res->lock_waiting)
+      printf("; %zu (%s) still retained, deletable after %s: run prune again then",
+             res->lock_waiting, wb, date);
+    printf("\n");
+  }
 }
 
 int cmd_prune(struct cli *c, int argc, char **argv)

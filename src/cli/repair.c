@@ -1,11 +1,14 @@
 /* pilotlight repair: act on what verify recorded, then say which snapshots
  * stay damaged and which backups heal them. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "core/repair.h"
+#include "core/versions.h"
+#include "settings.h"
 
 struct repair_out {
   int json;
@@ -53,17 +56,88 @@ static void on_lost(void *opaque, const struct snapshot *s, uint64_t blocks, con
   o->nlost++;
 }
 
+static void on_say(void *opaque, const char *msg)
+{
+  on_action(opaque, msg);
+}
+
+static void add_result(struct undelete_result *sum, const struct undelete_result *u)
+{
+  sum->hidden += u->hidden;
+  sum->shadowed += u->shadowed;
+  sum->restored += u->restored;
+  sum->unrestorable += u->unrestorable;
+  sum->waiting += u->waiting;
+}
+
+/* repair --undelete: the config and keys at the store, then the rest in the
+ * opened repository. */
+static int undelete(struct cli *c, int dry, struct repair_out *o)
+{
+  struct cli_settings settings;
+  struct undelete_result sum = {0}, u;
+  const char *loc = cli_repo(c);
+  if (!loc)
+    return EXIT_USAGE;
+  if (o->json)
+    printf("{\"dry_run\":%s,\"actions\":[", dry ? "true" : "false");
+  int rc = cli_settings_load(&settings, loc);
+  if (rc == 0) {
+    rc = repo_undelete_base(loc, &settings.repo, dry, on_say, o, &u);
+    add_result(&sum, &u);
+  }
+  cli_settings_free(&settings);
+  /* With the config or keys still to come back (dry run), the rest cannot
+   * be judged yet. */
+  int rest = rc == 0 && !(dry && u.restored);
+  if (rc == 0 && !rest)
+    on_action(o, "the rest of the repository is checked once the config and keys are back: run "
+                 "repair --undelete without --dry-run");
+  if (rest) {
+    struct repo *r = cli_open_repo(c);
+    if (!r) {
+      if (o->json)
+        printf("]}\n");
+      return EXIT_FAIL; /* cli_open_repo said why */
+    }
+    if (!repo_versioned(r)) {
+      set_error_code(EINVAL,
+                     "%s is not an Object Lock repository (init --object-lock): it has no "
+                     "hidden versions to bring back",
+                     loc);
+      rc = -1;
+    } else {
+      rc = repo_undelete(r, dry, 0, on_say, o, &u);
+      add_result(&sum, &u);
+    }
+    repo_free(r);
+  }
+  if (rc == -1) {
+    if (o->json)
+      printf("]}\n");
+    return fail_lib();
+  }
+  if (o->json)
+    printf("],\"hidden\":%zu,\"shadowed\":%zu,\"restored\":%zu,\"unrestorable\":%zu,"
+           "\"waiting\":%zu}\n",
+           sum.hidden, sum.shadowed, sum.restored, sum.unrestorable, sum.waiting);
+  else
+    printf("%s%zu hidden and %zu shadowed object(s) found, %zu %srestored, %zu cannot be; %zu "
+           "hidden by forget or prune left to their retention\n",
+           dry ? "(dry run) " : "", sum.hidden, sum.shadowed, sum.restored, dry ? "would be " : "",
+           sum.unrestorable, sum.waiting);
+  return sum.unrestorable ? EXIT_FAIL : 0;
+}
+
 int cmd_repair(struct cli *c, int argc, char **argv)
 {
-  enum { O_DRY = 256, O_JSON };
+  enum { O_DRY = 256, O_JSON, O_UNDELETE };
   static const struct option opts[] = {
-      {"repo", required_argument, NULL, 'r'},
-      {"help", no_argument, NULL, 'h'},
-      {"dry-run", no_argument, NULL, O_DRY},
-      {"json", no_argument, NULL, O_JSON},
-      {NULL, 0, NULL, 0},
+      {"repo", required_argument, NULL, 'r'},      {"help", no_argument, NULL, 'h'},
+      {"dry-run", no_argument, NULL, O_DRY},       {"json", no_argument, NULL, O_JSON},
+      {"undelete", no_argument, NULL, O_UNDELETE}, {NULL, 0, NULL, 0},
   };
-  int dry = 0, ch;
+  int dry = 0, ch, undel = 0;
   struct repair_out o = {.json = 0};
   struct repair_report rep;
   struct repair_ops ops = {on_action, on_lost, &o};
@@ -73,20 +147,29 @@ int cmd_repair(struct cli *c, int argc, char **argv)
       c->repo = optarg;
       break;
     case 'h':
-      printf("usage: pilotlight -r REPO repair [--dry-run] [--json]\n\n"
+      printf("usage: pilotlight -r REPO repair [--undelete] [--dry-run] [--json]\n\n"
              "Act on the damage that verify recorded: copy the readable chunks of damaged\n"
              "packs into new packs, drop damaged and lost chunks from the index, rebuild\n"
              "damaged index objects from pack trailers, and move damaged packs, index and\n"
              "snapshot objects to quarantine/. Then list the snapshots that stay damaged,\n"
              "with the byte ranges lost: the next backup of their disks stores again what\n"
              "the disks still hold, and heals every snapshot that shares those blocks.\n"
-             "Run pilotlight verify --read-data first. With --dry-run, nothing is written.\n");
+             "Run pilotlight verify --read-data first. With --dry-run, nothing is written.\n\n"
+             "  --undelete  (an Object Lock repository, from the maintenance host) instead,\n"
+             "              bring back every object hidden by a delete marker or shadowed by\n"
+             "              a newer version: the last version that matches its name (the\n"
+             "              first one, for the config) becomes current again. Snapshots a\n"
+             "              forget record lists stay hidden; key objects come back only if\n"
+             "              none is left; an index object only with all its packs.\n");
       return 0;
     case O_DRY:
       dry = 1;
       break;
     case O_JSON:
       o.json = 1;
+      break;
+    case O_UNDELETE:
+      undel = 1;
       break;
     default:
       return fail_usage(c, "unknown option");
@@ -96,6 +179,8 @@ int cmd_repair(struct cli *c, int argc, char **argv)
     return fail_usage(c, "unexpected argument '%s'", argv[optind]);
   c->lock = REPO_LOCK_EXCLUSIVE;
   c->store_reads = 1; /* judge the repository, not the cache */
+  if (undel)
+    return undelete(c, dry, &o);
   struct repo *r = cli_open_repo(c);
   if (!r)
     return c->repo ? EXIT_FAIL : EXIT_USAGE;

@@ -27,6 +27,15 @@ static void report(void *opaque, const char *msg)
 static void advise(struct cli *c, const struct verify_report *rep, int read_data)
 {
   fprintf(stderr, "pilotlight: verify found %zu problem(s)", rep->damaged);
+  if (rep->hidden) {
+    fprintf(stderr,
+            "; %zu object(s) are hidden or shadowed in the bucket, so nothing was recorded as "
+            "damage: bring them back, then verify again:\n"
+            "  pilotlight -r %s repair --undelete   (from the maintenance host)\n"
+            "  pilotlight -r %s verify --read-data\n",
+            rep->hidden, c->repo, c->repo);
+    return;
+  }
   if (rep->record[0])
     fprintf(stderr, ", recorded in damage/%.12s: backups now store those chunks again",
             rep->record);
@@ -101,10 +110,10 @@ int cmd_verify(struct cli *c, int argc, char **argv)
   if (o.json) {
     printf("],\"snapshots\":%zu,\"packs\":%zu,\"chunks_read\":%zu,\"damaged\":%zu,"
            "\"unreferenced_packs\":%zu,\"unreferenced_bytes\":%llu,"
-           "\"temp_leftovers\":%zu,\"temp_bytes\":%llu,\"record\":",
+           "\"temp_leftovers\":%zu,\"temp_bytes\":%llu,\"hidden\":%zu,\"record\":",
            rep.snapshots, rep.packs, rep.chunks, rep.damaged, rep.unreferenced_packs,
            (unsigned long long)rep.unreferenced_bytes, rep.temp_leftovers,
-           (unsigned long long)rep.temp_bytes);
+           (unsigned long long)rep.temp_bytes, rep.hidden);
     if (rep.record[0])
       printf("\"damage/%s\"", rep.record);
     else

@@ -123,6 +123,9 @@ char *config_encode(const struct repo_config *c, const struct repo_keys *k)
                    "pilotlight-repository=1\nid=%s\nchunk-hash=sha256\ncompression=zstd\n"
                    "encryption=none\npage-entries=%" PRIu32 "\n",
                    c->id, c->page_entries);
+  if (c->lock_days)
+    strbuf_appendf(&b, "object-lock-days=%" PRIu32 "\nobject-lock-mode=%s\n", c->lock_days,
+                   c->lock_mode == LOCK_MODE_COMPLIANCE ? "compliance" : "governance");
   /* The last line authenticates (version 2) or checksums (version 1) all
    * the lines before it. A failed append is reported by strbuf_take. */
   if (!b.err) {
@@ -208,6 +211,19 @@ int config_decode(const char *buf, size_t len, struct repo_config *c)
     } else if (bit) {
       if (!algorithm_ok(c->version, k, kl, v, vl))
         goto unsupported;
+    } else if (key_is(k, kl, "object-lock-days")) {
+      if (c->lock_days || parse_u64(v, vl, &x) == -1 || x == 0 || x > MAX_LOCK_DAYS)
+        goto bad;
+      c->lock_days = (uint32_t)x;
+    } else if (key_is(k, kl, "object-lock-mode")) {
+      if (c->lock_mode)
+        goto bad;
+      if (key_is(v, vl, "governance"))
+        c->lock_mode = LOCK_MODE_GOVERNANCE;
+      else if (key_is(v, vl, "compliance"))
+        c->lock_mode = LOCK_MODE_COMPLIANCE;
+      else
+        goto unsupported;
     } else if (key_is(k, kl, c->encrypted ? "config-mac" : "config-sha256")) {
       /* The last line: it covers every byte before it. */
       if (vl != 2 * HASH_LEN || hex_decode(v, c->check, HASH_LEN) == -1 || l.p != l.end)
@@ -226,6 +242,13 @@ int config_decode(const char *buf, size_t len, struct repo_config *c)
                        required[i]);
         return -1;
       }
+  }
+  if (!c->lock_days != !c->lock_mode) {
+    set_error_code(EINVAL,
+                   "repository config has object-lock-%s= without object-lock-%s= "
+                   "(damaged or altered config)",
+                   c->lock_days ? "days" : "mode", c->lock_days ? "mode" : "days");
+    return -1;
   }
   /* Version 2 is always authenticated; a version-1 checksum was added
    * later, so an old config without one is accepted. */
@@ -753,6 +776,21 @@ int pack_footer_decode(const uint8_t *footer, uint32_t *count, uint8_t hash[HASH
   }
   memcpy(hash, footer + 4, HASH_LEN);
   return 0;
+}
+
+int pack_matches_name(const uint8_t *buf, size_t len, const uint8_t name[HASH_LEN])
+{
+  uint8_t th[HASH_LEN], h[HASH_LEN];
+  uint32_t n;
+  int sealed;
+  if (len < PACK_HEADER_LEN + PACK_FOOTER_LEN ||
+      pack_footer_decode(buf + len - PACK_FOOTER_LEN, &n, th, &sealed) == -1)
+    return 0;
+  uint64_t tail = (uint64_t)n * PACK_ENTRY_LEN + (sealed ? SEAL_OVERHEAD : 0) + PACK_FOOTER_LEN;
+  if (tail > len - PACK_HEADER_LEN)
+    return 0;
+  sha256(buf + len - tail, (size_t)tail, h);
+  return memcmp(h, name, HASH_LEN) == 0;
 }
 
 int pack_trailer_unseal(const struct repo_keys *k, const uint8_t *buf, uint32_t count, uint8_t *out)

@@ -36,11 +36,18 @@
 #define MAX_FORGET_RECORD_BYTES (64u << 20)
 #define MAX_DAMAGE_BYTES (64u << 20)
 
+enum { LOCK_MODE_NONE, LOCK_MODE_GOVERNANCE, LOCK_MODE_COMPLIANCE };
+#define MAX_LOCK_DAYS 36500u
+
 struct repo_config {
   unsigned version; /* 1: clear; 2: encrypted */
   int encrypted;
   char id[33];
   uint32_t page_entries;
+  /* Object Lock (S3): every object but locks is written retained for
+   * lock_days days; 0 for none. */
+  uint32_t lock_days;
+  int lock_mode; /* LOCK_MODE_* */
   /* The last line, config-mac= (version 2) or config-sha256= (version 1,
    * optional), and the bytes before it that it covers. */
   int has_check;
@@ -104,6 +111,9 @@ void forget_record_clear(struct forget_record *rec);
 int pack_trailer_encode(const struct chunk_entry *e, size_t n, const struct repo_keys *k,
                         uint8_t **out, size_t *outlen);
 int pack_footer_decode(const uint8_t *footer, uint32_t *count, uint8_t hash[HASH_LEN], int *sealed);
+/* 1 if the whole pack in buf is named name: its trailer and footer hash to
+ * it (the trailer names every chunk by its content). */
+int pack_matches_name(const uint8_t *buf, size_t len, const uint8_t name[HASH_LEN]);
 int pack_trailer_unseal(const struct repo_keys *k, const uint8_t *buf, uint32_t count,
                         uint8_t *out);
 int pack_entries_decode(const uint8_t *buf, uint32_t count, const uint8_t *hash, uint32_t overhead,

@@ -18,6 +18,7 @@
 #include "../util/hash.h"
 #include "pack-writer.h"
 #include "repo-internal.h"
+#include "versions.h"
 
 /* Entries per index object prune writes: 56 MiB objects, few of them. */
 #define PRUNE_INDEX_ENTRIES (1u << 20)
@@ -927,10 +928,31 @@ static int still_locked(const struct prune *p)
   return -1;
 }
 
+static void say_line(void *opaque, const char *line)
+{
+  say(opaque, "%s", line);
+}
+
+/* An Object Lock repository: what prune hid goes once its retention ends,
+ * and what stays is retained again for the lock days. */
+static int lock_upkeep(struct prune *p)
+{
+  struct lock_upkeep u;
+  if (repo_lock_upkeep(p->r, p->o->dry_run, say_line, p, &u) == -1)
+    return -1;
+  p->res->lock_renewed = u.renewed;
+  p->res->lock_purged = u.purged;
+  p->res->lock_purged_bytes = u.purged_bytes;
+  p->res->lock_waiting = u.waiting;
+  p->res->lock_waiting_bytes = u.waiting_bytes;
+  p->res->lock_waiting_until = u.waiting_until;
+  return 0;
+}
+
 static int run(struct prune *p)
 {
-  if (load_index(p) == -1 || mark(p) == -1 || list_packs(p) == -1 || tally(p) == -1 ||
-      plan(p) == -1)
+  if (repo_check_hidden_snapshots(p->r) == -1 || load_index(p) == -1 || mark(p) == -1 ||
+      list_packs(p) == -1 || tally(p) == -1 || plan(p) == -1)
     return -1;
   int change = changes_anything(p);
   if (!p->o->dry_run && change) {
@@ -952,7 +974,9 @@ static int run(struct prune *p)
   if (still_locked(p) == -1 || delete_packs(p) == -1)
     return -1;
   account_after(p);
-  return still_locked(p) == -1 ? -1 : remove_leftovers(p);
+  if (still_locked(p) == -1 || remove_leftovers(p) == -1)
+    return -1;
+  return still_locked(p) == -1 ? -1 : lock_upkeep(p);
 }
 
 int repo_prune(struct repo *r, const struct prune_opts *o, struct prune_result *res)

@@ -38,6 +38,11 @@ struct prune_result {
   size_t leftover_packs, leftover_temp; /* removed (older than the grace) */
   uint64_t leftover_bytes;
   size_t leftovers_kept; /* younger than the grace */
+  /* An Object Lock repository: retention renewed, hidden versions deleted
+   * and those still retained (core/versions.h). */
+  size_t lock_renewed, lock_purged, lock_waiting;
+  uint64_t lock_purged_bytes, lock_waiting_bytes;
+  int64_t lock_waiting_until;
 };
 
 /* Run prune on r (opened with repo_open; r's in-memory chunk index is

@@ -353,6 +353,42 @@ int repo_encrypted(const struct repo *r)
   return r->keys != NULL;
 }
 
+uint32_t repo_lock_days(const struct repo *r, int *mode)
+{
+  if (mode)
+    *mode = r->cfg.lock_mode;
+  return r->cfg.lock_days;
+}
+
+/* Every object written from now on carries the config's retention (a store
+ * without Object Lock, say a folder copy of an S3 repository, has none). */
+static void apply_retention(struct repo *r)
+{
+  if (!r->cfg.lock_days || !r->store->ops->set_retention)
+    return;
+  r->store->retain_mode = r->cfg.lock_mode == LOCK_MODE_COMPLIANCE ? "COMPLIANCE" : "GOVERNANCE";
+  r->store->retain_seconds = (int64_t)r->cfg.lock_days * 86400;
+#ifdef PL_TEST_HOOKS
+  /* Tests cannot wait days for a retention to end. */
+  const char *t = getenv("PILOTLIGHT_TEST_LOCK_SECONDS");
+  if (t && *t)
+    r->store->retain_seconds = strtol(t, NULL, 10);
+#endif
+}
+
+/* init --object-lock: the bucket must have Object Lock enabled. */
+static int check_lock_bucket(struct repo *r, const char *location)
+{
+  int on = r->store->ops->lock_enabled(r->store);
+  if (on == 0)
+    set_error_code(EINVAL,
+                   "%s: the bucket does not have Object Lock enabled, so --object-lock cannot "
+                   "protect it: use an S3 bucket created with Object Lock (aws s3api "
+                   "create-bucket --object-lock-enabled-for-bucket)",
+                   location);
+  return on == 1 ? 0 : -1;
+}
+
 struct repo *repo_create(const char *location, const struct repo_settings *settings)
 {
   struct repo *r = repo_alloc(settings);
@@ -362,6 +398,14 @@ struct repo *repo_create(const char *location, const struct repo_settings *setti
   size_t pwlen = 0;
   if (!r)
     return NULL;
+  if (settings && settings->lock_days && strncmp(location, "s3:", 3) != 0) {
+    set_error_code(EINVAL,
+                   "%s: a folder has no Object Lock, so --object-lock cannot protect it: use an "
+                   "S3 bucket created with Object Lock (aws s3api create-bucket "
+                   "--object-lock-enabled-for-bucket)",
+                   location);
+    goto fail;
+  }
   r->store = store_open(location, 1, settings ? settings->s3 : NULL);
   if (!r->store)
     goto fail;
@@ -381,6 +425,13 @@ struct repo *repo_create(const char *location, const struct repo_settings *setti
   hex_encode(idraw, sizeof idraw, r->cfg.id);
   r->cfg.page_entries = 1024;
   r->cfg.version = 1;
+  if (settings && settings->lock_days) {
+    if (check_lock_bucket(r, location) == -1)
+      goto fail;
+    r->cfg.lock_days = settings->lock_days;
+    r->cfg.lock_mode = settings->lock_mode;
+    apply_retention(r);
+  }
   if (!settings || !settings->clear) {
     r->cfg.version = 2;
     r->cfg.encrypted = 1;
@@ -857,6 +908,7 @@ struct repo *repo_open(const char *location, const struct repo_settings *setting
   }
   free(buf);
   buf = NULL;
+  apply_retention(r);
   open_cache(r, settings ? settings->cache_dir : NULL);
   /* Locked before the index is loaded: a prune that finished before the
    * lock was granted is seen whole, and none can start until it is freed. */

@@ -52,6 +52,12 @@ struct repo_settings {
   /* repo_create: make a clear (version 1) repository instead of an
    * encrypted one. Default 0. */
   int clear;
+  /* repo_create: write every object with an S3 Object Lock retention of
+   * lock_days days (0, default: none) in lock_mode (LOCK_MODE_GOVERNANCE or
+   * LOCK_MODE_COMPLIANCE of core/format.h). The bucket must have Object Lock
+   * enabled. */
+  uint32_t lock_days;
+  int lock_mode;
   /* The repository password, asked only when one is needed (opening or
    * creating an encrypted repository): fill buf (cap bytes) with it and
    * *len with its length, or return -1 with the error set. is_new: it is
@@ -98,6 +104,10 @@ const char *repo_id(const struct repo *r);
 
 /* 1 if the repository is encrypted (format version 2). */
 int repo_encrypted(const struct repo *r);
+
+/* The Object Lock retention in days (0: none), and its LOCK_MODE_* in *mode
+ * (NULL: not wanted). */
+uint32_t repo_lock_days(const struct repo *r, int *mode);
 
 /* Key objects of an encrypted repository (keys/). */
 struct repo_key_info {
@@ -217,8 +227,10 @@ struct verify_report {
   uint64_t temp_bytes;                      /* and their bytes (0 where the store cannot tell) */
   char record[2 * HASH_LEN + 1];            /* the damage record written (damage/<record>), or "" */
   int record_failed;                        /* damage found but not recorded (read-only access?) */
-  struct strings disks;                     /* disks with damaged snapshots; owned, see below */
-  struct strings sources;                   /* the source each of those disks was backed up from */
+  size_t
+      hidden; /* objects hidden or shadowed in an Object Lock bucket (then nothing is recorded) */
+  struct strings disks;   /* disks with damaged snapshots; owned, see below */
+  struct strings sources; /* the source each of those disks was backed up from */
 };
 /* Free what repo_verify left in rep (the disks and sources). */
 void verify_report_clear(struct verify_report *rep);

@@ -3,6 +3,7 @@
  * pack. Problems are reported one line each, with the snapshots they hit,
  * and recorded in a damage record that every client then heeds. */
 #include "repo-internal.h"
+#include "versions.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -473,7 +474,21 @@ int repo_verify(struct repo *r, int read_data, void (*report)(void *opaque, cons
   }
   if (repo_verify_deletions(r, report, opaque, &rep->damaged) == -1)
     goto out;
-  record(&v, read_data);
+  /* An Object Lock bucket: objects someone hid or shadowed. */
+  struct undelete_result hid;
+  if (repo_undelete(r, 0, 1, report, opaque, &hid) == -1) {
+    if (get_errno() != EACCES)
+      goto out;
+    repo_warn(r, "hidden and shadowed objects not checked: these credentials may not list "
+                 "versions (s3:ListBucketVersions)");
+    memset(&hid, 0, sizeof hid);
+  }
+  rep->hidden = hid.hidden + hid.shadowed;
+  rep->damaged += rep->hidden;
+  /* What a hidden object makes look missing or damaged is not damage:
+   * undelete brings it back, and a record would keep it out of use. */
+  if (!rep->hidden)
+    record(&v, read_data);
   ret = 0;
 out:
   strings_free(&keys);

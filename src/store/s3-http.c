@@ -327,6 +327,15 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *opaque)
     header_copy(r->content_range, sizeof r->content_range, v, vlen);
   } else if (nlen == 19 && strncasecmp(data, "x-amz-bucket-region", 19) == 0) {
     header_copy(r->bucket_region, sizeof r->bucket_region, v, vlen);
+  } else if (nlen == 16 && strncasecmp(data, "x-amz-version-id", 16) == 0) {
+    header_copy(r->version_id, sizeof r->version_id, v, vlen);
+  } else if (nlen == 35 && strncasecmp(data, "x-amz-object-lock-retain-until-date", 35) == 0) {
+    char date[64];
+    header_copy(date, sizeof date, v, vlen);
+    r->retain_until = s3_parse_time(date, strlen(date));
+  } else if (nlen == 19 && strncasecmp(data, "x-amz-delete-marker", 19) == 0) {
+    header_copy(tmp, sizeof tmp, v, vlen);
+    r->delete_marker = strcmp(tmp, "true") == 0;
   }
   return n;
 }
@@ -403,7 +412,7 @@ static int sign_headers(const struct s3_store *s, const struct s3_request *req, 
   int ret = -1;
   sigv4_amz_date(time(NULL), amz_date);
 
-  struct sigv4_header sh[9];
+  struct sigv4_header sh[11];
   size_t n = 0;
   sh[n++] = (struct sigv4_header){"host", s->host};
   sh[n++] = (struct sigv4_header){"x-amz-content-sha256", payload_hash};
@@ -425,6 +434,10 @@ static int sign_headers(const struct s3_store *s, const struct s3_request *req, 
     sh[n++] = (struct sigv4_header){"range", req->range};
   if (req->if_none_match)
     sh[n++] = (struct sigv4_header){"if-none-match", "*"};
+  if (req->lock_mode) {
+    sh[n++] = (struct sigv4_header){"x-amz-object-lock-mode", req->lock_mode};
+    sh[n++] = (struct sigv4_header){"x-amz-object-lock-retain-until-date", req->lock_until};
+  }
   struct sigv4_request sr = {
       .method = req->method,
       .path = path,

@@ -48,6 +48,10 @@ struct s3_request {
   int checksum_sha256;     /* send x-amz-checksum-sha256 (the payload hash, base64) */
   const char *range;       /* "bytes=A-B", or NULL */
   int if_none_match;       /* send If-None-Match: * */
+  /* Object Lock retention to write with the object (PUT, CreateMultipartUpload):
+   * "GOVERNANCE" or "COMPLIANCE", and the ISO 8601 date; NULL for none. */
+  const char *lock_mode;
+  const char *lock_until;
   /* Use a new connection: curl silently resends a request whose reused
    * connection died, which would hide from attempts that a non-idempotent
    * request may already have landed. */
@@ -75,6 +79,9 @@ struct s3_response {
   char etag[128];
   char content_range[128];
   char bucket_region[64];
+  char version_id[128]; /* x-amz-version-id, "" if absent */
+  int64_t retain_until; /* x-amz-object-lock-retain-until-date; 0 if absent */
+  int delete_marker;    /* x-amz-delete-marker: true */
 };
 
 struct s3_conn;
@@ -106,6 +113,35 @@ void s3_base64(const unsigned char *in, size_t len, char *out);
 void s3_md5_base64(const void *buf, size_t len, char out[32]);
 void s3_md5_hex(const void *buf, size_t len, char out[33]);
 int s3_hexval(char c);
+
+/* prefix + key, or NULL with the error set. Caller frees. */
+char *s3_full_key(const struct s3_store *s, const char *key);
+
+/* GET the object at the full key fkey (query: NULL, or "versionId=..."). As
+ * the store's get. */
+int s3_get_key(struct s3_store *s, const char *fkey, const char *query, size_t max, void **bufp,
+               size_t *lenp);
+
+/* The Object Lock mode to write fkey with, with its retain-until date put in
+ * until; NULL (until empty) when the store has no retention or fkey is a
+ * lock object. */
+const char *s3_retention_for(const struct s3_store *s, const char *fkey, char until[32]);
+
+/* A paged listing's next markers, next_key and next_id (NULL: none) as the
+ * server gave them, encoded into *enc_key and *enc_id (freeing the current
+ * ones). -1 with the error set when they repeat the current ones ("what
+ * where: the server repeated its markers") or encoding fails. */
+int s3_next_markers(const struct s3_store *s, const char *what, const char *where,
+                    const char *next_key, const char *next_id, char **enc_key, char **enc_id);
+
+/* The Object Lock operations of store_ops (s3-lock.c). */
+int s3_lock_enabled(struct store *st);
+int s3_get_retention(struct store *st, const char *key, const char *version, int64_t *until);
+int s3_set_retention(struct store *st, const char *key, int64_t until);
+int s3_list_versions(struct store *st, const char *prefix, store_version_cb cb, void *opaque);
+int s3_get_version(struct store *st, const char *key, const char *version, size_t max, void **buf,
+                   size_t *len);
+int s3_del_version(struct store *st, const char *key, const char *version);
 
 /* Size of the object at the full key fkey; ENOENT if missing. */
 int s3_head_key(struct s3_store *s, const char *fkey, uint64_t *size);

@@ -75,9 +75,13 @@ static char *create_upload(struct s3_store *s, const char *fkey)
 {
   struct s3_response resp = {0};
   char *upload_id = NULL, *enc_id = NULL, *id_query = NULL;
-  char w[512];
-  struct s3_request init = {
-      .method = "POST", .key = fkey, .query = "uploads=", .max = ERROR_BODY_MAX};
+  char w[512], until[32];
+  struct s3_request init = {.method = "POST",
+                            .key = fkey,
+                            .query = "uploads=",
+                            .lock_mode = s3_retention_for(s, fkey, until),
+                            .lock_until = until,
+                            .max = ERROR_BODY_MAX};
   if (s3_perform(s, &init, &resp) == -1)
     goto out;
   if (resp.status != 200) {

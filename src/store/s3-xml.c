@@ -290,7 +290,7 @@ static const char *const p_mtime[] = {"ListBucketResult", "Contents", "LastModif
 
 /* An ISO 8601 UTC time as S3 writes it ("2026-12-02T06:40:01.123Z") in
  * seconds since the epoch; 0 if it does not parse (the time is advisory). */
-static int64_t parse_s3_time(const char *text, size_t len)
+int64_t s3_parse_time(const char *text, size_t len)
 {
   char buf[40];
   struct tm tm = {0};
@@ -333,7 +333,7 @@ static int list_leaf(void *opaque, const struct xml_walk *w, const char *text, s
       return -1;
     st->have_size = 1;
   } else if (path_is(w, 3, p_mtime)) {
-    st->mtime = parse_s3_time(text, len);
+    st->mtime = s3_parse_time(text, len);
   }
   return 0;
 }
@@ -539,8 +539,8 @@ static const char *const p_u_init[] = {"ListMultipartUploadsResult", "Upload", "
 
 /* Replace *dst with a copy of text; -1 for an empty, overlong or NUL-holding
  * value (allow_empty: an empty one is NULL). */
-static int take_text(struct uploads_state *st, const struct xml_walk *w, char **dst,
-                     const char *text, size_t len, int allow_empty)
+static int take_text(int *error, const struct xml_walk *w, char **dst, const char *text, size_t len,
+                     int allow_empty)
 {
   if (w->text_overflow || memchr(text, 0, len) || (len == 0 && !allow_empty))
     return -1;
@@ -550,7 +550,7 @@ static int take_text(struct uploads_state *st, const struct xml_walk *w, char **
     return 0;
   *dst = strndup(text, len);
   if (!*dst) {
-    st->error = ENOMEM;
+    *error = ENOMEM;
     return -1;
   }
   return 0;
@@ -562,15 +562,15 @@ static int uploads_leaf(void *opaque, const struct xml_walk *w, const char *text
   if (path_is(w, 2, p_u_truncated))
     st->page->is_truncated = len == 4 && memcmp(text, "true", 4) == 0;
   else if (path_is(w, 2, p_u_next_key))
-    return take_text(st, w, &st->page->next_key, text, len, 1);
+    return take_text(&st->error, w, &st->page->next_key, text, len, 1);
   else if (path_is(w, 2, p_u_next_id))
-    return take_text(st, w, &st->page->next_upload, text, len, 1);
+    return take_text(&st->error, w, &st->page->next_upload, text, len, 1);
   else if (path_is(w, 3, p_u_key))
-    return take_text(st, w, &st->key, text, len, 0);
+    return take_text(&st->error, w, &st->key, text, len, 0);
   else if (path_is(w, 3, p_u_id))
-    return take_text(st, w, &st->id, text, len, 0);
+    return take_text(&st->error, w, &st->id, text, len, 0);
   else if (path_is(w, 3, p_u_init))
-    st->initiated = parse_s3_time(text, len);
+    st->initiated = s3_parse_time(text, len);
   return 0;
 }
 
@@ -650,4 +650,177 @@ int s3_uploads_page_parse(const char *buf, size_t len, struct s3_uploads_page *p
     return -1;
   }
   return 0;
+}
+
+/* ---- ListVersionsResult ---- */
+
+struct versions_state {
+  struct s3_versions_page *page;
+  size_t cap;
+  struct s3_version_entry cur; /* of the <Version> or <DeleteMarker> being read */
+  int error;
+};
+
+static const char *const p_v_truncated[] = {"ListVersionsResult", "IsTruncated"};
+static const char *const p_v_next_key[] = {"ListVersionsResult", "NextKeyMarker"};
+static const char *const p_v_next_id[] = {"ListVersionsResult", "NextVersionIdMarker"};
+
+/* Is the element at depth 2 a <Version> or a <DeleteMarker> of a
+ * ListVersionsResult? 1 for a version, 2 for a marker, 0 otherwise. */
+static int version_element(const struct xml_walk *w)
+{
+  if (w->depth < 2 || w->lens[0] != 18 || memcmp(w->names[0], "ListVersionsResult", 18) != 0)
+    return 0;
+  if (w->lens[1] == 7 && memcmp(w->names[1], "Version", 7) == 0)
+    return 1;
+  if (w->lens[1] == 12 && memcmp(w->names[1], "DeleteMarker", 12) == 0)
+    return 2;
+  return 0;
+}
+
+static int leaf_is(const struct xml_walk *w, const char *name)
+{
+  size_t l = strlen(name);
+  return w->depth == 3 && w->lens[2] == l && memcmp(w->names[2], name, l) == 0;
+}
+
+static int versions_leaf(void *opaque, const struct xml_walk *w, const char *text, size_t len)
+{
+  struct versions_state *st = opaque;
+  int rc = 0;
+  if (path_is(w, 2, p_v_truncated))
+    st->page->is_truncated = len == 4 && memcmp(text, "true", 4) == 0;
+  else if (path_is(w, 2, p_v_next_key))
+    rc = take_text(&st->error, w, &st->page->next_key, text, len, 1);
+  else if (path_is(w, 2, p_v_next_id))
+    rc = take_text(&st->error, w, &st->page->next_version, text, len, 1);
+  else if (!version_element(w))
+    return 0;
+  else if (leaf_is(w, "Key"))
+    rc = take_text(&st->error, w, &st->cur.key, text, len, 0);
+  else if (leaf_is(w, "VersionId"))
+    rc = take_text(&st->error, w, &st->cur.version_id, text, len, 0);
+  else if (leaf_is(w, "IsLatest"))
+    st->cur.is_latest = len == 4 && memcmp(text, "true", 4) == 0;
+  else if (leaf_is(w, "LastModified"))
+    st->cur.mtime = s3_parse_time(text, len);
+  else if (leaf_is(w, "Size")) {
+    uint64_t v = 0;
+    if (len == 0 || len > 19)
+      return -1;
+    for (size_t i = 0; i < len; i++) {
+      if (text[i] < '0' || text[i] > '9')
+        return -1;
+      v = v * 10 + (uint64_t)(text[i] - '0');
+    }
+    st->cur.size = v;
+  }
+  return rc;
+}
+
+static void version_entry_free(struct s3_version_entry *e)
+{
+  free(e->key);
+  free(e->version_id);
+  memset(e, 0, sizeof *e);
+}
+
+static int versions_end(void *opaque, const struct xml_walk *w)
+{
+  struct versions_state *st = opaque;
+  if (w->depth == 1 && (w->lens[0] != 18 || memcmp(w->names[0], "ListVersionsResult", 18) != 0))
+    return -1;
+  int kind = w->depth == 2 ? version_element(w) : 0;
+  if (!kind)
+    return 0;
+  if (!st->cur.key || !st->cur.version_id)
+    return -1;
+  st->cur.delete_marker = kind == 2;
+  struct s3_versions_page *pg = st->page;
+  if (pg->nentries == st->cap) {
+    size_t ncap = st->cap ? 2 * st->cap : 16;
+    struct s3_version_entry *ne = realloc(pg->entries, ncap * sizeof *ne);
+    if (!ne) {
+      st->error = ENOMEM;
+      return -1;
+    }
+    pg->entries = ne;
+    st->cap = ncap;
+  }
+  pg->entries[pg->nentries++] = st->cur;
+  memset(&st->cur, 0, sizeof st->cur);
+  return 0;
+}
+
+void s3_versions_page_free(struct s3_versions_page *page)
+{
+  if (!page)
+    return;
+  for (size_t i = 0; i < page->nentries; i++)
+    version_entry_free(&page->entries[i]);
+  free(page->entries);
+  free(page->next_key);
+  free(page->next_version);
+  memset(page, 0, sizeof *page);
+}
+
+int s3_versions_page_parse(const char *buf, size_t len, struct s3_versions_page *page)
+{
+  memset(page, 0, sizeof *page);
+  if (len > S3_XML_MAX_BODY) {
+    set_error(EFBIG, "ListObjectVersions reply of %zu bytes is too large", len);
+    return -1;
+  }
+  struct versions_state st = {.page = page};
+  struct xml_walk *w = calloc(1, sizeof *w);
+  if (!w) {
+    set_error(errno, "calloc");
+    return -1;
+  }
+  w->leaf = versions_leaf;
+  w->end = versions_end;
+  w->opaque = &st;
+  int r = xml_walk_run(w, buf, len);
+  free(w);
+  version_entry_free(&st.cur);
+  if (r == -1) {
+    if (st.error)
+      set_error(st.error, "ListObjectVersions reply");
+    else
+      set_error(EBADMSG, "malformed ListObjectVersions reply");
+    s3_versions_page_free(page);
+    return -1;
+  }
+  if (page->is_truncated && !page->next_key) {
+    set_error(EBADMSG, "ListObjectVersions reply is truncated but has no NextKeyMarker");
+    s3_versions_page_free(page);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- ObjectLockConfiguration ---- */
+
+static const char *const p_lock_enabled[] = {"ObjectLockConfiguration", "ObjectLockEnabled"};
+
+static int lock_leaf(void *opaque, const struct xml_walk *w, const char *text, size_t len)
+{
+  if (path_is(w, 2, p_lock_enabled))
+    *(int *)opaque = len == 7 && memcmp(text, "Enabled", 7) == 0;
+  return 0;
+}
+
+int s3_object_lock_parse(const char *buf, size_t len)
+{
+  int enabled = 0;
+  if (len > S3_XML_MAX_BODY)
+    return 0;
+  struct xml_walk *w = calloc(1, sizeof *w);
+  if (!w)
+    return 0;
+  w->leaf = lock_leaf;
+  w->opaque = &enabled;
+  int r = xml_walk_run(w, buf, len);
+  free(w);
+  return r == 0 && enabled;
 }

@@ -1,6 +1,7 @@
 /* A small, bounded parser for the few S3 XML replies the S3 store reads:
- * ListObjectsV2 pages, Error bodies, the UploadId of a new multipart upload
- * and ListMultipartUploads pages. Input is untrusted; nothing is expanded
+ * ListObjectsV2 pages, Error bodies, the UploadId of a new multipart upload,
+ * ListMultipartUploads and ListObjectVersions pages, and a bucket's
+ * ObjectLockConfiguration. Input is untrusted; nothing is expanded
  * but the five predefined entities and numeric character references. */
 #ifndef PL_S3_XML_H
 #define PL_S3_XML_H
@@ -66,5 +67,39 @@ struct s3_uploads_page {
  * EFBIG for too large). page is zeroed first. */
 int s3_uploads_page_parse(const char *buf, size_t len, struct s3_uploads_page *page);
 void s3_uploads_page_free(struct s3_uploads_page *page);
+
+/* One ListObjectVersions page: every version and delete marker, newest first
+ * per key, with the markers the next page starts from. Free with
+ * s3_versions_page_free. */
+struct s3_version_entry {
+  char *key;        /* owned */
+  char *version_id; /* owned */
+  uint64_t size;    /* 0 for a delete marker */
+  int64_t mtime;    /* LastModified; 0 if absent or unparsed */
+  int is_latest;
+  int delete_marker;
+};
+struct s3_versions_page {
+  struct s3_version_entry *entries; /* owned */
+  size_t nentries;
+  int is_truncated;
+  char *next_key;     /* NextKeyMarker, owned, or NULL */
+  char *next_version; /* NextVersionIdMarker, owned, or NULL */
+};
+
+/* Parse a ListObjectVersions reply. Returns 0, or -1 with the error set
+ * (EBADMSG for malformed XML, an entry without a key or version id, or a
+ * truncated page without a NextKeyMarker; EFBIG for too large). page is
+ * zeroed first. */
+int s3_versions_page_parse(const char *buf, size_t len, struct s3_versions_page *page);
+void s3_versions_page_free(struct s3_versions_page *page);
+
+/* An ISO 8601 UTC time as S3 writes it ("2026-12-02T06:40:01.123Z") in
+ * seconds since the epoch; 0 if it does not parse. */
+int64_t s3_parse_time(const char *text, size_t len);
+
+/* 1 if buf is an ObjectLockConfiguration saying ObjectLockEnabled=Enabled,
+ * else 0. Never fails. */
+int s3_object_lock_parse(const char *buf, size_t len);
 
 #endif

@@ -27,7 +27,7 @@ static void curl_init(void)
 }
 
 /* The full key of an object: prefix + key. Caller frees. */
-static char *full_key(const struct s3_store *s, const char *key)
+char *s3_full_key(const struct s3_store *s, const char *key)
 {
   char *k = NULL;
   if (asprintf(&k, "%s%s", s->prefix, key) == -1) {
@@ -88,8 +88,10 @@ static int put_single(struct s3_store *s, const char *fkey, const void *buf, siz
 {
   struct s3_response resp;
   int ret = -1;
+  char until[32];
   /* The SHA-256 is computed anyway for the signature; sending it as the
-   * checksum costs nothing, where Content-MD5 would cost a second pass. */
+   * checksum costs nothing, where Content-MD5 would cost a second pass (and
+   * it is the integrity check S3 requires of a put with a retention). */
   struct s3_request req = {
       .method = "PUT",
       .key = fkey,
@@ -98,6 +100,8 @@ static int put_single(struct s3_store *s, const char *fkey, const void *buf, siz
       .checksum_sha256 = 1,
       .if_none_match = (flags & STORE_PUT_EXCL) != 0,
       .fresh_connect = (flags & STORE_PUT_EXCL) != 0,
+      .lock_mode = s3_retention_for(s, fkey, until),
+      .lock_until = until,
       .max = ERROR_BODY_MAX,
   };
   if (s3_perform(s, &req, &resp) == -1)
@@ -121,7 +125,7 @@ static int put_single(struct s3_store *s, const char *fkey, const void *buf, siz
 static int s3_put(struct store *st, const char *key, const void *buf, size_t len, unsigned flags)
 {
   struct s3_store *s = (struct s3_store *)st;
-  char *fkey = full_key(s, key);
+  char *fkey = s3_full_key(s, key);
   if (!fkey)
     return -1;
   /* A conditional create stays one PUT up to S3's 5 GiB limit: not every
@@ -135,18 +139,15 @@ static int s3_put(struct store *st, const char *key, const void *buf, size_t len
   return r;
 }
 
-static int s3_get(struct store *st, const char *key, size_t max, void **bufp, size_t *lenp)
+int s3_get_key(struct s3_store *s, const char *fkey, const char *query, size_t max, void **bufp,
+               size_t *lenp)
 {
-  struct s3_store *s = (struct s3_store *)st;
   struct s3_response resp;
   char w[512];
   int ret = -1;
-  char *fkey = full_key(s, key);
-  if (!fkey)
-    return -1;
-  struct s3_request req = {.method = "GET", .key = fkey, .max = max};
+  struct s3_request req = {.method = "GET", .key = fkey, .query = query, .max = max};
   if (s3_perform(s, &req, &resp) == -1)
-    goto out;
+    return -1;
   if (resp.too_big) {
     set_error(EFBIG, "GET %s: object is larger than the %zu bytes allowed",
               s3_where(s, fkey, w, sizeof w), max);
@@ -155,7 +156,8 @@ static int s3_get(struct store *st, const char *key, size_t max, void **bufp, si
       resp.body = malloc(1);
       if (!resp.body) {
         set_error(errno, "malloc");
-        goto out;
+        s3_response_reset(&resp);
+        return -1;
       }
       resp.body[0] = 0;
     }
@@ -173,9 +175,18 @@ static int s3_get(struct store *st, const char *key, size_t max, void **bufp, si
     s3_fail(s, "GET", fkey, &resp);
   }
   s3_response_reset(&resp);
-out:
-  free(fkey);
   return ret;
+}
+
+static int s3_get(struct store *st, const char *key, size_t max, void **bufp, size_t *lenp)
+{
+  struct s3_store *s = (struct s3_store *)st;
+  char *fkey = s3_full_key(s, key);
+  if (!fkey)
+    return -1;
+  int r = s3_get_key(s, fkey, NULL, max, bufp, lenp);
+  free(fkey);
+  return r;
 }
 
 static int s3_get_range(struct store *st, const char *key, uint64_t off, size_t len, void *buf)
@@ -186,7 +197,7 @@ static int s3_get_range(struct store *st, const char *key, uint64_t off, size_t 
   int ret = -1;
   if (len == 0)
     return 0;
-  char *fkey = full_key(s, key);
+  char *fkey = s3_full_key(s, key);
   if (!fkey)
     return -1;
   snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
@@ -241,7 +252,7 @@ out:
 static int s3_head(struct store *st, const char *key, uint64_t *size)
 {
   struct s3_store *s = (struct s3_store *)st;
-  char *fkey = full_key(s, key);
+  char *fkey = s3_full_key(s, key);
   if (!fkey)
     return -1;
   int r = s3_head_key(s, fkey, size);
@@ -254,7 +265,7 @@ static int s3_del(struct store *st, const char *key)
   struct s3_store *s = (struct s3_store *)st;
   struct s3_response resp;
   int ret = -1;
-  char *fkey = full_key(s, key);
+  char *fkey = s3_full_key(s, key);
   if (!fkey)
     return -1;
   struct s3_request req = {.method = "DELETE", .key = fkey, .max = ERROR_BODY_MAX};
@@ -280,7 +291,7 @@ static int s3_list(struct store *st, const char *prefix, store_list_cb cb, void 
   int ret = -1;
   char w[512];
 
-  fprefix = full_key(s, prefix);
+  fprefix = s3_full_key(s, prefix);
   if (!fprefix)
     goto out;
   enc_prefix = sigv4_uri_encode(fprefix, strlen(fprefix), 0);
@@ -353,6 +364,32 @@ out:
   return ret;
 }
 
+int s3_next_markers(const struct s3_store *s, const char *what, const char *where,
+                    const char *next_key, const char *next_id, char **enc_key, char **enc_id)
+{
+  char w[512];
+  char *nk = sigv4_uri_encode(next_key, strlen(next_key), 0);
+  char *ni = next_id ? sigv4_uri_encode(next_id, strlen(next_id), 0) : NULL;
+  if (!nk || (next_id && !ni)) {
+    free(nk);
+    free(ni);
+    return -1;
+  }
+  if (*enc_key && strcmp(nk, *enc_key) == 0 &&
+      (ni ? *enc_id && strcmp(ni, *enc_id) == 0 : !*enc_id)) {
+    free(nk);
+    free(ni);
+    set_error(EBADMSG, "%s %s: the server repeated its markers", what,
+              s3_where(s, where, w, sizeof w));
+    return -1;
+  }
+  free(*enc_key);
+  free(*enc_id);
+  *enc_key = nk;
+  *enc_id = ni;
+  return 0;
+}
+
 /* Incomplete multipart uploads under the prefix (ListMultipartUploads),
  * each named "KEY?uploadId=ID" for s3_remove_temp. */
 static int s3_list_temp(struct store *st, store_list_cb cb, void *opaque)
@@ -412,25 +449,9 @@ static int s3_list_temp(struct store *st, store_list_cb cb, void *opaque)
     }
     if (!page.is_truncated)
       break;
-    char *nk = sigv4_uri_encode(page.next_key, strlen(page.next_key), 0);
-    char *ni =
-        page.next_upload ? sigv4_uri_encode(page.next_upload, strlen(page.next_upload), 0) : NULL;
-    if (!nk || (page.next_upload && !ni)) {
-      free(nk);
-      free(ni);
+    if (s3_next_markers(s, "LIST uploads", s->prefix, page.next_key, page.next_upload, &enc_key,
+                        &enc_id) == -1)
       goto out;
-    }
-    if (enc_key && strcmp(nk, enc_key) == 0 && (ni ? enc_id && strcmp(ni, enc_id) == 0 : !enc_id)) {
-      free(nk);
-      free(ni);
-      set_error(EBADMSG, "LIST uploads %s: the server repeated its markers",
-                s3_where(s, s->prefix, w, sizeof w));
-      goto out;
-    }
-    free(enc_key);
-    free(enc_id);
-    enc_key = nk;
-    enc_id = ni;
     s3_uploads_page_free(&page);
   }
   ret = 0;
@@ -462,7 +483,7 @@ static int s3_remove_temp(struct store *st, const char *name)
     set_error(errno, "strndup");
     goto out;
   }
-  fkey = full_key(s, key);
+  fkey = s3_full_key(s, key);
   enc_id = sigv4_uri_encode(q + 10, strlen(q + 10), 0);
   if (!fkey || !enc_id)
     goto out;
@@ -514,6 +535,12 @@ static const struct store_ops s3_ops = {
     .list = s3_list,
     .list_temp = s3_list_temp,
     .remove_temp = s3_remove_temp,
+    .lock_enabled = s3_lock_enabled,
+    .get_retention = s3_get_retention,
+    .set_retention = s3_set_retention,
+    .list_versions = s3_list_versions,
+    .get_version = s3_get_version,
+    .del_version = s3_del_version,
     .free = s3_free,
 };
 

@@ -21,6 +21,18 @@ struct store;
  * the file system's, or the S3 server's LastModified); 0 if unknown. */
 typedef int (*store_list_cb)(void *opaque, const char *key, uint64_t size, int64_t mtime);
 
+/* One version of an object in a versioned (Object Lock) bucket, for
+ * list_versions. Strings are borrowed for the call. */
+struct store_version {
+  const char *key; /* relative to the repository root */
+  const char *version_id;
+  uint64_t size;
+  int64_t mtime;
+  int is_latest;     /* the version a plain GET reads (or the marker hiding them all) */
+  int delete_marker; /* a delete marker, not bytes */
+};
+typedef int (*store_version_cb)(void *opaque, const struct store_version *v);
+
 struct store_ops {
   const char *name; /* "local", "s3" */
   /* Write a whole object durably. With STORE_PUT_EXCL, fail (errno EEXIST) if
@@ -49,6 +61,24 @@ struct store_ops {
   /* Remove one leftover named by list_temp; a gone one is not an error. A
    * name list_temp cannot have given is EINVAL. */
   int (*remove_temp)(struct store *s, const char *name);
+  /* Object Lock, where the backend has it (S3); NULL elsewhere. In a
+   * versioned bucket del adds a delete marker: the bytes stay as a
+   * noncurrent version until del_version removes it. */
+  /* 1 if the bucket has Object Lock enabled, 0 if not, -1 on error. */
+  int (*lock_enabled)(struct store *s);
+  /* The retain-until date of a version (NULL: the current one); 0 if none.
+   * ENOENT if there is no such version. */
+  int (*get_retention)(struct store *s, const char *key, const char *version, int64_t *until);
+  /* Set the current version's retain-until date in the store's retain_mode.
+   * Shortening it is refused by the server (EACCES). */
+  int (*set_retention)(struct store *s, const char *key, int64_t until);
+  /* Every version and delete marker of the keys that start with prefix,
+   * each key's newest first. */
+  int (*list_versions)(struct store *s, const char *prefix, store_version_cb cb, void *opaque);
+  /* get and del of one version. A locked version's del is refused (EACCES). */
+  int (*get_version)(struct store *s, const char *key, const char *version, size_t max, void **buf,
+                     size_t *len);
+  int (*del_version)(struct store *s, const char *key, const char *version);
   void (*free)(struct store *s);
 };
 
@@ -56,6 +86,11 @@ struct store {
   const struct store_ops *ops;
   char *location; /* the URL or path as given, for messages; owned */
   int is_remote;  /* 1 if reads cost a network round trip (cache index objects) */
+  /* Object Lock retention written with every put outside locks/ (set by the
+   * repository from its config; S3 only): "GOVERNANCE" or "COMPLIANCE"
+   * (NULL: none), for retain_seconds from the time of the put. */
+  const char *retain_mode;
+  int64_t retain_seconds;
 };
 
 struct s3_settings;

@@ -13,6 +13,9 @@
 # allows only under the prefix "scoped/". PL_TEST_S3_READONLY_ACCESS_KEY_ID and
 # PL_TEST_S3_READONLY_SECRET_ACCESS_KEY are a third user that may only list the
 # bucket and read objects, as a recovery site's credentials may be.
+# PL_TEST_S3_LOCKED_BUCKET has Object Lock enabled, with no policy yet; the
+# PL_TEST_S3_{PROTECTED,RECOVERY,MAINT}_{ACCESS_KEY_ID,SECRET_ACCESS_KEY} users
+# get their rights from contrib/s3/bucket-policy.json, which the test applies.
 # Settings follow shared/notes/s3-servers.md (auth none + ms_mon_client_mode crc).
 
 RGW_ACCESS_KEY=${RGW_ACCESS_KEY:-PLTESTACCESSKEY00001}
@@ -23,6 +26,15 @@ RGW_SCOPED_SECRET_KEY=plscopedsecret00000000000000000000000001
 RGW_READONLY_ACCESS_KEY=PLREADONLYACCESSKEY1
 RGW_READONLY_SECRET_KEY=plreadonlysecret000000000000000000000001
 RGW_REGION=${RGW_REGION:-us-east-1}
+# The Object Lock bucket and the three users of contrib/s3/bucket-policy.json
+# (test-object-lock.sh applies that policy with its own prefix).
+RGW_LOCKED_BUCKET=pltest-locked
+RGW_PROTECTED_ACCESS_KEY=PLPROTECTEDACCESSKEY
+RGW_PROTECTED_SECRET_KEY=plprotectedsecret00000000000000000000001
+RGW_RECOVERY_ACCESS_KEY=PLRECOVERYACCESSKEY1
+RGW_RECOVERY_SECRET_KEY=plrecoverysecret000000000000000000000001
+RGW_MAINT_ACCESS_KEY=PLMAINTENANCEACCESS1
+RGW_MAINT_SECRET_KEY=plmaintenancesecret000000000000000000001
 
 # A TCP port on 127.0.0.1 that nothing listens on now.
 _rgw_free_port() {
@@ -201,6 +213,19 @@ POLICY
     aws --endpoint-url "http://127.0.0.1:$port" s3api put-bucket-policy --bucket "$RGW_BUCKET" \
     --policy "file://$dir/policy.json" >>"$dir/log/setup.out" 2>&1 ||
     { _rgw_logs "$dir"; cat "$dir/log/setup.out" >&2; return 1; }
+  local u
+  for u in plprotected:$RGW_PROTECTED_ACCESS_KEY:$RGW_PROTECTED_SECRET_KEY \
+    plrecovery:$RGW_RECOVERY_ACCESS_KEY:$RGW_RECOVERY_SECRET_KEY \
+    plmaint:$RGW_MAINT_ACCESS_KEY:$RGW_MAINT_SECRET_KEY; do
+    radosgw-admin -c "$conf" user create --uid="${u%%:*}" --display-name="${u%%:*}" \
+      --access-key="$(echo "$u" | cut -d: -f2)" --secret-key="${u##*:}" \
+      >>"$dir/log/setup.out" 2>&1 || { _rgw_logs "$dir"; cat "$dir/log/setup.out" >&2; return 1; }
+  done
+  AWS_ACCESS_KEY_ID=$RGW_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$RGW_SECRET_KEY \
+    AWS_REGION=$RGW_REGION AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+    aws --endpoint-url "http://127.0.0.1:$port" s3api create-bucket --bucket "$RGW_LOCKED_BUCKET" \
+    --object-lock-enabled-for-bucket >>"$dir/log/setup.out" 2>&1 ||
+    { _rgw_logs "$dir"; cat "$dir/log/setup.out" >&2; return 1; }
   cat >"$dir/env" <<ENV
 export PL_TEST_S3_ENDPOINT=http://127.0.0.1:$port
 export PL_TEST_S3_BUCKET=$RGW_BUCKET
@@ -211,6 +236,13 @@ export PL_TEST_S3_SCOPED_ACCESS_KEY_ID=$RGW_SCOPED_ACCESS_KEY
 export PL_TEST_S3_SCOPED_SECRET_ACCESS_KEY=$RGW_SCOPED_SECRET_KEY
 export PL_TEST_S3_READONLY_ACCESS_KEY_ID=$RGW_READONLY_ACCESS_KEY
 export PL_TEST_S3_READONLY_SECRET_ACCESS_KEY=$RGW_READONLY_SECRET_KEY
+export PL_TEST_S3_LOCKED_BUCKET=$RGW_LOCKED_BUCKET
+export PL_TEST_S3_PROTECTED_ACCESS_KEY_ID=$RGW_PROTECTED_ACCESS_KEY
+export PL_TEST_S3_PROTECTED_SECRET_ACCESS_KEY=$RGW_PROTECTED_SECRET_KEY
+export PL_TEST_S3_RECOVERY_ACCESS_KEY_ID=$RGW_RECOVERY_ACCESS_KEY
+export PL_TEST_S3_RECOVERY_SECRET_ACCESS_KEY=$RGW_RECOVERY_SECRET_KEY
+export PL_TEST_S3_MAINT_ACCESS_KEY_ID=$RGW_MAINT_ACCESS_KEY
+export PL_TEST_S3_MAINT_SECRET_ACCESS_KEY=$RGW_MAINT_SECRET_KEY
 ENV
   if [ -n "${tlsport:-}" ]; then
     echo "export PL_TEST_S3_TLS_ENDPOINT=https://127.0.0.1:$tlsport" >>"$dir/env"

@@ -43,6 +43,31 @@ static void test_config(void)
                       "chunk-hash=sha256\ncompression=zstd\nencryption=none\npage-entries=1\n"
                       "page-entries=2\n";
   check_int(config_decode(twice, strlen(twice), &d), ==, -1);
+  /* Object Lock lines: both or neither, and a mode it knows. */
+  c.lock_days = 30;
+  c.lock_mode = LOCK_MODE_COMPLIANCE;
+  t = config_encode(&c, NULL);
+  check(strstr(t, "\nobject-lock-days=30\nobject-lock-mode=compliance\n") != NULL);
+  check_int(config_decode(t, strlen(t), &d), ==, 0);
+  check_int(d.lock_days, ==, 30);
+  check_int(d.lock_mode, ==, LOCK_MODE_COMPLIANCE);
+  free(t);
+  c.lock_days = 0;
+  c.lock_mode = 0;
+  const char *half = "pilotlight-repository=1\nid=0123456789abcdef0123456789abcdef\n"
+                     "chunk-hash=sha256\ncompression=zstd\nencryption=none\npage-entries=1\n"
+                     "object-lock-days=7\n";
+  check_int(config_decode(half, strlen(half), &d), ==, -1);
+  check(strstr(get_error(), "without object-lock-mode") != NULL);
+  const char *odd = "pilotlight-repository=1\nid=0123456789abcdef0123456789abcdef\n"
+                    "chunk-hash=sha256\ncompression=zstd\nencryption=none\npage-entries=1\n"
+                    "object-lock-days=7\nobject-lock-mode=sometimes\n";
+  check_int(config_decode(odd, strlen(odd), &d), ==, -1);
+  check_int(get_errno(), ==, ENOTSUP);
+  const char *zero = "pilotlight-repository=1\nid=0123456789abcdef0123456789abcdef\n"
+                     "chunk-hash=sha256\ncompression=zstd\nencryption=none\npage-entries=1\n"
+                     "object-lock-days=0\nobject-lock-mode=governance\n";
+  check_int(config_decode(zero, strlen(zero), &d), ==, -1);
   /* Version 2: authenticated under the key. */
   t = config_encode(&c, &k);
   check_int(config_decode(t, strlen(t), &d), ==, 0);

@@ -168,5 +168,53 @@ int main(void)
     check_int(s3_uploads_page_parse(bad_uploads[i], strlen(bad_uploads[i]), &u), ==, -1);
     check_int(get_errno(), ==, EBADMSG);
   }
+  /* ListObjectVersions: versions and delete markers in order, newest first
+   * per key, with the markers of the next page. */
+  struct s3_versions_page vp;
+  const char *vl = "<ListVersionsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                   "<IsTruncated>true</IsTruncated><NextKeyMarker>p/b</NextKeyMarker>"
+                   "<NextVersionIdMarker>v9</NextVersionIdMarker>"
+                   "<DeleteMarker><Key>p/a</Key><VersionId>m1</VersionId>"
+                   "<IsLatest>true</IsLatest>"
+                   "<LastModified>2026-12-02T06:40:01.000Z</LastModified></DeleteMarker>"
+                   "<Version><Key>p/a</Key><VersionId>v1</VersionId><IsLatest>false</IsLatest>"
+                   "<Size>42</Size></Version>"
+                   "<Version><Key>p/b</Key><VersionId>v2</VersionId><IsLatest>true</IsLatest>"
+                   "<Size>7</Size></Version></ListVersionsResult>";
+  check_int(s3_versions_page_parse(vl, strlen(vl), &vp), ==, 0);
+  check_int(vp.nentries, ==, 3);
+  check_str(vp.entries[0].key, "p/a");
+  check_str(vp.entries[0].version_id, "m1");
+  check_int(vp.entries[0].delete_marker, ==, 1);
+  check_int(vp.entries[0].is_latest, ==, 1);
+  check_int(vp.entries[0].mtime, ==, 1796193601);
+  check_int(vp.entries[1].delete_marker, ==, 0);
+  check_int(vp.entries[1].is_latest, ==, 0);
+  check_int(vp.entries[1].size, ==, 42);
+  check_str(vp.entries[2].version_id, "v2");
+  check_int(vp.is_truncated, ==, 1);
+  check_str(vp.next_key, "p/b");
+  check_str(vp.next_version, "v9");
+  s3_versions_page_free(&vp);
+  const char *bad_versions[] = {
+      "<ListVersionsResult><Version><Key>k</Key></Version></ListVersionsResult>",
+      "<ListVersionsResult><Version><VersionId>v</VersionId></Version></ListVersionsResult>",
+      "<ListVersionsResult><Version><Key>k</Key><VersionId>v</VersionId><Size>1x</Size>"
+      "</Version></ListVersionsResult>",
+      "<ListVersionsResult><IsTruncated>true</IsTruncated></ListVersionsResult>",
+      "<ListBucketResult></ListBucketResult>",
+  };
+  for (size_t i = 0; i < sizeof bad_versions / sizeof *bad_versions; i++) {
+    check_int(s3_versions_page_parse(bad_versions[i], strlen(bad_versions[i]), &vp), ==, -1);
+    check_int(get_errno(), ==, EBADMSG);
+  }
+  /* ObjectLockConfiguration: Enabled, or not. */
+  const char *on = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled>"
+                   "</ObjectLockConfiguration>";
+  const char *off = "<ObjectLockConfiguration></ObjectLockConfiguration>";
+  check_int(s3_object_lock_parse(on, strlen(on)), ==, 1);
+  check_int(s3_object_lock_parse(off, strlen(off)), ==, 0);
+  check_int(s3_object_lock_parse("<a>", 3), ==, 0);
+  check_int(s3_parse_time("2026-12-08T10:57:10.000000000Z", 30), ==, 1796727430);
   return check_summary();
 }
