@@ -19,7 +19,7 @@ static const struct command commands[] = {
     {"snapshots", cmd_snapshots, "list snapshots"},
     {"restore", cmd_restore, "restore a snapshot to a file or block device"},
     {"verify", cmd_verify, "check the repository's integrity"},
-    {"repair", cmd_repair, "act on the damage verify recorded"},
+    {"repair", cmd_repair, "act on the damage verify recorded; --undelete: hidden objects"},
     {"export", cmd_export, "write a snapshot as a raw, VMDK or VHD image file"},
     {"replica", cmd_replica, "replica sync: keep a warm replica at the latest snapshot"},
     {"forget", cmd_forget, "remove snapshots by a retention policy or by id"},

@@ -62,9 +62,9 @@ size_t object_aad(const char *repo_id, const char *kind, char out[AAD_MAX]);
  * accepts. Besides each parameter's range, scrypt's memory (128 * N * r
  * bytes) and work (N * r * p) have caps, so that a key object cannot make
  * an unlock allocate gigabytes. */
-#define KDF_DEFAULT_N (1u << 17) /* 128 MiB of memory */
+#define KDF_DEFAULT_N (1u << 16) /* 64 MiB of memory (128 * N * r) */
 #define KDF_DEFAULT_R 8u
-#define KDF_DEFAULT_P 1u
+#define KDF_DEFAULT_P 2u /* twice the work in the same memory: about 0.65 s */
 #define KDF_MIN_N (1u << 10)
 #define KDF_MAX_N (1u << 22)
 #define KDF_MAX_R 32u
