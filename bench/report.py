@@ -305,8 +305,8 @@ if enc_pl and ("pl-clear", "full") in runs:
                  f"{ratio:.2f}× | {cr} | {res} | {fmt_mib(rss(enc_pl, step))} / "
                  f"{fmt_mib(rss('pl-clear', step))} |")
     L.append("")
-    L.append("Each encrypted command also unlocks its key once (scrypt N=2^17, r=8, p=1: about "
-             "0.65 s and 128 MiB here), which these times include.")
+    L.append("Each encrypted command also unlocks its key once (scrypt N=2^16, r=8, p=2: about "
+             "0.65 s and 64 MiB here), which these times include.")
     L.append("")
 
 notes = meta.get("notes", "")
