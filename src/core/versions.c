@@ -297,7 +297,7 @@ static int bring_back(struct undo *u, const struct ver *g, size_t good, const vo
 
 struct pack_check {
   struct store *st;
-  const char *missing; /* set to "yes" once a pack is not there */
+  const char *missing; /* the first pack that is not there (points into pack), or NULL */
   char pack[PACK_KEY_LEN];
 };
 
@@ -320,7 +320,7 @@ static int skip_entry(void *opaque PL_UNUSED, uint32_t ordinal PL_UNUSED,
 }
 
 /* NULL if the index object (stored bytes) decodes and every pack it names
- * is there; else why not, in buf. */
+ * is there; else why not, written into why. */
 static const char *index_unusable(struct undo *u, const void *stored, size_t len, char *why,
                                   size_t cap)
 {
