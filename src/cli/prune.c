@@ -5,7 +5,6 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "cli.h"
 #include "core/prune.h"
@@ -94,12 +93,9 @@ static void print_result(const struct prune_out *o, const struct prune_result *r
          res->leftover_packs, res->leftover_temp, w, lb, res->leftovers_kept);
   if (res->lock_renewed || res->lock_purged || res->lock_waiting) {
     char pb[32], wb[32], date[32];
-    time_t t = (time_t)res->lock_waiting_until;
-    struct tm tm;
     format_bytes(res->lock_purged_bytes, pb, sizeof pb);
     format_bytes(res->lock_waiting_bytes, wb, sizeof wb);
-    gmtime_r(&t, &tm);
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tm);
+    format_time(res->lock_waiting_until, date, sizeof date);
     printf("object lock: retention of %zu objects %srenewed; %zu hidden versions %sdeleted (%s)",
            res->lock_renewed, w, res->lock_purged, w, pb);
     if (res->lock_waiting)

@@ -171,16 +171,13 @@ int s3_del_version(struct store *st, const char *key, const char *version)
     /* Refused by the lock, or by the credentials: the retention tells. */
     int64_t until = 0;
     char date[32];
-    struct s3_response copy = resp;
-    resp.body = NULL;
     if (s3_get_retention(st, key, version, &until) == 0 && until > (int64_t)time(NULL)) {
       iso_time(until, date);
       set_error(EACCES, "%s (version %s) is locked by Object Lock until %s",
                 s3_where(s, fkey, w, sizeof w), version, date);
     } else {
-      s3_fail(s, "DELETE", fkey, &copy);
+      s3_fail(s, "DELETE", fkey, &resp);
     }
-    s3_response_reset(&copy);
   } else {
     s3_fail(s, "DELETE", fkey, &resp);
   }
