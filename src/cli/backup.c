@@ -180,10 +180,17 @@ static void print_result(const struct snapshot *snap, int json, double secs)
     json_string(stdout, snap->disk);
     printf(",\"mode\":");
     json_string(stdout, snap->mode);
-    printf(",\"size\":%llu,\"bytes_read\":%llu,\"bytes_new\":%llu,\"bytes_stored\":%llu,"
-           "\"seconds\":%.3f}\n",
-           (unsigned long long)snap->size, (unsigned long long)snap->bytes_read,
-           (unsigned long long)snap->bytes_new, (unsigned long long)snap->bytes_stored, secs);
+    printf(",\"note\":");
+    json_string(stdout, snap->note);
+    if (snap->parent[0])
+      printf(",\"parent\":\"%s\"", snap->parent);
+    else
+      printf(",\"parent\":null");
+    printf(",\"time\":%lld,\"size\":%llu,\"bytes_read\":%llu,\"bytes_new\":%llu,"
+           "\"bytes_stored\":%llu,\"seconds\":%.3f}\n",
+           (long long)snap->time, (unsigned long long)snap->size,
+           (unsigned long long)snap->bytes_read, (unsigned long long)snap->bytes_new,
+           (unsigned long long)snap->bytes_stored, secs);
   } else {
     char rd[32], nw[32], st[32];
     format_bytes(snap->bytes_read, rd, sizeof rd);

@@ -8,6 +8,7 @@
 
 #include "core/repo.h"
 #include "password.h"
+#include "util/parse.h"
 #include "util/progress.h"
 
 #define EXIT_FAIL 1
@@ -21,6 +22,7 @@ struct cli {
   char lock_command[256];       /* recorded in the lock; "" = the command's name */
   int64_t lock_wait_ms;         /* --lock-wait, or PILOTLIGHT_LOCK_WAIT; -1: the default */
   int store_reads;              /* repo_settings.store_reads; set by verify and repair */
+  int metadata_only;            /* repo_settings.metadata_only; set by status */
   struct cli_password password; /* --password-file, --password-command */
   uint64_t kdf_n;               /* the cost of a new key; set by cli_open_repo */
 };
@@ -41,6 +43,8 @@ int cmd_unlock(struct cli *c, int argc, char **argv);
 int cmd_forget(struct cli *c, int argc, char **argv);
 int cmd_prune(struct cli *c, int argc, char **argv);
 int cmd_key(struct cli *c, int argc, char **argv);
+int cmd_run(struct cli *c, int argc, char **argv);
+int cmd_status(struct cli *c, int argc, char **argv);
 
 /* Run prune on r (opened with an exclusive lock) and print its report, as
  * plain lines or, with json, one JSON document. Returns the exit status. */
@@ -63,17 +67,6 @@ struct repo *cli_open_repo(struct cli *c);
  * repository needs one. */
 void cli_password_settings(struct cli *c, struct repo_settings *st);
 
-/* Parse an elapsed-time duration (--lock-wait, --grace): a number of
- * seconds, or numbers with units s, min, h, d and w, e.g. "90", "15min",
- * "1h30min", "7d". A bare "m" is refused: forget's --keep-within reads it as
- * months, as restic does. Returns 0, or -1. */
-int parse_duration(const char *s, int64_t *seconds);
-
-/* Parse a percentage, 0 to 100, with an optional '%'. Returns 0, or -1. */
-int parse_percent(const char *s, unsigned *out);
-
-/* Parse a byte count with an optional K/M/G/T (binary) suffix. */
-int parse_size(const char *s, uint64_t *out);
 /* Parse the value of --threads (1 to 256). Returns 0, or -1 after printing
  * a usage error. */
 int parse_threads(struct cli *c, const char *arg, int *out);

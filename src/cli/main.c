@@ -26,6 +26,8 @@ static const struct command commands[] = {
     {"prune", cmd_prune, "delete what no snapshot references; compact packs and index"},
     {"unlock", cmd_unlock, "remove stale repository locks"},
     {"key", cmd_key, "list, add or remove the passwords of an encrypted repository"},
+    {"run", cmd_run, "run the config file's jobs on their schedules (the daemon)"},
+    {"status", cmd_status, "how fresh each disk and replica is, against its objective"},
 };
 
 static void usage(FILE *f)

@@ -1,6 +1,7 @@
 /* pilotlight verify: check the repository, and with --read-data every byte. */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -54,15 +55,17 @@ static void advise(struct cli *c, const struct verify_report *rep, int read_data
 
 int cmd_verify(struct cli *c, int argc, char **argv)
 {
-  enum { O_READ = 256, O_JSON };
+  enum { O_READ = 256, O_SUBSET, O_JSON };
   static const struct option opts[] = {
       {"repo", required_argument, NULL, 'r'},
       {"help", no_argument, NULL, 'h'},
       {"read-data", no_argument, NULL, O_READ},
+      {"read-data-subset", required_argument, NULL, O_SUBSET},
       {"json", no_argument, NULL, O_JSON},
       {NULL, 0, NULL, 0},
   };
   int read_data = 0, ch;
+  unsigned slices = 0, slice = 0;
   struct verify_out o = {0};
   struct verify_report rep;
   while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
@@ -71,18 +74,35 @@ int cmd_verify(struct cli *c, int argc, char **argv)
       c->repo = optarg;
       break;
     case 'h':
-      printf("usage: pilotlight -r REPO verify [--read-data] [--json]\n\n"
+      printf("usage: pilotlight -r REPO verify [--read-data | --read-data-subset K/N] [--json]\n\n"
              "Check the repository's structure: every snapshot, block-map page, index entry\n"
              "and pack trailer. With --read-data, also read every pack and check every\n"
              "chunk against its hash. Each damaged or missing object is reported with the\n"
              "snapshots it affects; the exit status is 1 if there is any. What it finds\n"
              "is recorded in the repository (a damage record): backups then store damaged\n"
              "chunks again, and pilotlight repair acts on it. Packs no index lists are\n"
-             "reported with their size, as a note.\n");
+             "reported with their size, as a note.\n"
+             "\n"
+             "  --read-data-subset K/N  read only the K-th of N slices of the packs (K from\n"
+             "                    1 to N, N up to 256): runs with K = 1 to N read every pack\n"
+             "                    once, e.g. one-seventh a day reads everything weekly\n");
       return 0;
     case O_READ:
       read_data = 1;
+      slices = 1;
       break;
+    case O_SUBSET: {
+      char *slash = strchr(optarg, '/');
+      uint64_t k, n;
+      *(slash ? slash : optarg) = 0;
+      if (!slash || parse_size(optarg, &k) == -1 || parse_size(slash + 1, &n) == -1 || n < 1 ||
+          n > 256 || k < 1 || k > n)
+        return fail_usage(c, "--read-data-subset: give K/N with 1 <= K <= N <= 256, e.g. 3/7");
+      slices = (unsigned)n;
+      slice = (unsigned)k - 1;
+      read_data = 1;
+      break;
+    }
     case O_JSON:
       o.json = 1;
       break;
@@ -99,7 +119,7 @@ int cmd_verify(struct cli *c, int argc, char **argv)
     return c->repo ? EXIT_FAIL : EXIT_USAGE;
   if (o.json)
     printf("{\"problems\":[");
-  int rc = repo_verify(r, read_data, report, &o, &rep);
+  int rc = repo_verify(r, slices, slice, report, &o, &rep);
   repo_free(r);
   if (rc == -1) {
     if (o.json)
@@ -134,7 +154,10 @@ int cmd_verify(struct cli *c, int argc, char **argv)
              "prune removes them once older than its --grace)\n",
              rep.temp_leftovers, (unsigned long long)rep.temp_bytes);
     printf("checked %zu snapshots and %zu packs%s: %s\n", rep.snapshots, rep.packs,
-           read_data ? " (all data read)" : "", rep.damaged ? "DAMAGE FOUND" : "no problems found");
+           slices == 1 ? " (all data read)"
+           : slices    ? " (the data of one slice of the packs read)"
+                       : "",
+           rep.damaged ? "DAMAGE FOUND" : "no problems found");
   }
   if (rep.damaged)
     advise(c, &rep, read_data);

@@ -84,6 +84,7 @@ void repo_settings_default(struct repo_settings *s)
   s->lock_wait_ms = 0;
   s->lock_refresh_seconds = 0;
   s->store_reads = 0;
+  s->metadata_only = 0;
   s->clear = 0;
   s->password = NULL;
   s->password_opaque = NULL;
@@ -915,7 +916,8 @@ struct repo *repo_open(const char *location, const struct repo_settings *setting
   if (settings && settings->lock != REPO_LOCK_NONE && take_lock(r, settings) == -1)
     goto fail;
   r->ix = chunk_index_new();
-  if (!r->ix || repo_load_damage(r) == -1 || repo_load_index(r) == -1)
+  if (!r->ix || (!(settings && settings->metadata_only) &&
+                 (repo_load_damage(r) == -1 || repo_load_index(r) == -1)))
     goto fail;
   return r;
 fail:

@@ -49,6 +49,11 @@ struct repo_settings {
    * and prune judge the repository, and a sound cached copy would hide a
    * damaged stored one); the cache is still updated. Default 0. */
   int store_reads;
+  /* repo_open: load neither the chunk index nor the damage records, for a
+   * caller that only lists snapshots and host status objects (status, the
+   * daemon); such a repository must not back up, read chunks or verify.
+   * Default 0. */
+  int metadata_only;
   /* repo_create: make a clear (version 1) repository instead of an
    * encrypted one. Default 0. */
   int clear;
@@ -237,16 +242,20 @@ void verify_report_clear(struct verify_report *rep);
 
 /* Check the repository's structure (every snapshot's pages and chunks are
  * indexed, every indexed pack exists with a sane size and trailer); with
- * read_data, read every pack whole and check every chunk. Each problem is
- * passed to report (a one-line message naming the object and the snapshots
- * it affects). What it finds is recorded in a damage record (docs/FORMAT.md)
+ * read_slices 1, read every pack whole and check every chunk; with
+ * read_slices N > 1, read only the packs of slice number slice (0 to N-1: a
+ * pack's slice is its name's first four bytes, big-endian, modulo N), so N
+ * runs with slices 0 to N-1 read every pack once. Each problem is passed to
+ * report (a one-line message naming the object and the snapshots it
+ * affects). What it finds is recorded in a damage record (docs/FORMAT.md)
  * that every client loads at open: backups store the damaged chunks again
- * and pilotlight repair acts on it. With read_data the check is complete,
- * so the records it supersedes are deleted. Returns 0 when the check ran
- * (look at rep->damaged; free rep with verify_report_clear), -1 if it could
- * not run. */
-int repo_verify(struct repo *r, int read_data, void (*report)(void *opaque, const char *msg),
-                void *opaque, struct verify_report *rep);
+ * and pilotlight repair acts on it. When every pack was read the check is
+ * complete, so the records it supersedes are deleted. Returns 0 when the
+ * check ran (look at rep->damaged; free rep with verify_report_clear), -1 if
+ * it could not run. */
+int repo_verify(struct repo *r, unsigned read_slices, unsigned slice,
+                void (*report)(void *opaque, const char *msg), void *opaque,
+                struct verify_report *rep);
 
 #define DEFAULT_BLOCK_SIZE (512u << 10) /* chosen by bench/: see bench/RESULTS.md */
 

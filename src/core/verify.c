@@ -413,9 +413,18 @@ void verify_report_clear(struct verify_report *rep)
   strings_free(&rep->sources);
 }
 
-int repo_verify(struct repo *r, int read_data, void (*report)(void *opaque, const char *msg),
-                void *opaque, struct verify_report *rep)
+/* Whether pack ph falls in the slice a partial read covers. */
+static int in_slice(const uint8_t *ph, unsigned slices, unsigned slice)
 {
+  uint32_t v = (uint32_t)ph[0] << 24 | (uint32_t)ph[1] << 16 | (uint32_t)ph[2] << 8 | ph[3];
+  return slices <= 1 || v % slices == slice;
+}
+
+int repo_verify(struct repo *r, unsigned read_slices, unsigned slice,
+                void (*report)(void *opaque, const char *msg), void *opaque,
+                struct verify_report *rep)
+{
+  int read_data = read_slices == 1;
   struct verifier v = {.r = r, .report = report, .opaque = opaque, .rep = rep};
   struct strings keys = {0};
   int ret = -1;
@@ -438,7 +447,7 @@ int repo_verify(struct repo *r, int read_data, void (*report)(void *opaque, cons
   }
   /* A chunk must be in an index and its pack must be readable. */
   for (uint32_t ord = 0; ord < r->ix->packs.len; ord++) {
-    if (check_pack(&v, ord, read_data) == -1)
+    if (check_pack(&v, ord, read_slices && in_slice(r->ix->packs.v[ord], read_slices, slice)) == -1)
       goto out;
     rep->packs++;
   }

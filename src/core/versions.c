@@ -185,7 +185,7 @@ static int purge_group(struct repo *r, const struct ver *g, size_t n, int dry_ru
     if (g[j].marker)
       continue;
     int64_t until = 0;
-    if (!starts(g[j].key, "locks/") &&
+    if (!store_key_mutable(g[j].key) &&
         r->store->ops->get_retention(r->store, g[j].key, g[j].vid, &until) == -1)
       return -1;
     if (until > now) {
@@ -224,8 +224,8 @@ int repo_lock_upkeep(struct repo *r, int dry_run, versions_say_fn say, void *opa
     const struct ver *g = &vv.v[i];
     n = group_len(&vv, i);
     if (!g->marker) {
-      if (starts(g->key, "locks/")) {
-        /* The versions a lock's refreshes left; the current one is held. */
+      if (store_key_mutable(g->key)) {
+        /* The versions a lock's refreshes or a host's status updates left. */
         if (n > 1 && purge_group(r, g + 1, n - 1, dry_run, now, res) == -1)
           goto out;
       } else {

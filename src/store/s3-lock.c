@@ -25,7 +25,7 @@ const char *s3_retention_for(const struct s3_store *s, const char *fkey, char un
 {
   until[0] = 0;
   if (!s->base.retain_mode || s->base.retain_seconds <= 0 ||
-      strncmp(fkey + strlen(s->prefix), "locks/", 6) == 0)
+      store_key_mutable(fkey + strlen(s->prefix)))
     return NULL;
   iso_time((int64_t)time(NULL) + s->base.retain_seconds, until);
   return s->base.retain_mode;

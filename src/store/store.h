@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "../util/vec.h"
 
@@ -92,6 +93,14 @@ struct store {
   const char *retain_mode;
   int64_t retain_seconds;
 };
+
+/* 1 for the objects a repository rewrites in place (locks/, status/): they
+ * are written without Object Lock retention, and their older versions may
+ * be purged at any time. */
+static inline int store_key_mutable(const char *key)
+{
+  return strncmp(key, "locks/", 6) == 0 || strncmp(key, "status/", 7) == 0;
+}
 
 struct s3_settings;
 

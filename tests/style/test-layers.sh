@@ -14,7 +14,8 @@ declare -A allowed=(
   [core]="util store source"
   [cbt]="util source core"
   [sink]="util core"
-  [cli]="util store source core cbt sink"
+  [ops]="util core"
+  [cli]="util store source core cbt sink ops"
 )
 bad=0
 for f in */*.[ch]; do

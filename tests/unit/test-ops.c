@@ -1,0 +1,239 @@
+/* Unit tests of src/ops/: the config file's parser and checks, schedules,
+ * the commands jobs run, metrics text and alert incidents. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "ops/alert.h"
+#include "ops/config.h"
+#include "ops/job.h"
+#include "ops/metrics.h"
+#include "util/error.h"
+
+static char dir[] = "/tmp/pl-test-ops-XXXXXX";
+
+/* Write text to a file in dir and load it; NULL with the error set. */
+static struct ops_config *load(const char *text)
+{
+  char path[128];
+  snprintf(path, sizeof path, "%s/pl.conf", dir);
+  FILE *f = fopen(path, "w");
+  fputs(text, f);
+  fclose(f);
+  return ops_config_load(path);
+}
+
+/* The load fails and its message contains want. */
+static int fails_with(const char *text, const char *want)
+{
+  struct ops_config *c = load(text);
+  if (c) {
+    ops_config_free(c);
+    fprintf(stderr, "accepted: %s\n", text);
+    return 0;
+  }
+  if (!strstr(get_error(), want)) {
+    fprintf(stderr, "error '%s' lacks '%s'\n", get_error(), want);
+    return 0;
+  }
+  return 1;
+}
+
+static const char good[] = "# protected side\n"
+                           "[repository]\n"
+                           "location = s3://bucket/pl\n"
+                           "password-file = /etc/pilotlight/password\n"
+                           "\n"
+                           "[daemon]\n"
+                           "host = web\n"
+                           "state-dir = /tmp/x\n"
+                           "retry-initial = 5s\n"
+                           "\n"
+                           "[disk web01]\n"
+                           "  source = /dev/vg/web01\n"
+                           "  schedule = every 15m\n"
+                           "  rpo = 30min\n"
+                           "  keep-daily = 7\n"
+                           "  keep-within = 2d\n"
+                           "\n"
+                           "[disk db01]\n"
+                           "source = nbd+unix:///db?socket=/run/db.sock\n"
+                           "cbt = qemu-bitmap:b0\n"
+                           "schedule = every 1h30m\n"
+                           "\n"
+                           "[replica web01]\n"
+                           "target = /srv/replica/web01.raw\n"
+                           "schedule = every 15m\n"
+                           "\n"
+                           "[verify]\n"
+                           "schedule = every 1d\n"
+                           "read-data = 1/7\n"
+                           "\n"
+                           "[prune]\n"
+                           "schedule = every 1d\n"
+                           "max-unused = 10%\n";
+
+static void test_good(void)
+{
+  struct ops_config *c = load(good);
+  check(c != NULL);
+  if (!c) {
+    fprintf(stderr, "%s\n", get_error());
+    return;
+  }
+  check(strcmp(c->location, "s3://bucket/pl") == 0);
+  check(strcmp(c->host, "web") == 0);
+  check_int(c->retry_initial, ==, 5);
+  check_int(c->max_jobs, ==, 2);
+  check_int(c->disks.len, ==, 2);
+  check(strcmp(c->disks.v[0].source, "/dev/vg/web01") == 0);
+  check_int(c->disks.v[0].every, ==, 900);
+  check_int(c->disks.v[0].rpo, ==, 1800);
+  check_int(c->disks.v[0].keep_daily, ==, 7);
+  check_int(c->disks.v[1].every, ==, 5400);
+  check(strcmp(c->replicas.v[0].disk, "web01") == 0);
+  check_int(c->verify_read_data, ==, 7);
+  check_int(c->prune_every, ==, 86400);
+
+  struct job_vec jobs = {0};
+  check_int(jobs_from_config(c, &jobs), ==, 0);
+  check_int(jobs.len, ==, 5);
+  check(strcmp(jobs.v[0].name, "backup web01") == 0);
+  check(strcmp(jobs.v[2].name, "replica web01") == 0);
+  check(strcmp(jobs.v[4].name, "prune") == 0);
+
+  struct strings a = {0};
+  check_int(job_step_argv(&jobs.v[1], c, "/bin/pl", &a), ==, 9);
+  const char *want[] = {"/bin/pl",        "backup", "--disk",
+                        "db01",           "--json", "--cbt",
+                        "qemu-bitmap:b0", "--",     "nbd+unix:///db?socket=/run/db.sock"};
+  for (size_t i = 0; i < 9 && i < a.len; i++)
+    check(a.v[i] && strcmp(a.v[i], want[i]) == 0);
+  check(a.v[9] == NULL);
+  strings_free(&a);
+
+  /* prune: a forget step per disk with a policy, then prune. */
+  struct job *p = &jobs.v[4];
+  check(job_step_argv(p, c, "/bin/pl", &a) > 0);
+  check(strcmp(a.v[1], "forget") == 0 && strcmp(a.v[3], "web01") == 0);
+  strings_free(&a);
+  p->step = 1;
+  check(job_step_argv(p, c, "/bin/pl", &a) > 0);
+  check(strcmp(a.v[1], "prune") == 0);
+  check(strcmp(a.v[4], "10%") == 0);
+  strings_free(&a);
+  p->step = 2;
+  check_int(job_step_argv(p, c, "/bin/pl", &a), ==, 0);
+
+  /* verify reads the slice the rotation is at. */
+  jobs.v[3].verify_slice = 3;
+  check(job_step_argv(&jobs.v[3], c, "/bin/pl", &a) > 0);
+  check(strcmp(a.v[3], "--read-data-subset") == 0 && strcmp(a.v[4], "3/7") == 0);
+  strings_free(&a);
+
+  /* Metrics: labels escaped, every family once. */
+  snprintf(jobs.v[0].disk, sizeof jobs.v[0].disk, "we\"b");
+  jobs.v[0].snap_time = 1000;
+  jobs.v[0].failures_total = 4;
+  char *m = metrics_text(c, &jobs, 1100);
+  check(m && strstr(m, "pilotlight_rpo_lag_seconds{host=\"web\",disk=\"we\\\"b\"} 100\n"));
+  check(m && strstr(m, "# TYPE pilotlight_job_failures_total counter\n"));
+  check(m && strstr(m, "pilotlight_job_failures_total{host=\"web\",disk=\"we\\\"b\",job=\"backup "
+                       "web01\"} 4\n"));
+  free(m);
+
+  /* Alerts: one incident per condition, resolved once. */
+  struct alerts al = {0};
+  jobs.v[0].failures = 1;
+  snprintf(jobs.v[0].last.error, sizeof jobs.v[0].last.error, "S3 down");
+  check_int(alerts_evaluate(&al, c, &jobs, 1100), ==, 1);
+  jobs.v[0].failures = 2;
+  check_int(alerts_evaluate(&al, c, &jobs, 1200), ==, 0);
+  check_int(al.open.len, ==, 1);
+  jobs.v[0].failures = 0;
+  check_int(alerts_evaluate(&al, c, &jobs, 1300), ==, 1);
+  check_int(al.open.len, ==, 0);
+  /* The newest snapshot passes the objective: a breach, resolved by a new one. */
+  check_int(alerts_evaluate(&al, c, &jobs, 1000 + 1801), ==, 1);
+  check(al.open.len == 1 && strcmp(al.open.v[0].kind, "rpo-breach") == 0);
+  jobs.v[0].snap_time = 2800;
+  check_int(alerts_evaluate(&al, c, &jobs, 2801), ==, 1);
+  check_int(al.open.len, ==, 0);
+  /* At the last cycle's pace the next snapshot lands too late. */
+  jobs.v[0].last.seconds = 2000;
+  jobs.v[0].next_run = 2900;
+  check_int(metrics_predicted_breach(&jobs.v[0], 2850), ==, 2800 + 1800);
+  check_int(alerts_evaluate(&al, c, &jobs, 2850), ==, 1);
+  check(al.open.len == 1 && strcmp(al.open.v[0].kind, "predicted-breach") == 0);
+  jobs.v[0].last.seconds = 10;
+  check_int(metrics_predicted_breach(&jobs.v[0], 2850), ==, 0);
+  alerts_free(&al);
+
+  for (size_t i = 0; i < jobs.len; i++)
+    job_io_free(&jobs.v[i]);
+  vec_free(&jobs);
+  ops_config_free(c);
+}
+
+static void test_errors(void)
+{
+  check(fails_with("[repository]\nlocation = /r\n[disk a]\nsource = /x\n",
+                   ":3: [disk a] schedule: missing"));
+  check(fails_with("[repository]\nlocation = /r\n[disk a]\nsource = /x\nschedule = 15m\n",
+                   "pl.conf:5: [disk a] schedule: '15m' is not a schedule"));
+  check(fails_with("[repository]\nlocation = /r\n[disk a]\nsorce = /x\n",
+                   ":4: [disk a] sorce: unknown key"));
+  check(fails_with("[repository]\nlocation = /r\n[disks a]\nsource = /x\n", "unknown section"));
+  check(fails_with("[repository]\nlocation = /r\nlocation = /s\n", ":3: [repository] location: set "
+                                                                   "twice, first on line 2"));
+  check(fails_with("[daemon]\nhost = x\n", "[repository] location: missing"));
+  check(fails_with("location = /r\n", "a key before any section"));
+  check(fails_with("[repository]\nlocation = /r\njust words\n", "pl.conf:3: not a key = value"));
+  check(fails_with("[repository]\nlocation = /r\n[replica r]\ndisk = a\nschedule = every 1m\n",
+                   "[replica r] target: missing"));
+  check(fails_with("[repository]\nlocation = /r\n[disk a/b]\n", "is not a name"));
+  check(fails_with("[repository]\nlocation = /r\n[disk a]\n[disk a]\n",
+                   ":4: [disk a] (section): disk a is declared twice, first on line 3"));
+  check(
+      fails_with("[repository]\nlocation = /r\n[verify]\nread-data = 2/7\n", "not no, all or 1/N"));
+  check(fails_with("[repository]\nlocation = /r\n[prune]\nmax-unused = 120\n", "percentage"));
+  check(fails_with("[repository]\nlocation = /r\n[daemon]\nlog-json = maybe\n", "not yes or no"));
+  char longline[600];
+  memset(longline, 'x', sizeof longline);
+  memcpy(longline, "[repository]\nlocation = ", 24);
+  longline[sizeof longline - 2] = '\n';
+  longline[sizeof longline - 1] = 0;
+  check(fails_with(longline, ":2: line longer than"));
+  check(ops_config_load("/nonexistent/pl.conf") == NULL);
+  check(strstr(get_error(), "/nonexistent/pl.conf") != NULL);
+}
+
+static void test_schedule(void)
+{
+  int64_t s;
+  check(ops_parse_schedule("every 15m", &s) == 0 && s == 900);
+  check(ops_parse_schedule("every 1h30m", &s) == 0 && s == 5400);
+  check(ops_parse_schedule("every 10min", &s) == 0 && s == 600);
+  check(ops_parse_schedule("every 45s", &s) == 0 && s == 45);
+  check(ops_parse_schedule("every 2d", &s) == 0 && s == 172800);
+  check(ops_parse_schedule("every 0s", &s) == -1);
+  check(ops_parse_schedule("15m", &s) == -1);
+  check(ops_parse_schedule("every", &s) == -1);
+  check(ops_parse_schedule("every 5x", &s) == -1);
+}
+
+int main(void)
+{
+  if (!mkdtemp(dir))
+    return 1;
+  test_schedule();
+  test_good();
+  test_errors();
+  char path[128];
+  snprintf(path, sizeof path, "%s/pl.conf", dir);
+  unlink(path);
+  rmdir(dir);
+  return check_summary();
+}
