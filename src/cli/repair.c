@@ -167,10 +167,10 @@ int cmd_repair(struct cli *c, int argc, char **argv)
              "              forget record lists stay hidden; key objects come back only if\n"
              "              none is left; an index object only with all its packs.\n"
              "  --limit-upload RATE\n"
-             "              send the new packs and index objects at most at RATE bytes\n"
-             "              per second, e.g. 10M, or 10M,2M@mon-fri 08:00-18:00 (local\n"
-             "              time); default $PILOTLIGHT_LIMIT_UPLOAD, else unlimited\n"
-             "              (README, Bandwidth limits)\n");
+             "              write the new packs and index objects at most at RATE bytes\n"
+             "              per second, all threads together: e.g. 10M, or 10M,2M@mon-fri\n"
+             "              08:00-18:00 (local time); default $PILOTLIGHT_LIMIT_UPLOAD,\n"
+             "              else unlimited (README, Bandwidth limits)\n");
       return 0;
     case O_DRY:
       dry = 1;
