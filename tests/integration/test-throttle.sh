@@ -4,7 +4,8 @@
 # (PL_TEST_REPO_KIND), each hold the rate over every 10 s window once
 # started (within 10%), by the limiter's own per-second count (a test hook)
 # and, on a folder, by the repository's size sampled from outside; the
-# commands take as long as the rate says; the restore is byte-identical. A
+# commands take as long as the rate says; the restore is byte-identical; a
+# backup running past a window's end (local time) changes speed there. A
 # bad RATE is one line naming the option, exit 2; SIGTERM stops a throttled
 # restore at once; PILOTLIGHT_LIMIT_DOWNLOAD is the default.
 . "$(dirname "$0")/lib.sh"
@@ -140,6 +141,28 @@ down=$(awk '$1 == "download" { n += $3 } END { print n + 0 }' "$TMP/down.log")
 [ "$down" -ge "$stored" ] || fail "restore counted $down bytes through the limiter, less than the $stored stored"
 check_duration restore "$(secs_between "$t0" "$t1")" "$down"
 check_windows "$TMP/down.log" download
+
+# The rate follows the clock: with a TZ that makes it local noon 4 s from
+# now, 512K ("512K@daily 00:00-12:00") holds until noon and 4M from then on,
+# in the same backup.
+head -c $((18 << 20)) /dev/urandom >"$TMP/disk2"
+now=$(date -u +%s)
+east=$(((43200 - 4 - now % 86400 + 86400) % 86400))
+tz=$(printf 'XXX-%02d:%02d:%02d' $((east / 3600)) $((east % 3600 / 60)) $((east % 60)))
+TZ=$tz PILOTLIGHT_TEST_RATELIMIT_LOG=$TMP/tz.log $PL -r "$repo" backup --disk vm2 \
+  --limit-upload '4M, 512K@daily 00:00-12:00' "$TMP/disk2" >/dev/null
+awk -v lo=$((512 << 10)) -v hi=$((4 << 20)) '
+  { b[$2] = $3; if ($2 > last) last = $2 }
+  END {
+    bad = 0; n = 0
+    for (s = 1; s <= 2; s++) { printf "second %d: %.0f KiB\n", s, b[s] / 1024; if (b[s] < 0.9 * lo || b[s] > 1.1 * lo) bad++ }
+    for (s = 6; s < last; s++) { printf "second %d: %.0f KiB\n", s, b[s] / 1024; if (b[s] < 0.9 * hi || b[s] > 1.1 * hi) bad++; n++ }
+    exit bad || !n
+  }' "$TMP/tz.log" >"$TMP/tz.out" || fail "the rate did not change at the window's end: $(cat "$TMP/tz.out")"
+echo "512K until local noon, 4M after: $(tr '\n' ' ' <"$TMP/tz.out")"
+echo "  (every second: $(awk '{ printf "%d:%.0fK ", $2, $3 / 1024 }' "$TMP/tz.log"))"
+$PL -r "$repo" restore vm2 "$TMP/r4" >/dev/null
+cmp "$TMP/disk2" "$TMP/r4"
 
 # SIGTERM stops a throttled restore at once (here 32 MiB at 64 KiB/s would
 # take 8 minutes), leaving nothing under the target's name.
