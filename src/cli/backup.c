@@ -31,6 +31,11 @@ static void help(void)
          "  --threads N                 worker threads (default: the number of CPUs, twice that\n"
          "                              for an NBD source)\n"
          "  --json                      print the committed snapshot as JSON\n"
+         "  --limit-upload RATE         send at most RATE bytes per second to the repository,\n"
+         "                              all threads together: e.g. 10M, or 10M,2M@mon-fri\n"
+         "                              08:00-18:00 (local time); default\n"
+         "                              $PILOTLIGHT_LIMIT_UPLOAD, else unlimited (README,\n"
+         "                              Bandwidth limits)\n"
          "\n"
          "Changed-block tracking with QEMU dirty bitmaps (see docs/CBT.md):\n"
          "  --cbt qemu-bitmap:BITMAP    SOURCE is an NBD URI offering qemu:dirty-bitmap:BITMAP,\n"
@@ -72,7 +77,8 @@ static int parse_args(struct cli *c, int argc, char **argv, struct backup_args *
     O_NODE,
     O_NBD_SOCKET,
     O_FLEECE_DIR,
-    O_VERIFY_CBT
+    O_VERIFY_CBT,
+    O_LIMIT_UPLOAD
   };
   static const struct option opts[] = {
       {"repo", required_argument, NULL, 'r'},
@@ -91,6 +97,7 @@ static int parse_args(struct cli *c, int argc, char **argv, struct backup_args *
       {"nbd-socket", required_argument, NULL, O_NBD_SOCKET},
       {"fleece-dir", required_argument, NULL, O_FLEECE_DIR},
       {"verify-cbt", no_argument, NULL, O_VERIFY_CBT},
+      {"limit-upload", required_argument, NULL, O_LIMIT_UPLOAD},
       {NULL, 0, NULL, 0},
   };
   struct backup_opts *bo = &a->bo;
@@ -150,6 +157,10 @@ static int parse_args(struct cli *c, int argc, char **argv, struct backup_args *
       break;
     case O_THREADS:
       if (parse_threads(c, optarg, &a->threads) == -1)
+        return EXIT_USAGE;
+      break;
+    case O_LIMIT_UPLOAD:
+      if (parse_limit(c, 1, optarg) == -1)
         return EXIT_USAGE;
       break;
     default:

@@ -25,6 +25,10 @@ struct cli {
   int metadata_only;            /* repo_settings.metadata_only; set by status */
   struct cli_password password; /* --password-file, --password-command */
   uint64_t kdf_n;               /* the cost of a new key; set by cli_open_repo */
+  /* --limit-upload / --limit-download when given (the *_set flags), which
+   * then replace PILOTLIGHT_LIMIT_UPLOAD / PILOTLIGHT_LIMIT_DOWNLOAD. */
+  struct ratelimit_spec limit_upload, limit_download;
+  int limit_upload_set, limit_download_set;
 };
 
 /* How long a command waits for a conflicting lock unless told otherwise. */
@@ -70,6 +74,10 @@ void cli_password_settings(struct cli *c, struct repo_settings *st);
 /* Parse the value of --threads (1 to 256). Returns 0, or -1 after printing
  * a usage error. */
 int parse_threads(struct cli *c, const char *arg, int *out);
+
+/* Parse the value of --limit-upload (upload 1) or --limit-download (0)
+ * into c's limits. Returns 0, or -1 after printing a usage error. */
+int parse_limit(struct cli *c, int upload, const char *arg);
 
 /* Open the repository, apply threads (0 = default) and resolve
  * NAME[@SNAPSHOT] (an id, a unique prefix or latest). Returns 0 with *r and

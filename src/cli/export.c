@@ -45,7 +45,12 @@ static void help(void)
          "  --format FORMAT  raw, vmdk, vhd or vhd-fixed\n"
          "  --force          replace an existing OUT\n"
          "  --threads N      compression threads (default: the number of CPUs)\n"
-         "  --json           print the result as JSON\n");
+         "  --json           print the result as JSON\n"
+         "  --limit-download RATE\n"
+         "                   read at most RATE bytes per second from the repository, all\n"
+         "                   threads together: e.g. 10M, or 10M,2M@mon-fri 08:00-18:00\n"
+         "                   (local time); default $PILOTLIGHT_LIMIT_DOWNLOAD, else\n"
+         "                   unlimited (README, Bandwidth limits)\n");
 }
 
 /* Settle the format from --format (have_fmt: *fmt is set) and OUT's
@@ -92,7 +97,7 @@ static void print_result(FILE *rep, int json, const struct snapshot *s, enum ima
 
 int cmd_export(struct cli *c, int argc, char **argv)
 {
-  enum { O_FORMAT = 256, O_THREADS, O_JSON, O_FORCE };
+  enum { O_FORMAT = 256, O_THREADS, O_JSON, O_FORCE, O_LIMIT };
   static const struct option opts[] = {
       {"repo", required_argument, NULL, 'r'},
       {"help", no_argument, NULL, 'h'},
@@ -100,6 +105,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
       {"threads", required_argument, NULL, O_THREADS},
       {"json", no_argument, NULL, O_JSON},
       {"force", no_argument, NULL, O_FORCE},
+      {"limit-download", required_argument, NULL, O_LIMIT},
       {NULL, 0, NULL, 0},
   };
   enum image_format fmt = IMAGE_RAW;
@@ -131,6 +137,10 @@ int cmd_export(struct cli *c, int argc, char **argv)
       break;
     case O_FORCE:
       force = 1;
+      break;
+    case O_LIMIT:
+      if (parse_limit(c, 0, optarg) == -1)
+        return EXIT_USAGE;
       break;
     default:
       return fail_usage(c, "unknown option");

@@ -28,7 +28,7 @@ static void report(void *opaque, const char *line)
 static void help(void)
 {
   printf("usage: pilotlight -r REPO prune [--dry-run] [--max-unused PERCENT] [--grace DURATION]\n"
-         "                                [--verbose] [--json]\n\n"
+         "                                [--verbose] [--json] [--limit-upload RATE]\n\n"
          "Delete the packs no snapshot references, rewrite packs with unused bytes while\n"
          "they exceed --max-unused percent of the repository (default %d; the sparsest\n"
          "packs first, as restic does), merge the index objects into few large ones, and\n"
@@ -42,7 +42,10 @@ static void help(void)
          "also extends the retention of every object kept snapshots need to now plus the\n"
          "lock days; run it at least daily so the newest snapshots stay protected that\n"
          "long. It refuses while a snapshot is hidden without a forget record (repair\n"
-         "--undelete first).\n",
+         "--undelete first).\n\n"
+         "--limit-upload RATE holds the rewritten packs and index objects to RATE bytes\n"
+         "per second, e.g. 10M, or 10M,2M@mon-fri 08:00-18:00 (local time); default\n"
+         "$PILOTLIGHT_LIMIT_UPLOAD, else unlimited (README, Bandwidth limits).\n",
          PRUNE_DEFAULT_MAX_UNUSED);
 }
 
@@ -107,12 +110,17 @@ static void print_result(const struct prune_out *o, const struct prune_result *r
 
 int cmd_prune(struct cli *c, int argc, char **argv)
 {
-  enum { O_DRY = 256, O_MAX, O_GRACE, O_JSON };
+  enum { O_DRY = 256, O_MAX, O_GRACE, O_JSON, O_LIMIT };
   static const struct option opts[] = {
-      {"repo", required_argument, NULL, 'r'},      {"help", no_argument, NULL, 'h'},
-      {"dry-run", no_argument, NULL, O_DRY},       {"max-unused", required_argument, NULL, O_MAX},
-      {"grace", required_argument, NULL, O_GRACE}, {"verbose", no_argument, NULL, 'v'},
-      {"json", no_argument, NULL, O_JSON},         {NULL, 0, NULL, 0},
+      {"repo", required_argument, NULL, 'r'},
+      {"help", no_argument, NULL, 'h'},
+      {"dry-run", no_argument, NULL, O_DRY},
+      {"max-unused", required_argument, NULL, O_MAX},
+      {"grace", required_argument, NULL, O_GRACE},
+      {"verbose", no_argument, NULL, 'v'},
+      {"json", no_argument, NULL, O_JSON},
+      {"limit-upload", required_argument, NULL, O_LIMIT},
+      {NULL, 0, NULL, 0},
   };
   struct prune_opts po;
   struct prune_out o = {0};
@@ -142,6 +150,10 @@ int cmd_prune(struct cli *c, int argc, char **argv)
       break;
     case O_JSON:
       o.json = 1;
+      break;
+    case O_LIMIT:
+      if (parse_limit(c, 1, optarg) == -1)
+        return EXIT_USAGE;
       break;
     default:
       return fail_usage(c, "unknown option");

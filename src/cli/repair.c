@@ -131,11 +131,15 @@ static int undelete(struct cli *c, int dry, struct repair_out *o)
 
 int cmd_repair(struct cli *c, int argc, char **argv)
 {
-  enum { O_DRY = 256, O_JSON, O_UNDELETE };
+  enum { O_DRY = 256, O_JSON, O_UNDELETE, O_LIMIT };
   static const struct option opts[] = {
-      {"repo", required_argument, NULL, 'r'},      {"help", no_argument, NULL, 'h'},
-      {"dry-run", no_argument, NULL, O_DRY},       {"json", no_argument, NULL, O_JSON},
-      {"undelete", no_argument, NULL, O_UNDELETE}, {NULL, 0, NULL, 0},
+      {"repo", required_argument, NULL, 'r'},
+      {"help", no_argument, NULL, 'h'},
+      {"dry-run", no_argument, NULL, O_DRY},
+      {"json", no_argument, NULL, O_JSON},
+      {"undelete", no_argument, NULL, O_UNDELETE},
+      {"limit-upload", required_argument, NULL, O_LIMIT},
+      {NULL, 0, NULL, 0},
   };
   int dry = 0, ch, undel = 0;
   struct repair_out o = {.json = 0};
@@ -147,7 +151,8 @@ int cmd_repair(struct cli *c, int argc, char **argv)
       c->repo = optarg;
       break;
     case 'h':
-      printf("usage: pilotlight -r REPO repair [--undelete] [--dry-run] [--json]\n\n"
+      printf("usage: pilotlight -r REPO repair [--undelete] [--dry-run] [--json]\n"
+             "                                 [--limit-upload RATE]\n\n"
              "Act on the damage that verify recorded: copy the readable chunks of damaged\n"
              "packs into new packs, drop damaged and lost chunks from the index, rebuild\n"
              "damaged index objects from pack trailers, and move damaged packs, index and\n"
@@ -160,7 +165,12 @@ int cmd_repair(struct cli *c, int argc, char **argv)
              "              a newer version: the last version that matches its name (the\n"
              "              first one, for the config) becomes current again. Snapshots a\n"
              "              forget record lists stay hidden; key objects come back only if\n"
-             "              none is left; an index object only with all its packs.\n");
+             "              none is left; an index object only with all its packs.\n"
+             "  --limit-upload RATE\n"
+             "              write the new packs and index objects at most at RATE bytes\n"
+             "              per second, all threads together: e.g. 10M, or 10M,2M@mon-fri\n"
+             "              08:00-18:00 (local time); default $PILOTLIGHT_LIMIT_UPLOAD,\n"
+             "              else unlimited (README, Bandwidth limits)\n");
       return 0;
     case O_DRY:
       dry = 1;
@@ -170,6 +180,10 @@ int cmd_repair(struct cli *c, int argc, char **argv)
       break;
     case O_UNDELETE:
       undel = 1;
+      break;
+    case O_LIMIT:
+      if (parse_limit(c, 1, optarg) == -1)
+        return EXIT_USAGE;
       break;
     default:
       return fail_usage(c, "unknown option");

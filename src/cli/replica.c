@@ -102,7 +102,8 @@ static int replica_usage(FILE *f)
 {
   fprintf(f,
           "usage: pilotlight -r REPO replica sync --disk NAME TARGET [--snapshot S]\n"
-          "                  [--watch INTERVAL] [--force] [--verify] [--state-dir DIR] [--json]\n\n"
+          "                  [--watch INTERVAL] [--force] [--verify] [--state-dir DIR] [--json]\n"
+          "                  [--limit-download RATE]\n\n"
           "Bring TARGET (a raw file, created sparse if missing, or a block device) to the\n"
           "latest snapshot of disk NAME, or to S (an id, a unique id prefix or latest). Only\n"
           "the blocks that differ from the snapshot last applied are written; blocks that\n"
@@ -120,14 +121,30 @@ static int replica_usage(FILE *f)
           "  --verify           re-read the whole target afterwards and check every block\n"
           "  --state-dir DIR    keep the state file in DIR\n"
           "  --threads N        reader threads (default: the number of CPUs)\n"
-          "  --json             print each result as a JSON object\n",
+          "  --json             print each result as a JSON object\n"
+          "  --limit-download RATE\n"
+          "                     read at most RATE bytes per second from the repository, all\n"
+          "                     threads together: e.g. 10M, or 10M,2M@mon-fri 08:00-18:00\n"
+          "                     (local time; with --watch the rate follows the clock);\n"
+          "                     default $PILOTLIGHT_LIMIT_DOWNLOAD, else unlimited (README,\n"
+          "                     Bandwidth limits)\n",
           "/var/lib/pilotlight/replicas");
   return f == stdout ? 0 : EXIT_USAGE;
 }
 
 int cmd_replica(struct cli *c, int argc, char **argv)
 {
-  enum { O_DISK = 256, O_SNAPSHOT, O_WATCH, O_FORCE, O_VERIFY, O_STATE_DIR, O_THREADS, O_JSON };
+  enum {
+    O_DISK = 256,
+    O_SNAPSHOT,
+    O_WATCH,
+    O_FORCE,
+    O_VERIFY,
+    O_STATE_DIR,
+    O_THREADS,
+    O_JSON,
+    O_LIMIT
+  };
   static const struct option opts[] = {
       {"repo", required_argument, NULL, 'r'},
       {"help", no_argument, NULL, 'h'},
@@ -139,6 +156,7 @@ int cmd_replica(struct cli *c, int argc, char **argv)
       {"state-dir", required_argument, NULL, O_STATE_DIR},
       {"threads", required_argument, NULL, O_THREADS},
       {"json", no_argument, NULL, O_JSON},
+      {"limit-download", required_argument, NULL, O_LIMIT},
       {NULL, 0, NULL, 0},
   };
   struct replica_opts o = {0};
@@ -186,6 +204,10 @@ int cmd_replica(struct cli *c, int argc, char **argv)
       break;
     case O_JSON:
       json = 1;
+      break;
+    case O_LIMIT:
+      if (parse_limit(c, 0, optarg) == -1)
+        return EXIT_USAGE;
       break;
     default:
       return fail_usage(c, "unknown option");

@@ -12,11 +12,15 @@
 
 int cmd_restore(struct cli *c, int argc, char **argv)
 {
-  enum { O_FORCE = 256, O_THREADS, O_VERIFY };
+  enum { O_FORCE = 256, O_THREADS, O_VERIFY, O_LIMIT };
   static const struct option opts[] = {
-      {"repo", required_argument, NULL, 'r'},  {"help", no_argument, NULL, 'h'},
-      {"force", no_argument, NULL, O_FORCE},   {"threads", required_argument, NULL, O_THREADS},
-      {"verify", no_argument, NULL, O_VERIFY}, {NULL, 0, NULL, 0},
+      {"repo", required_argument, NULL, 'r'},
+      {"help", no_argument, NULL, 'h'},
+      {"force", no_argument, NULL, O_FORCE},
+      {"threads", required_argument, NULL, O_THREADS},
+      {"verify", no_argument, NULL, O_VERIFY},
+      {"limit-download", required_argument, NULL, O_LIMIT},
+      {NULL, 0, NULL, 0},
   };
   struct restore_opts ro = {0};
   int threads = 0, ch, ret = EXIT_FAIL, verify = 0;
@@ -29,7 +33,7 @@ int cmd_restore(struct cli *c, int argc, char **argv)
       c->repo = optarg;
       break;
     case 'h':
-      printf("usage: pilotlight -r REPO restore NAME[@SNAPSHOT] TARGET [--force]\n\n"
+      printf("usage: pilotlight -r REPO restore NAME[@SNAPSHOT] TARGET [--force] [OPTIONS]\n\n"
              "Restore disk NAME at SNAPSHOT (an id, a unique id prefix, or latest, the\n"
              "default) to TARGET. A new TARGET file is created sparse, as\n"
              "TARGET.pilotlight-part.PID until it is complete. An existing file or block\n"
@@ -40,7 +44,12 @@ int cmd_restore(struct cli *c, int argc, char **argv)
              "Options:\n"
              "  --force       overwrite an existing file or block device\n"
              "  --threads N   reader threads (default: the number of CPUs)\n"
-             "  --verify      re-read the whole target afterwards and compare it\n");
+             "  --verify      re-read the whole target afterwards and compare it\n"
+             "  --limit-download RATE\n"
+             "                read at most RATE bytes per second from the repository, all\n"
+             "                threads together: e.g. 10M, or 10M,2M@mon-fri 08:00-18:00\n"
+             "                (local time); default $PILOTLIGHT_LIMIT_DOWNLOAD, else\n"
+             "                unlimited (README, Bandwidth limits)\n");
       return 0;
     case O_FORCE:
       ro.force = 1;
@@ -50,6 +59,10 @@ int cmd_restore(struct cli *c, int argc, char **argv)
       break;
     case O_THREADS:
       if (parse_threads(c, optarg, &threads) == -1)
+        return EXIT_USAGE;
+      break;
+    case O_LIMIT:
+      if (parse_limit(c, 0, optarg) == -1)
         return EXIT_USAGE;
       break;
     default:

@@ -207,6 +207,28 @@ static void print_warning(void *opaque, const char *msg)
   fprintf(stderr, "pilotlight: warning: %s\n", msg);
 }
 
+/* A bandwidth limit from variable name into *out (left unlimited when the
+ * variable is unset). */
+static int env_limit(const char *name, struct ratelimit_spec *out)
+{
+  const char *v = env(name);
+  if (!v)
+    return 0;
+  if (ratelimit_spec_parse(v, out) == -1) {
+    prefix_error("%s='%s'", name, v);
+    return -1;
+  }
+  return 0;
+}
+
+int settings_limits_from_env(struct ratelimit_spec *up, struct ratelimit_spec *down)
+{
+  return env_limit("PILOTLIGHT_LIMIT_UPLOAD", up) == -1 ||
+                 env_limit("PILOTLIGHT_LIMIT_DOWNLOAD", down) == -1
+             ? -1
+             : 0;
+}
+
 int cli_settings_load(struct cli_settings *out, const char *location)
 {
   memset(out, 0, sizeof *out);
@@ -223,6 +245,8 @@ int cli_settings_load(struct cli_settings *out, const char *location)
   if (out->repo.kdf_n == 1)
     out->repo.kdf_n = 0;
 #endif
+  if (settings_limits_from_env(&out->repo.limit_upload, &out->repo.limit_download) == -1)
+    return -1;
   cache_dir(out->cache_dir, sizeof out->cache_dir);
   out->repo.cache_dir = out->cache_dir[0] ? out->cache_dir : NULL;
   if (location && strncmp(location, "s3:", 3) == 0) {

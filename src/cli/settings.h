@@ -30,4 +30,10 @@ void cli_settings_free(struct cli_settings *s);
  * -1 with the error set and s empty. Free s with s3_settings_free. */
 int settings_s3_from_env(struct s3_settings *s);
 
+/* The default bandwidth limits, PILOTLIGHT_LIMIT_UPLOAD and
+ * PILOTLIGHT_LIMIT_DOWNLOAD (the grammar of util/ratelimit.h), into *up and
+ * *down; an unset variable is unlimited. Returns 0, or -1 with the error
+ * set to a message naming the variable. */
+int settings_limits_from_env(struct ratelimit_spec *up, struct ratelimit_spec *down);
+
 #endif

@@ -95,6 +95,11 @@ struct repo *cli_open_repo(struct cli *c)
     settings.repo.lock = c->lock;
     settings.repo.store_reads = c->store_reads;
     settings.repo.metadata_only = c->metadata_only;
+    if (c->limit_upload_set)
+      settings.repo.limit_upload = c->limit_upload;
+    if (c->limit_download_set)
+      settings.repo.limit_download = c->limit_download;
+    settings.repo.cancel = &cli_cancel;
     settings.repo.lock_command = c->lock_command[0] ? c->lock_command : c->prog;
     settings.repo.lock_wait_ms = c->lock_wait_ms >= 0 ? c->lock_wait_ms : DEFAULT_LOCK_WAIT_MS;
     cli_password_settings(c, &settings.repo);
@@ -105,6 +110,16 @@ struct repo *cli_open_repo(struct cli *c)
   if (!r)
     fail_lib();
   return r;
+}
+
+int parse_limit(struct cli *c, int upload, const char *arg)
+{
+  if (ratelimit_spec_parse(arg, upload ? &c->limit_upload : &c->limit_download) == -1) {
+    fail_usage(c, "--limit-%s: %s", upload ? "upload" : "download", get_error());
+    return -1;
+  }
+  *(upload ? &c->limit_upload_set : &c->limit_download_set) = 1;
+  return 0;
 }
 
 void cli_password_settings(struct cli *c, struct repo_settings *st)

@@ -55,13 +55,14 @@ static void advise(struct cli *c, const struct verify_report *rep, int read_data
 
 int cmd_verify(struct cli *c, int argc, char **argv)
 {
-  enum { O_READ = 256, O_SUBSET, O_JSON };
+  enum { O_READ = 256, O_SUBSET, O_JSON, O_LIMIT };
   static const struct option opts[] = {
       {"repo", required_argument, NULL, 'r'},
       {"help", no_argument, NULL, 'h'},
       {"read-data", no_argument, NULL, O_READ},
       {"read-data-subset", required_argument, NULL, O_SUBSET},
       {"json", no_argument, NULL, O_JSON},
+      {"limit-download", required_argument, NULL, O_LIMIT},
       {NULL, 0, NULL, 0},
   };
   int read_data = 0, ch;
@@ -74,18 +75,26 @@ int cmd_verify(struct cli *c, int argc, char **argv)
       c->repo = optarg;
       break;
     case 'h':
-      printf("usage: pilotlight -r REPO verify [--read-data | --read-data-subset K/N] [--json]\n\n"
+      printf("usage: pilotlight -r REPO verify [--read-data | --read-data-subset K/N] [--json]\n"
+             "                                [--limit-download RATE]\n\n"
              "Check the repository's structure: every snapshot, block-map page, index entry\n"
              "and pack trailer. With --read-data, also read every pack and check every\n"
              "chunk against its hash. Each damaged or missing object is reported with the\n"
              "snapshots it affects; the exit status is 1 if there is any. What it finds\n"
              "is recorded in the repository (a damage record): backups then store damaged\n"
              "chunks again, and pilotlight repair acts on it. Packs no index lists are\n"
-             "reported with their size, as a note.\n"
-             "\n"
-             "  --read-data-subset K/N  read only the K-th of N slices of the packs (K from\n"
-             "                    1 to N, N up to 256): runs with K = 1 to N read every pack\n"
-             "                    once, e.g. one-seventh a day reads everything weekly\n");
+             "reported with their size, as a note.\n\n"
+             "Options:\n"
+             "  --read-data            read and check every chunk\n"
+             "  --read-data-subset K/N read only the K-th of N slices of the packs (K from\n"
+             "                         1 to N, N up to 256): runs with K = 1 to N read every\n"
+             "                         pack once, e.g. one-seventh a day reads all weekly\n"
+             "  --json                 print the report as JSON\n"
+             "  --limit-download RATE  read at most RATE bytes per second from the\n"
+             "                         repository (with --read-data it reads everything):\n"
+             "                         e.g. 10M, or 10M,2M@mon-fri 08:00-18:00 (local time);\n"
+             "                         default $PILOTLIGHT_LIMIT_DOWNLOAD, else unlimited\n"
+             "                         (README, Bandwidth limits)\n");
       return 0;
     case O_READ:
       read_data = 1;
@@ -105,6 +114,10 @@ int cmd_verify(struct cli *c, int argc, char **argv)
     }
     case O_JSON:
       o.json = 1;
+      break;
+    case O_LIMIT:
+      if (parse_limit(c, 0, optarg) == -1)
+        return EXIT_USAGE;
       break;
     default:
       return fail_usage(c, "unknown option");

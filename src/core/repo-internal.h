@@ -15,6 +15,8 @@
 
 struct repo {
   struct store *store;
+  /* The bandwidth limits the store borrows (NULL: unlimited); owned. */
+  struct ratelimit *limit_up, *limit_down;
   /* The local cache folder (docs/FORMAT.md, Local cache), or NULL: bundles
    * of snapshot and index objects (for remote stores), and the markers of
    * running backups. */

@@ -68,6 +68,8 @@ void repo_free(struct repo *r)
   bundle_free(&r->bundles[BUNDLE_INDEX]);
   store_free(r->cache);
   store_free(r->store);
+  ratelimit_free(r->limit_up);
+  ratelimit_free(r->limit_down);
   free(r);
 }
 
@@ -89,6 +91,9 @@ void repo_settings_default(struct repo_settings *s)
   s->password = NULL;
   s->password_opaque = NULL;
   s->kdf_n = 0;
+  memset(&s->limit_upload, 0, sizeof s->limit_upload);
+  memset(&s->limit_download, 0, sizeof s->limit_download);
+  s->cancel = NULL;
 }
 
 void repo_warn(struct repo *r, const char *fmt, ...)
@@ -390,6 +395,30 @@ static int check_lock_bucket(struct repo *r, const char *location)
   return on == 1 ? 0 : -1;
 }
 
+/* Open r's store at location, with the settings' bandwidth limits. */
+static int open_store(struct repo *r, const char *location, int create,
+                      const struct repo_settings *settings)
+{
+  r->store = store_open(location, create, settings ? settings->s3 : NULL);
+  if (!r->store)
+    return -1;
+  if (!settings)
+    return 0;
+  if (!ratelimit_spec_unlimited(&settings->limit_upload)) {
+    r->limit_up = ratelimit_new("upload", &settings->limit_upload, settings->cancel);
+    if (!r->limit_up)
+      return -1;
+  }
+  if (!ratelimit_spec_unlimited(&settings->limit_download)) {
+    r->limit_down = ratelimit_new("download", &settings->limit_download, settings->cancel);
+    if (!r->limit_down)
+      return -1;
+  }
+  r->store->limit_up = r->limit_up;
+  r->store->limit_down = r->limit_down;
+  return 0;
+}
+
 struct repo *repo_create(const char *location, const struct repo_settings *settings)
 {
   struct repo *r = repo_alloc(settings);
@@ -407,8 +436,7 @@ struct repo *repo_create(const char *location, const struct repo_settings *setti
                    location);
     goto fail;
   }
-  r->store = store_open(location, 1, settings ? settings->s3 : NULL);
-  if (!r->store)
+  if (open_store(r, location, 1, settings) == -1)
     goto fail;
   if (store_head(r->store, "config", &size) == 0) {
     set_error_code(EEXIST,
@@ -881,9 +909,8 @@ struct repo *repo_open(const char *location, const struct repo_settings *setting
   size_t len;
   if (!r)
     return NULL;
-  r->store = store_open(location, 0, settings ? settings->s3 : NULL);
-  if (!r->store) {
-    if (get_errno() == ENOENT)
+  if (open_store(r, location, 0, settings) == -1) {
+    if (!r->store && get_errno() == ENOENT)
       set_error_code(ENOENT,
                      "%s is not a pilotlight repository (no such folder): check -r, or "
                      "create one with pilotlight init",

@@ -11,6 +11,7 @@
 #include "../source/source.h"
 #include "../util/hash.h"
 #include "../util/progress.h"
+#include "../util/ratelimit.h"
 #include "../util/vec.h"
 
 #define REPO_FORMAT_VERSION 2
@@ -71,6 +72,15 @@ struct repo_settings {
   int (*password)(void *opaque, int is_new, char *buf, size_t cap, size_t *len);
   void *password_opaque;
   uint64_t kdf_n; /* scrypt cost of a new key (a power of two); 0: the default */
+  /* Bandwidth limits on the repository's store (a folder or S3; not the
+   * local cache), shared by all of the repository's threads: every byte
+   * written to it (packs, indexes, snapshots, locks) passes limit_upload,
+   * every byte read from it limit_download. Fill them with
+   * ratelimit_spec_parse; all zero (default): unlimited. Copied at open. */
+  struct ratelimit_spec limit_upload, limit_download;
+  /* Borrowed for the repo's life; when non-zero, a transfer waiting under a
+   * limit stops with ECANCELED. NULL (default): none. */
+  const _Atomic int *cancel;
 };
 
 #define REPO_LOCK_NONE 0

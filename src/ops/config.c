@@ -16,8 +16,9 @@
 
 #include "util/error.h"
 #include "util/parse.h"
+#include "util/ratelimit.h"
 
-enum value_type { V_STRING, V_SCHEDULE, V_DURATION, V_UINT, V_BOOL, V_PERCENT, V_FRACTION };
+enum value_type { V_RATE, V_STRING, V_SCHEDULE, V_DURATION, V_UINT, V_BOOL, V_PERCENT, V_FRACTION };
 
 struct key_def {
   const char *name;
@@ -46,6 +47,8 @@ static const struct key_def repository_keys[] = {
     CK("aws-shared-credentials-file", V_STRING, aws_credentials_file),
     CK("aws-config-file", V_STRING, aws_config_file),
     CK("cache-dir", V_STRING, cache_dir),
+    CK("limit-upload", V_RATE, limit_upload),
+    CK("limit-download", V_RATE, limit_download),
     {NULL, 0, 0},
 };
 static const struct key_def daemon_keys[] = {
@@ -214,7 +217,15 @@ static void set_value(struct parse *p, const char *section, const struct key_def
   uint64_t u;
   int64_t d;
   unsigned pct;
+  struct ratelimit_spec spec;
   switch (k->type) {
+  case V_RATE:
+    /* Checked here, kept as written for the jobs' environment. */
+    if (ratelimit_spec_parse(value, &spec) == -1) {
+      parse_fail(p, section, k->name, "%s", get_error());
+      return;
+    }
+    /* fall through */
   case V_STRING:
     if (!*value) {
       parse_fail(p, section, k->name, "empty value: give one, or remove the line");
@@ -548,6 +559,8 @@ void ops_config_free(struct ops_config *c)
   free(c->aws_credentials_file);
   free(c->aws_config_file);
   free(c->cache_dir);
+  free(c->limit_upload);
+  free(c->limit_download);
   free(c->host);
   free(c->state_dir);
   free(c->metrics_textfile);

@@ -48,6 +48,7 @@ struct ops_config {
   /* [repository] */
   char *location, *password_file, *password_command;
   char *aws_profile, *aws_credentials_file, *aws_config_file, *cache_dir;
+  char *limit_upload, *limit_download; /* bandwidth limits (README, Bandwidth limits) */
   /* [daemon] */
   char *host;      /* default: the host name */
   char *state_dir; /* default /var/lib/pilotlight */

@@ -383,6 +383,8 @@ int ops_config_export_env(const struct ops_config *c)
       {"AWS_SHARED_CREDENTIALS_FILE", c->aws_credentials_file},
       {"AWS_CONFIG_FILE", c->aws_config_file},
       {"PILOTLIGHT_CACHE_DIR", c->cache_dir},
+      {"PILOTLIGHT_LIMIT_UPLOAD", c->limit_upload},
+      {"PILOTLIGHT_LIMIT_DOWNLOAD", c->limit_download},
   };
   for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
     /* The config's value wins; without one the daemon's own environment

@@ -16,6 +16,7 @@
 
 #include "../util/error.h"
 #include "../util/fileio.h"
+#include "../util/ratelimit.h"
 
 struct local_store {
   struct store base;
@@ -56,8 +57,23 @@ static int local_put(struct store *s, const char *key, const void *buf, size_t l
   struct local_store *ls = (struct local_store *)s;
   if (make_parents(ls, key) == -1)
     return -1;
-  return write_file_atomic(ls->rootfd, ls->root, key, buf, len, 0644,
-                           (flags & STORE_PUT_EXCL) ? WRITE_ATOMIC_EXCL : 0);
+  return write_file_atomic_limited(ls->rootfd, ls->root, key, buf, len, 0644,
+                                   (flags & STORE_PUT_EXCL) ? WRITE_ATOMIC_EXCL : 0, s->limit_up);
+}
+
+/* pread_all in pieces, each after its take on the store's download limit. */
+static int read_limited(struct store *s, int fd, void *buf, size_t len, uint64_t off,
+                        const char *shown)
+{
+  size_t piece = ratelimit_piece(s->limit_down);
+  for (size_t done = 0; done < len;) {
+    size_t n = len - done < piece ? len - done : piece;
+    if (ratelimit_take(s->limit_down, n) == -1 ||
+        pread_all(fd, (char *)buf + done, n, off + done, shown) == -1)
+      return -1;
+    done += n;
+  }
+  return 0;
 }
 
 static int local_get(struct store *s, const char *key, size_t max, void **bufp, size_t *lenp)
@@ -86,7 +102,7 @@ static int local_get(struct store *s, const char *key, size_t max, void **bufp, 
     goto out;
   }
   snprintf(shown, sizeof shown, "%s/%s", ls->root, key);
-  if (pread_all(fd, buf, (size_t)st.st_size, 0, shown) == -1)
+  if (read_limited(s, fd, buf, (size_t)st.st_size, 0, shown) == -1)
     goto out;
   buf[st.st_size] = 0; /* convenience for text objects */
   *bufp = buf;
@@ -109,7 +125,7 @@ static int local_get_range(struct store *s, const char *key, uint64_t off, size_
     return -1;
   }
   snprintf(shown, sizeof shown, "%s/%s", ls->root, key);
-  int ret = pread_all(fd, buf, len, off, shown);
+  int ret = read_limited(s, fd, buf, len, off, shown);
   close(fd);
   return ret;
 }

@@ -25,6 +25,7 @@
 
 #include "../util/error.h"
 #include "../util/hash.h"
+#include "../util/ratelimit.h"
 #include "s3-internal.h"
 #include "sigv4.h"
 
@@ -193,6 +194,8 @@ struct transfer {
   struct s3_response *resp;
   size_t sent;
   const struct s3_conn *conn;
+  struct ratelimit *up, *down; /* the store's limits (borrowed; NULL: none) */
+  int cancelled;               /* a limit's wait was cancelled: the error is set */
 };
 
 static int body_append(struct s3_response *r, const char *data, size_t n, size_t cap)
@@ -225,6 +228,11 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *opaque)
   struct s3_response *r = t->resp;
   const struct s3_request *req = t->req;
   size_t n = size * nmemb;
+  /* Every byte received counts; while this waits, TCP holds the sender back. */
+  if (ratelimit_take(t->down, n) == -1) {
+    t->cancelled = 1;
+    return 0;
+  }
   if (r->status < 200 || r->status >= 300) {
     /* Keep the start of an error body for its Code; drop the rest. */
     size_t keep = r->len < ERROR_BODY_MAX ? ERROR_BODY_MAX - r->len : 0;
@@ -345,6 +353,13 @@ static size_t on_read(char *buf, size_t size, size_t nmemb, void *opaque)
   struct transfer *t = opaque;
   size_t want = size * nmemb, left = t->req->body_len - t->sent;
   size_t n = want < left ? want : left;
+  /* One piece per call, so curl sends each as soon as it is let through. */
+  if (n > ratelimit_piece(t->up))
+    n = ratelimit_piece(t->up);
+  if (n && ratelimit_take(t->up, n) == -1) {
+    t->cancelled = 1;
+    return CURL_READFUNC_ABORT;
+  }
   if (n)
     memcpy(buf, (const char *)t->req->body + t->sent, n);
   t->sent += n;
@@ -494,8 +509,12 @@ static void setup_handle(const struct s3_store *s, struct s3_conn *conn,
   curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, conn);
   curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
   curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, conn);
-  /* Packs are megabytes: larger buffers mean fewer callbacks and syscalls. */
-  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
+  /* Packs are megabytes: larger buffers mean fewer callbacks and syscalls.
+   * Under a download limit, one piece: each read waits for its own take. */
+  long rbuf = 256L * 1024;
+  if (t->down && ratelimit_piece(t->down) < (size_t)rbuf)
+    rbuf = (long)ratelimit_piece(t->down);
+  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, rbuf);
   curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_msg);
   if (s->cfg.ca_bundle)
@@ -519,14 +538,15 @@ static void setup_handle(const struct s3_store *s, struct s3_conn *conn,
 }
 
 /* Send req once on conn. Returns 0 with *code set to curl's result (the HTTP
- * outcome is in resp), or -1 with the error set for a local failure. */
+ * outcome is in resp), or -1 with the error set for a local failure (a wait
+ * under a bandwidth limit that was cancelled is one). */
 static int exchange(struct s3_store *s, struct s3_conn *conn, const struct s3_request *req,
                     const char *payload_hash, struct s3_response *resp, CURLcode *code,
                     char *curl_msg)
 {
   struct curl_slist *headers = NULL;
   char *path = NULL, *epath = NULL, *url = NULL;
-  struct transfer t = {req, resp, 0, conn};
+  struct transfer t = {req, resp, 0, conn, s->base.limit_up, s->base.limit_down, 0};
   CURL *h = conn->h;
   int ret = -1;
 
@@ -554,7 +574,8 @@ static int exchange(struct s3_store *s, struct s3_conn *conn, const struct s3_re
   /* Never leave pointers to this call's stack or header list in the handle. */
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-  ret = 0;
+  /* A cancelled wait under a limit set the error (ECANCELED): no retry. */
+  ret = t.cancelled ? -1 : 0;
 out:
   if (headers) {
     /* The Authorization and token lines are not secret keys, but wipe anyway. */

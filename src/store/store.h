@@ -11,6 +11,8 @@
 
 #include "../util/vec.h"
 
+struct ratelimit;
+
 struct store;
 
 /* Flags for put. */
@@ -92,6 +94,11 @@ struct store {
    * (NULL: none), for retain_seconds from the time of the put. */
   const char *retain_mode;
   int64_t retain_seconds;
+  /* Bandwidth limits shared by every thread using the store (borrowed;
+   * NULL, the default: unlimited), set by whoever opened it, before use:
+   * the bytes of put (and multipart parts) pass through limit_up, those of
+   * get and get_range through limit_down, in ratelimit_piece pieces. */
+  struct ratelimit *limit_up, *limit_down;
 };
 
 /* 1 for the objects a repository rewrites in place (locks/, status/): they

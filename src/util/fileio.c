@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "hash.h"
+#include "ratelimit.h"
 
 #define PIECE 65536u
 
@@ -163,6 +164,27 @@ int fsync_folder_of(int dirfd, const char *name, const char *shown)
 int write_file_atomic(int dirfd, const char *label, const char *name, const void *buf, size_t len,
                       mode_t mode, unsigned flags)
 {
+  return write_file_atomic_limited(dirfd, label, name, buf, len, mode, flags, NULL);
+}
+
+/* pwrite_all of buf in ratelimit_piece pieces, each after its take. */
+static int pwrite_limited(int fd, const void *buf, size_t len, struct ratelimit *limit,
+                          const char *name)
+{
+  size_t piece = ratelimit_piece(limit);
+  for (size_t off = 0; off < len;) {
+    size_t n = len - off < piece ? len - off : piece;
+    if (ratelimit_take(limit, n) == -1 ||
+        pwrite_all(fd, (const char *)buf + off, n, off, name) == -1)
+      return -1;
+    off += n;
+  }
+  return 0;
+}
+
+int write_file_atomic_limited(int dirfd, const char *label, const char *name, const void *buf,
+                              size_t len, mode_t mode, unsigned flags, struct ratelimit *limit)
+{
   char tmp[PATH_MAX], shown[PATH_MAX + 256], shown_tmp[PATH_MAX + 256];
   int fd = -1, ret = -1;
   if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", name, (long)getpid(),
@@ -177,7 +199,7 @@ int write_file_atomic(int dirfd, const char *label, const char *name, const void
     set_error(errno, "%s: cannot create", shown_tmp);
     return -1;
   }
-  if (pwrite_all(fd, buf, len, 0, shown_tmp) == -1)
+  if (pwrite_limited(fd, buf, len, limit, shown_tmp) == -1)
     goto out;
   if (fsync(fd) == -1) {
     set_error(errno, "%s: fsync", shown_tmp);

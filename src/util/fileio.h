@@ -51,4 +51,11 @@ int fsync_folder_of(int dirfd, const char *name, const char *shown);
 int write_file_atomic(int dirfd, const char *label, const char *name, const void *buf, size_t len,
                       mode_t mode, unsigned flags);
 
+/* As write_file_atomic, with the bytes written in pieces, each after its
+ * ratelimit_take on limit (borrowed; NULL: unlimited), so a large file
+ * reaches the disk at the limit's rate, not all at once after a wait. */
+struct ratelimit;
+int write_file_atomic_limited(int dirfd, const char *label, const char *name, const void *buf,
+                              size_t len, mode_t mode, unsigned flags, struct ratelimit *limit);
+
 #endif

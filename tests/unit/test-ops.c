@@ -45,6 +45,7 @@ static const char good[] = "# protected side\n"
                            "[repository]\n"
                            "location = s3://bucket/pl\n"
                            "password-file = /etc/pilotlight/password\n"
+                           "limit-upload = 10M,2M@mon-fri 08:00-18:00\n"
                            "\n"
                            "[daemon]\n"
                            "host = web\n"
@@ -85,6 +86,7 @@ static void test_good(void)
   }
   check(strcmp(c->location, "s3://bucket/pl") == 0);
   check(strcmp(c->host, "web") == 0);
+  check(strcmp(c->limit_upload, "10M,2M@mon-fri 08:00-18:00") == 0);
   check_int(c->retry_initial, ==, 5);
   check_int(c->max_jobs, ==, 2);
   check_int(c->disks.len, ==, 2);
@@ -200,6 +202,8 @@ static void test_errors(void)
       fails_with("[repository]\nlocation = /r\n[verify]\nread-data = 2/7\n", "not no, all or 1/N"));
   check(fails_with("[repository]\nlocation = /r\n[prune]\nmax-unused = 120\n", "percentage"));
   check(fails_with("[repository]\nlocation = /r\n[daemon]\nlog-json = maybe\n", "not yes or no"));
+  check(fails_with("[repository]\nlocation = /r\nlimit-upload = 10Q\n",
+                   "pl.conf:3: [repository] limit-upload: "));
   char longline[600];
   memset(longline, 'x', sizeof longline);
   memcpy(longline, "[repository]\nlocation = ", 24);
