@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(
   build-essential meson ninja-build pkg-config clang clang-format cppcheck
   libssl-dev libzstd-dev libcurl4-openssl-dev libnbd-dev libjson-c-dev libdeflate-dev
-  libinih-dev libsystemd-dev prometheus
+  libinih-dev libsystemd-dev libmicrohttpd-dev prometheus
   qemu-utils qemu-system-common nbdkit libnbd-bin
   ceph radosgw awscli python3 curl openssl
   coreutils util-linux e2fsprogs

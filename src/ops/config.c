@@ -10,15 +10,27 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "metrics-http.h"
 #include "util/error.h"
 #include "util/parse.h"
 #include "util/ratelimit.h"
 
-enum value_type { V_RATE, V_STRING, V_SCHEDULE, V_DURATION, V_UINT, V_BOOL, V_PERCENT, V_FRACTION };
+enum value_type {
+  V_LISTEN,
+  V_RATE,
+  V_STRING,
+  V_SCHEDULE,
+  V_DURATION,
+  V_UINT,
+  V_BOOL,
+  V_PERCENT,
+  V_FRACTION
+};
 
 struct key_def {
   const char *name;
@@ -62,6 +74,7 @@ static const struct key_def daemon_keys[] = {
 };
 static const struct key_def metrics_keys[] = {
     CK("textfile", V_STRING, metrics_textfile),
+    CK("listen", V_LISTEN, metrics_listen),
     {NULL, 0, 0},
 };
 static const struct key_def alerts_keys[] = {
@@ -218,7 +231,18 @@ static void set_value(struct parse *p, const char *section, const struct key_def
   int64_t d;
   unsigned pct;
   struct ratelimit_spec spec;
+  struct sockaddr_storage ss;
+  unsigned sslen;
   switch (k->type) {
+  case V_LISTEN:
+    if (metrics_http_parse(value, &ss, &sslen) == -1) {
+      parse_fail(p, section, k->name, "%s", get_error());
+      return;
+    }
+    *(char **)field = strdup(value);
+    if (!*(char **)field)
+      parse_fail(p, section, k->name, "out of memory");
+    return;
   case V_RATE:
     /* Checked here, kept as written for the jobs' environment. */
     if (ratelimit_spec_parse(value, &spec) == -1) {
@@ -564,6 +588,7 @@ void ops_config_free(struct ops_config *c)
   free(c->host);
   free(c->state_dir);
   free(c->metrics_textfile);
+  free(c->metrics_listen);
   free(c->alert_command);
   free(c->alert_webhook);
   free(c->prune_max_unused);

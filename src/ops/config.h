@@ -58,6 +58,7 @@ struct ops_config {
   int64_t stop_timeout;  /* SIGTERM: how long jobs get to stop; default 60 s */
   /* [metrics] */
   char *metrics_textfile;
+  char *metrics_listen; /* the HTTP endpoint: PORT (loopback) or ADDR:PORT */
   /* [alerts] */
   char *alert_command, *alert_webhook;
   int64_t alert_timeout; /* default 30 s */

@@ -22,6 +22,7 @@
 #include "core/host-status.h"
 #include "core/repo.h"
 #include "job.h"
+#include "metrics-http.h"
 #include "metrics.h"
 #include "status.h"
 #include "util/error.h"
@@ -51,7 +52,8 @@ struct daemon {
   int log_json;
   char state_path[4096];
   struct alerts alerts;
-  int64_t stop_deadline; /* SIGTERM: SIGKILL what still runs after this */
+  struct metrics_http *http; /* [metrics] listen */
+  int64_t stop_deadline;     /* SIGTERM: SIGKILL what still runs after this */
 };
 
 static int64_t now_s(void)
@@ -187,6 +189,17 @@ static void state_save(struct daemon *d)
 
 /* ---- reporting ------------------------------------------------------------ */
 
+/* The text the metrics endpoint serves. */
+static void publish_metrics(struct daemon *d, int64_t now)
+{
+  if (!d->http)
+    return;
+  char *text = metrics_text(d->c, &d->jobs, now);
+  if (!text || metrics_http_set(d->http, text) == -1)
+    log_line(d, "warning", NULL, "error", get_error(), (char *)NULL);
+  free(text);
+}
+
 /* After every job: this host's status object, the metrics textfile, the
  * alerts. A failure of any of them is logged and never stops the jobs. */
 static void report(struct daemon *d)
@@ -206,6 +219,7 @@ static void report(struct daemon *d)
   free(doc);
   if (d->c->metrics_textfile && metrics_write_textfile(d->c, &d->jobs, now) == -1)
     log_line(d, "warning", NULL, "error", get_error(), (char *)NULL);
+  publish_metrics(d, now);
 }
 
 /* ---- scheduling ----------------------------------------------------------- */
@@ -535,7 +549,12 @@ int ops_daemon_run(const struct ops_daemon_opts *o)
     fprintf(stderr, "pilotlight: %s\n", get_error());
     goto out;
   }
+  if (d.c->metrics_listen && !o->once && !(d.http = metrics_http_start(d.c->metrics_listen))) {
+    fprintf(stderr, "pilotlight: %s\n", get_error());
+    goto out;
+  }
   state_load(&d);
+  publish_metrics(&d, now_s());
   d.repo = o->open_repo(o->opaque, d.c);
   if (!d.repo)
     log_line(&d, "warning", NULL, "error", get_error(), "what",
@@ -643,6 +662,7 @@ out:
     job_io_free(&d.jobs.v[i]);
   vec_free(&d.jobs);
   alerts_free(&d.alerts);
+  metrics_http_free(d.http);
   repo_free(d.repo);
   ops_config_free(d.c);
   return ret;

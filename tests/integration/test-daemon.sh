@@ -36,6 +36,7 @@ hook_pid=$!
 cleanup_add "kill $hook_pid"
 for _ in $(seq 50); do [ -s "$TMP/port" ] && break; sleep 0.1; done
 port=$(cat "$TMP/port")
+mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 conf() { # conf EXTRA_SECTIONS: the protected side's config
   cat <<EOF
@@ -51,6 +52,7 @@ stop-timeout = 20s
 
 [metrics]
 textfile = $TMP/metrics/pilotlight.prom
+listen = 127.0.0.1:$mport
 
 [alerts]
 command = cat >> $TMP/alerts.log
@@ -107,6 +109,12 @@ for i in $(seq 8); do
   [ "$i" -eq 6 ] && make_disk "$TMP/c.img" 2
   sleep 1
 done
+# The endpoint serves the same exposition while the daemon runs.
+curl -sf "http://127.0.0.1:$mport/metrics" >"$TMP/scrape.prom" || fail "no metrics endpoint on $mport"
+promtool check metrics <"$TMP/scrape.prom" || fail "promtool rejects the endpoint's metrics"
+grep -q '^pilotlight_job_runs_total{host="protected-1",disk="a",job="backup a"} [1-9]' "$TMP/scrape.prom" ||
+  fail "endpoint: no runs of backup a: $(grep runs_total "$TMP/scrape.prom")"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$mport/other")" = 404 ] || fail "endpoint: not 404"
 # The writer stops; SIGHUP adds disk d and changes b's schedule.
 make_disk "$TMP/d.img" 2
 conf "[disk d]
