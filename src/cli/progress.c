@@ -1,5 +1,6 @@
-/* The progress line on a terminal: percentage, MiB done of total, rate,
- * redrawn four times a second by its own thread while the library works. */
+/* The progress line on a terminal: percentage, MiB done of total, rate and
+ * time left, redrawn four times a second by its own thread while the
+ * library works. */
 #include <pthread.h>
 #include <stdio.h>
 #include <time.h>
@@ -31,7 +32,12 @@ static void *draw(void *arg)
             secs > 0 ? done / 1048576 / secs : 0.0);
     if (p->extra)
       fprintf(stderr, "  %s %.0f MiB", p->extra_label, (double)*p->extra / 1048576);
-    fprintf(stderr, " ");
+    /* Time left at the average rate so far, once there is one. */
+    if (secs >= 1 && done > 0 && total > done) {
+      long left = (long)((total - done) * secs / done);
+      fprintf(stderr, "  ETA %ld:%02ld:%02ld", left / 3600, left / 60 % 60, left % 60);
+    }
+    fprintf(stderr, "\033[K");
   }
   fprintf(stderr, "\r\033[K");
   return NULL;

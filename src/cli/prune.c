@@ -178,6 +178,7 @@ int cli_prune_run(struct repo *r, const struct prune_opts *po, int json, int ver
   struct prune_opts run = *po;
   run.report = report;
   run.opaque = &o;
+  run.progress = json ? NULL : cli_progress();
   if (o.json)
     printf("{\"actions\":[");
   int rc = repo_prune(r, &run, &res);

@@ -132,7 +132,7 @@ int cmd_verify(struct cli *c, int argc, char **argv)
     return c->repo ? EXIT_FAIL : EXIT_USAGE;
   if (o.json)
     printf("{\"problems\":[");
-  int rc = repo_verify(r, slices, slice, report, &o, &rep);
+  int rc = repo_verify(r, slices, slice, report, &o, &rep, o.json ? NULL : cli_progress());
   repo_free(r);
   if (rc == -1) {
     if (o.json)

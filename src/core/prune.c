@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "../util/compiler.h"
+#include "../util/progress.h"
 #include "../util/error.h"
 #include "../util/hash.h"
 #include "pack-writer.h"
@@ -589,7 +590,7 @@ static uint8_t *scratch_get(struct scratch *b, size_t n)
  * offset) into the pack writer, each verified against its hash first,
  * reading only the live ranges. */
 static int copy_pack(struct prune *p, struct pack_writer *pw, const struct index_slot *moves,
-                     size_t n, struct scratch *buf, struct scratch *raw)
+                     size_t n, struct scratch *buf, struct scratch *raw, _Atomic uint64_t *copied)
 {
   char key[PACK_KEY_LEN];
   pack_key(p->ix->packs.v[moves[0].pack], key);
@@ -617,6 +618,7 @@ static int copy_pack(struct prune *p, struct pack_writer *pw, const struct index
       if (pack_writer_add(pw, moves[k].hash, moves[k].type, moves[k].comp, src, moves[k].stored_len,
                           moves[k].raw_len) == -1)
         return -1;
+      *copied += moves[k].stored_len;
     }
   }
   return 0;
@@ -629,16 +631,23 @@ static int rewrite(struct prune *p)
   VEC(struct index_slot) moves = {0};
   struct pack_writer *pw = NULL;
   struct scratch buf = {0}, raw = {0};
-  int ret = -1;
+  _Atomic uint64_t copied = 0;
+  struct progress_info pi = {.label = "prune: copying live chunks", .done = &copied};
+  int ret = -1, shown = 0;
   for (size_t i = 0; i < p->ix->cap; i++) {
     struct index_slot *s = &p->ix->slots[i];
-    if (s->used && s->marked && p->pk[s->pack].action == PACK_REWRITE && vec_push(&moves, *s) == -1)
-      goto out;
+    if (s->used && s->marked && p->pk[s->pack].action == PACK_REWRITE) {
+      if (vec_push(&moves, *s) == -1)
+        goto out;
+      pi.total += s->stored_len;
+    }
   }
   if (moves.len == 0) {
     ret = 0;
     goto out;
   }
+  progress_begin(p->o->progress, &pi);
+  shown = 1;
   qsort(moves.v, moves.len, sizeof *moves.v, cmp_slot_place);
   pw = pack_writer_new(p->st, p->ix, p->r->keys, repo_io_threads(p->r, 1, 4));
   if (!pw)
@@ -646,11 +655,13 @@ static int rewrite(struct prune *p)
   for (size_t i = 0, j; i < moves.len; i = j) {
     for (j = i + 1; j < moves.len && moves.v[j].pack == moves.v[i].pack; j++)
       ;
-    if (copy_pack(p, pw, moves.v + i, j - i, &buf, &raw) == -1)
+    if (copy_pack(p, pw, moves.v + i, j - i, &buf, &raw, &copied) == -1)
       goto out;
   }
   if (pack_writer_finish(pw) == -1)
     goto out;
+  progress_end(p->o->progress);
+  shown = 0;
   /* A new pack may come out byte for byte equal to one already listed (a
    * rerun after a kill rewrites the same chunks again): it was just stored
    * again, so it stays, whatever was planned for it. */
@@ -667,6 +678,8 @@ static int rewrite(struct prune *p)
   }
   ret = 0;
 out:
+  if (shown)
+    progress_end(p->o->progress);
   pack_writer_free(pw);
   vec_free(&moves);
   free(buf.v);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 struct repo;
+struct progress_ops;
 
 #define PRUNE_DEFAULT_MAX_UNUSED 5      /* percent, as restic's --max-unused */
 #define PRUNE_DEFAULT_GRACE (24 * 3600) /* seconds */
@@ -21,6 +22,9 @@ struct prune_opts {
    * would be, with dry_run), from the calling thread. NULL: none. */
   void (*report)(void *opaque, const char *line);
   void *opaque;
+  /* Follows the bytes of live chunks copied out of rewritten packs, the
+   * long part of a prune. NULL: none. */
+  const struct progress_ops *progress;
 };
 
 /* The defaults above, no dry run, no report. */

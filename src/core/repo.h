@@ -262,10 +262,11 @@ void verify_report_clear(struct verify_report *rep);
  * and pilotlight repair acts on it. When every pack was read the check is
  * complete, so the records it supersedes are deleted. Returns 0 when the
  * check ran (look at rep->damaged; free rep with verify_report_clear), -1 if
- * it could not run. */
+ * it could not run. progress (may be NULL) follows the bytes of the packs read
+ * when any are. */
 int repo_verify(struct repo *r, unsigned read_slices, unsigned slice,
                 void (*report)(void *opaque, const char *msg), void *opaque,
-                struct verify_report *rep);
+                struct verify_report *rep, const struct progress_ops *progress);
 
 #define DEFAULT_BLOCK_SIZE (512u << 10) /* chosen by bench/: see bench/RESULTS.md */
 

@@ -23,7 +23,8 @@ struct verifier {
   void (*report)(void *, const char *);
   void *opaque;
   struct verify_report *rep;
-  struct damage found; /* what this run found, to record */
+  struct damage found;         /* what this run found, to record */
+  _Atomic uint64_t read_bytes; /* of the packs read, for progress */
 };
 
 static void problem(struct verifier *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -199,6 +200,7 @@ static int check_pack(struct verifier *v, uint32_t ord, int read_data)
       ret = 0;
       goto out;
     }
+    v->read_bytes += len;
     /* The trailer matched the name; the header and every chunk remain. */
     if (len < PACK_HEADER_LEN || memcmp(buf, PACK_MAGIC, PACK_HEADER_LEN) != 0)
       problem(v, "%s: pack header is damaged", key);
@@ -422,12 +424,12 @@ static int in_slice(const uint8_t *ph, unsigned slices, unsigned slice)
 
 int repo_verify(struct repo *r, unsigned read_slices, unsigned slice,
                 void (*report)(void *opaque, const char *msg), void *opaque,
-                struct verify_report *rep)
+                struct verify_report *rep, const struct progress_ops *progress)
 {
   int read_data = read_slices == 1;
   struct verifier v = {.r = r, .report = report, .opaque = opaque, .rep = rep};
   struct strings keys = {0};
-  int ret = -1;
+  int ret = -1, shown = 0;
   memset(rep, 0, sizeof *rep);
   /* Snapshots first, then the index objects written since open: every
    * listed snapshot's index object was written before it (commit order),
@@ -445,12 +447,26 @@ int repo_verify(struct repo *r, unsigned read_slices, unsigned slice,
     if (found_name(&v, &v.found.index, r->bad_index.v[i] + strlen("index/")) == -1)
       goto out;
   }
+  /* What --read-data will read: the chunks of the packs in the slice. */
+  struct progress_info pi = {.label = "verify --read-data", .done = &v.read_bytes};
+  for (size_t i = 0; read_slices && i < r->ix->cap; i++) {
+    const struct index_slot *s = &r->ix->slots[i];
+    if (s->used && s->pack < r->ix->packs.len &&
+        in_slice(r->ix->packs.v[s->pack], read_slices, slice))
+      pi.total += s->stored_len;
+  }
+  shown = read_slices != 0;
+  if (shown)
+    progress_begin(progress, &pi);
   /* A chunk must be in an index and its pack must be readable. */
   for (uint32_t ord = 0; ord < r->ix->packs.len; ord++) {
     if (check_pack(&v, ord, read_slices && in_slice(r->ix->packs.v[ord], read_slices, slice)) == -1)
       goto out;
     rep->packs++;
   }
+  if (shown)
+    progress_end(progress);
+  shown = 0;
   if (check_unreferenced(&v) == -1)
     goto out;
   for (size_t i = 0; i < keys.len; i++) {
@@ -500,6 +516,8 @@ int repo_verify(struct repo *r, unsigned read_slices, unsigned slice,
     record(&v, read_data);
   ret = 0;
 out:
+  if (shown)
+    progress_end(progress);
   strings_free(&keys);
   damage_clear(&v.found);
   return ret;

@@ -150,6 +150,22 @@ $PL -r "$repo" backup --disk c "$TMP/d5" >/dev/null
 $PL -r "$repo" restore c "$TMP/r" >/dev/null && cmp "$TMP/d5" "$TMP/r" && rm "$TMP/r"
 $PL -r "$repo" verify --read-data >/dev/null || fail "verify after the last backup"
 
+# On a terminal, prune shows the progress of the chunks it copies out of
+# rewritten packs: half of a disk overwritten, the old snapshot forgotten.
+prepo=$(new_repo)
+$PL -r "$prepo" init >/dev/null
+head -c $((24 << 20)) /dev/urandom >"$TMP/p.img"
+$PL -r "$prepo" backup --disk p "$TMP/p.img" >/dev/null
+head -c $((12 << 20)) /dev/urandom | dd of="$TMP/p.img" conv=notrunc status=none
+$PL -r "$prepo" backup --disk p "$TMP/p.img" >/dev/null
+$PL -r "$prepo" forget --keep-last 1 >/dev/null
+script -qec "$PL -r '$prepo' prune --max-unused 0 --grace 0" /dev/null >"$TMP/ptty" 2>&1 </dev/null ||
+  fail "prune on a terminal: $(tr '\r' '\n' <"$TMP/ptty" | tail -3)"
+tr '\r' '\n' <"$TMP/ptty" | grep -q 'prune: copying live chunks: 100.0%' ||
+  fail "no prune progress: $(tr '\r' '\n' <"$TMP/ptty" | tail -5)"
+$PL -r "$prepo" restore p "$TMP/p.out" >/dev/null
+cmp "$TMP/p.out" "$TMP/p.img" || fail "restore after the rewrite differs"
+
 # A snapshot that cannot be read: prune refuses, naming it, and deletes nothing.
 if is_local "$repo"; then
   s=$(keys snapshots/ | head -n1)

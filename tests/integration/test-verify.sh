@@ -11,6 +11,11 @@ make_disk "$TMP/b" 16
 $PL -r "$repo" backup --disk a "$TMP/a" >/dev/null
 $PL -r "$repo" backup --disk b "$TMP/b" >/dev/null
 $PL -r "$repo" verify --read-data >/dev/null || fail "fresh repository does not verify"
+# On a terminal --read-data shows its progress.
+script -qec "$PL -r '$repo' verify --read-data" /dev/null >"$TMP/tty" 2>&1 </dev/null ||
+  fail "verify on a terminal: $(cat "$TMP/tty")"
+tr '\r' '\n' <"$TMP/tty" | grep -Eq '^verify --read-data: 100.0% +[0-9]+/[0-9]+ MiB' ||
+  fail "no verify progress: $(tr '\r' '\n' <"$TMP/tty" | tail -3)"
 
 # Full packs (16 MiB) hold only disk a's data; pages go in the last, smaller pack.
 mapfile -t packs < <(find "$repo/packs" -type f -size +15M | sort)
@@ -24,6 +29,15 @@ byte=$(dd if="$victim" bs=1 skip=$off count=1 status=none | od -An -tu1 | tr -d 
 printf "\\$(printf %03o $(((byte + 1) % 256)))" | dd of="$victim" bs=1 seek=$off conv=notrunc status=none
 cmp -s "$victim" "$TMP/victim.orig" && fail "byte not flipped"
 $PL -r "$repo" verify >/dev/null || fail "structure check should not read data"
+# Of four slices exactly one reads the damaged pack and finds the flip; the
+# structure check alone does not.
+$PL -r "$repo" verify >/dev/null || fail "structure check sees a data flip"
+found=0
+for k in 1 2 3 4; do
+  $PL -r "$repo" verify --read-data-subset $k/4 >"$TMP/slice" 2>&1 || found=$((found + 1))
+done
+[ "$found" -eq 1 ] || fail "$found of 4 slices found the flipped pack"
+expect_fail $PL -r "$repo" verify --read-data-subset 5/4
 expect_fail $PL -r "$repo" verify --read-data
 grep -q "$(basename "$victim")" "$TMP/out" || fail "damaged pack not named: $(cat "$TMP/out")"
 grep -q "disk a is damaged" "$TMP/out" || fail "affected snapshot not named: $(cat "$TMP/out")"
