@@ -58,11 +58,7 @@ static void run_hook(const struct ops_config *c, const struct incident *in, cons
   }
   pid_t pid = fork();
   if (pid == 0) {
-    setpgid(0, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
+    job_child_setup();
     dup2(in_pipe[0], 0);
     setenv("PILOTLIGHT_ALERT_STATE", state, 1);
     setenv("PILOTLIGHT_ALERT_KIND", in->kind, 1);

@@ -189,6 +189,18 @@ fail:
   return -1;
 }
 
+void job_child_setup(void)
+{
+  /* Its own process group: a terminal's ^C goes to the daemon, which
+   * decides how the child stops. exec resets the daemon's handlers, not
+   * what it ignores or blocks. */
+  setpgid(0, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  signal(SIGPIPE, SIG_DFL);
+}
+
 int job_spawn(struct job *j, struct strings *argv)
 {
   int out[2] = {-1, -1}, err[2] = {-1, -1};
@@ -202,14 +214,7 @@ int job_spawn(struct job *j, struct strings *argv)
     goto fail;
   }
   if (pid == 0) {
-    /* Its own process group: a terminal's ^C goes to the daemon, which
-     * decides how the job stops. Default signal dispositions for the
-     * command, whatever the daemon installed. */
-    setpgid(0, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
+    job_child_setup();
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull == -1 || dup2(devnull, 0) == -1 || dup2(out[1], 1) == -1 || dup2(err[1], 2) == -1)
       _exit(127);

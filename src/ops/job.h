@@ -71,6 +71,10 @@ int jobs_from_config(const struct ops_config *c, struct job_vec *out);
 int job_step_argv(const struct job *j, const struct ops_config *c, const char *exe,
                   struct strings *out);
 
+/* In a child the daemon forked, before exec: its own process group, no
+ * blocked signals, SIGPIPE back to its default. */
+void job_child_setup(void);
+
 /* Start argv as a child with stdout and stderr on pipes (j->out_fd,
  * j->err_fd) in its own process group. Returns 0 or -1. */
 int job_spawn(struct job *j, struct strings *argv);
