@@ -8,12 +8,13 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-$top/quickstart}
 
-if ! command -v meson >/dev/null || ! pkg-config --exists libzstd libcrypto libcurl libnbd json-c libdeflate 2>/dev/null; then
+if ! command -v meson >/dev/null || ! pkg-config --exists libzstd libcrypto libcurl libnbd json-c libdeflate inih libsystemd libmicrohttpd 2>/dev/null; then
   echo "== installing build dependencies"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends build-essential meson ninja-build pkg-config \
-    libssl-dev libzstd-dev libcurl4-openssl-dev libnbd-dev libjson-c-dev libdeflate-dev >/dev/null
+    libssl-dev libzstd-dev libcurl4-openssl-dev libnbd-dev libjson-c-dev libdeflate-dev \
+    libinih-dev libsystemd-dev libmicrohttpd-dev >/dev/null
 fi
 echo "== building"
 [ -f "$top/build/build.ninja" ] || meson setup "$top/build" >/dev/null

@@ -243,6 +243,31 @@ grep -q "alert hook 'sleep 60' ran longer than 2s and was killed" "$TMP/once.log
 $PL run --once --config "$TMP/once.conf" 2>"$TMP/once2.log" || true
 ! grep -q 'start job=' "$TMP/once2.log" || fail "run --once ran jobs that were not due"
 
+# systemd's notify protocol (Type=notify, WatchdogSec): READY=1, watchdog
+# pings at least every half period, STOPPING=1 on SIGTERM, on a datagram
+# socket as systemd passes it.
+python3 - "$TMP/notify.sock" "$TMP/notify.log" <<'EOF' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "ab", buffering=0) as f:
+    while True:
+        f.write(s.recv(4096).replace(b"\n", b" ") + b"\n")
+EOF
+notify_pid=$!
+cleanup_add "kill $notify_pid"
+for _ in $(seq 50); do [ -S "$TMP/notify.sock" ] && break; sleep 0.1; done
+printf '[repository]\nlocation = %s\n[daemon]\nstate-dir = %s\n' "$repo" "$TMP/state-notify" >"$TMP/notify.conf"
+NOTIFY_SOCKET=$TMP/notify.sock WATCHDOG_USEC=1000000 $PL run --config "$TMP/notify.conf" 2>"$TMP/notify-daemon.log" &
+nd=$!
+sleep 3
+kill -TERM $nd
+wait $nd || fail "notify daemon exit status $?"
+sleep 0.5
+grep -q '^READY=1' "$TMP/notify.log" || fail "no READY=1: $(cat "$TMP/notify.log")"
+[ "$(grep -c '^WATCHDOG=1' "$TMP/notify.log")" -ge 4 ] || fail "too few watchdog pings in 3 s: $(cat "$TMP/notify.log")"
+grep -q '^STOPPING=1' "$TMP/notify.log" || fail "no STOPPING=1: $(cat "$TMP/notify.log")"
+
 # The example files in contrib/ are valid.
 for f in "$top/contrib/protected.conf" "$top/contrib/recovery.conf"; do
   $PL run --check --config "$f" >/dev/null || fail "$f does not check"
