@@ -147,7 +147,7 @@ static void state_load(struct daemon *d)
       if (json_object_object_get_ex(s, "error", &v))
         snprintf(j->last.error, sizeof j->last.error, "%s", json_object_get_string(v));
       if (json_object_object_get_ex(s, "snapshot", &v))
-        snprintf(j->last.snapshot, sizeof j->last.snapshot, "%s", json_object_get_string(v));
+        snprintf(j->snapshot, sizeof j->snapshot, "%s", json_object_get_string(v));
       j->last.ok = j->last_end && j->last_success == j->last_end;
     }
   alerts_load(&d->alerts, root);
@@ -176,7 +176,7 @@ static void state_save(struct daemon *d)
     PUT(snap_time);
 #undef PUT
     json_object_object_add(s, "error", json_object_new_string(j->last.error));
-    json_object_object_add(s, "snapshot", json_object_new_string(j->last.snapshot));
+    json_object_object_add(s, "snapshot", json_object_new_string(j->snapshot));
     json_object_object_add(jobs, j->name, s);
   }
   json_object_object_add(root, "jobs", jobs);
@@ -309,6 +309,8 @@ static void finish_job(struct daemon *d, struct job *j, int status)
   clock_gettime(CLOCK_MONOTONIC, &t);
   j->last.seconds =
       (double)(t.tv_sec - j->started.tv_sec) + (double)(t.tv_nsec - j->started.tv_nsec) / 1e9;
+  if (j->last.ok && j->last.snapshot[0])
+    snprintf(j->snapshot, sizeof j->snapshot, "%s", j->last.snapshot);
   if (j->last.ok && j->kind == JOB_BACKUP)
     j->snap_time = j->last.snap_time;
   if (j->last.ok && j->kind == JOB_REPLICA)

@@ -43,6 +43,7 @@ struct job {
   uint64_t bytes_read_total, bytes_new_total, bytes_stored_total;
   unsigned verify_slice; /* the next verify read-data slice, 1-based */
   int64_t snap_time;     /* backup: the newest snapshot's time; replica: the held one's */
+  char snapshot[65];     /* and its id, kept across failed and interrupted runs */
   struct job_outcome last;
   /* The running child, if any. */
   pid_t pid;

@@ -46,7 +46,7 @@ char *host_status_doc(const struct ops_config *c, const struct job_vec *jobs, in
     ADD(o, "next_run", I64(j->next_run));
     ADD(o, "failures", I64(j->failures));
     ADD(o, "error", STR(j->last.error));
-    ADD(o, "snapshot", STR(j->last.snapshot));
+    ADD(o, "snapshot", STR(j->snapshot));
     ADD(o, "snapshot_time", I64(j->snap_time));
     ADD(o, "mode", STR(j->last.mode));
     ADD(o, "note", STR(j->last.note));
