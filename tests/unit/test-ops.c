@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "check.h"
 #include "ops/alert.h"
 #include "ops/config.h"
@@ -171,6 +173,34 @@ static void test_good(void)
   check(al.open.len == 1 && strcmp(al.open.v[0].kind, "predicted-breach") == 0);
   jobs.v[0].last.seconds = 10;
   check_int(metrics_predicted_breach(&jobs.v[0], 2850), ==, 0);
+  check_int(alerts_evaluate(&al, c, &jobs, 2850), ==, 1); /* resolved */
+  check_int(al.open.len, ==, 0);
+  /* A CBT fallback, verify damage and a replica failing: one each, and
+   * the saved state brings them back without a second alert. */
+  jobs.v[0].last.cbt_fallback = 1;
+  jobs.v[3].last.damaged = 2;
+  jobs.v[2].failures = 1;
+  check_int(alerts_evaluate(&al, c, &jobs, 2860), ==, 3);
+  check_int(al.open.len, ==, 3);
+  int kinds = 0;
+  for (size_t i = 0; i < al.open.len; i++)
+    kinds |= (strcmp(al.open.v[i].kind, "cbt-fallback") == 0) |
+             (strcmp(al.open.v[i].kind, "verify-damage") == 0) << 1 |
+             (strcmp(al.open.v[i].kind, "replica-failure") == 0) << 2;
+  check_int(kinds, ==, 7);
+  struct json_object *st = json_object_new_object();
+  alerts_save(&al, st);
+  struct alerts again = {0};
+  alerts_load(&again, st);
+  json_object_put(st);
+  check_int(again.open.len, ==, 3);
+  check_int(alerts_evaluate(&again, c, &jobs, 2870), ==, 0);
+  jobs.v[0].last.cbt_fallback = 0;
+  jobs.v[3].last.damaged = 0;
+  jobs.v[2].failures = 0;
+  check_int(alerts_evaluate(&again, c, &jobs, 2880), ==, 3);
+  check_int(again.open.len, ==, 0);
+  alerts_free(&again);
   alerts_free(&al);
 
   for (size_t i = 0; i < jobs.len; i++)
