@@ -165,9 +165,11 @@ grep -q "${snaps[0]#snapshots/}" "$TMP/out" || fail "swapped snapshot not named:
 obj_put "${snaps[0]}" "$TMP/s0"
 # An index object moved under packs/ is not a pack, nor is a pack an index.
 name=${idx#index/}
-obj_put "index/${name:0:63}0" "$TMP/pack.orig"
+# A name next to the real one's (never the real one: it may end in 0).
+other=${name:0:63}$([ "${name:63}" = 0 ] && echo 1 || echo 0)
+obj_put "index/$other" "$TMP/pack.orig"
 expect_fail $PL -r "$repo" verify
-obj_del "index/${name:0:63}0"
+obj_del "index/$other"
 $PL -r "$repo" verify >/dev/null || fail "verify after undoing the swaps"
 
 # The config: an altered, incomplete or re-signed-by-nobody config is
