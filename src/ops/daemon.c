@@ -324,6 +324,7 @@ static void finish_job(struct daemon *d, struct job *j, int status)
     snprintf(j->last.note, sizeof j->last.note, "interrupted: the daemon stopped");
     j->next_run = now;
   } else if (j->last.ok) {
+    j->cycle = j->last;
     j->last_success = now;
     j->failures = 0;
     j->last.error[0] = 0;

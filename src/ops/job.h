@@ -45,6 +45,7 @@ struct job {
   int64_t snap_time;     /* backup: the newest snapshot's time; replica: the held one's */
   char snapshot[65];     /* and its id, kept across failed and interrupted runs */
   struct job_outcome last;
+  struct job_outcome cycle; /* the last successful run's: what status shows of a cycle */
   /* The running child, if any. */
   pid_t pid;
   int out_fd, err_fd; /* -1 once closed */

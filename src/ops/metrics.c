@@ -43,7 +43,7 @@ int64_t metrics_predicted_breach(const struct job *j, int64_t now)
     return 0;
   /* Backlog / throughput: the last cycle's bytes at the last cycle's rate,
    * i.e. its duration, at least a second. */
-  int64_t took = (int64_t)j->last.seconds;
+  int64_t took = (int64_t)j->cycle.seconds;
   if (took < 1)
     took = 1;
   int64_t start = j->pid ? j->last_start : j->next_run > now ? j->next_run : now;

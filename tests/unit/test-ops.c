@@ -166,12 +166,12 @@ static void test_good(void)
   check_int(alerts_evaluate(&al, c, &jobs, 2801), ==, 1);
   check_int(al.open.len, ==, 0);
   /* At the last cycle's pace the next snapshot lands too late. */
-  jobs.v[0].last.seconds = 2000;
+  jobs.v[0].cycle.seconds = 2000;
   jobs.v[0].next_run = 2900;
   check_int(metrics_predicted_breach(&jobs.v[0], 2850), ==, 2800 + 1800);
   check_int(alerts_evaluate(&al, c, &jobs, 2850), ==, 1);
   check(al.open.len == 1 && strcmp(al.open.v[0].kind, "predicted-breach") == 0);
-  jobs.v[0].last.seconds = 10;
+  jobs.v[0].cycle.seconds = 10;
   check_int(metrics_predicted_breach(&jobs.v[0], 2850), ==, 0);
   check_int(alerts_evaluate(&al, c, &jobs, 2850), ==, 1); /* resolved */
   check_int(al.open.len, ==, 0);
