@@ -189,6 +189,15 @@ static void state_save(struct daemon *d)
 
 /* ---- reporting ------------------------------------------------------------ */
 
+/* The daemon's open repository, opened on first use and again after a
+ * failure or a reload; NULL with the error set while it cannot be opened. */
+static struct repo *daemon_repo(struct daemon *d)
+{
+  if (!d->repo)
+    d->repo = d->o->open_repo(d->o->opaque, d->c);
+  return d->repo;
+}
+
 /* The text the metrics endpoint serves. */
 static void publish_metrics(struct daemon *d, int64_t now)
 {
@@ -208,9 +217,8 @@ static void report(struct daemon *d)
   alerts_evaluate(&d->alerts, d->c, &d->jobs, now);
   state_save(d);
   char *doc = host_status_doc(d->c, &d->jobs, now);
-  if (!d->repo)
-    d->repo = d->o->open_repo(d->o->opaque, d->c);
-  if (!d->repo || !doc || repo_put_host_status(d->repo, d->c->host, doc, strlen(doc)) == -1) {
+  if (!daemon_repo(d) || !doc ||
+      repo_put_host_status(d->repo, d->c->host, doc, strlen(doc)) == -1) {
     log_line(d, "warning", NULL, "error", get_error(), "what", "status object not written",
              (char *)NULL);
     repo_free(d->repo); /* reopened next time: the repository may be back */
@@ -284,9 +292,8 @@ static int64_t retry_delay(const struct daemon *d, const struct job *j)
 /* The time of the snapshot a replica holds now, from the repository. */
 static int64_t held_time(struct daemon *d, const struct job *j)
 {
-  if (!d->repo)
-    d->repo = d->o->open_repo(d->o->opaque, d->c);
-  struct snapshot *s = d->repo ? repo_find_snapshot(d->repo, j->disk, j->last.snapshot) : NULL;
+  struct snapshot *s =
+      daemon_repo(d) ? repo_find_snapshot(d->repo, j->disk, j->last.snapshot) : NULL;
   int64_t t = s ? s->time : j->snap_time;
   snapshot_free(s);
   return t;
@@ -460,6 +467,9 @@ static int set_config(struct daemon *d, struct ops_config *c)
   d->jobs = jobs;
   ops_config_free(d->c);
   d->c = c;
+  /* The repository may have moved: open it again from the new config. */
+  repo_free(d->repo);
+  d->repo = NULL;
   d->log_json = d->o->log_json || c->log_json;
   snprintf(d->state_path, sizeof d->state_path, "%s/state-%s.json", c->state_dir, c->host);
   return 0;
@@ -558,8 +568,7 @@ int ops_daemon_run(const struct ops_daemon_opts *o)
   }
   state_load(&d);
   publish_metrics(&d, now_s());
-  d.repo = o->open_repo(o->opaque, d.c);
-  if (!d.repo)
+  if (!daemon_repo(&d))
     log_line(&d, "warning", NULL, "error", get_error(), "what",
              "repository not reachable; jobs will retry", (char *)NULL);
   char njobs[16];
