@@ -18,8 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/password.h"
-#include "cli/settings.h"
+#include "env/password.h"
+#include "env/settings.h"
 #include "core/repo.h"
 #include "source/extent-list.h"
 #include "source/source.h"

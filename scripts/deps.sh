@@ -6,7 +6,8 @@ pkgs=(
   build-essential meson ninja-build pkg-config clang clang-format cppcheck
   libssl-dev libzstd-dev libcurl4-openssl-dev libnbd-dev libjson-c-dev libdeflate-dev
   libinih-dev libsystemd-dev libmicrohttpd-dev prometheus
-  qemu-utils qemu-system-common nbdkit libnbd-bin
+  qemu-utils qemu-system-common nbdkit nbdkit-plugin-dev libnbd-bin
+  qemu-system-x86 busybox-static syslinux syslinux-common mtools dosfstools cpio
   ceph radosgw awscli python3 curl openssl
   coreutils util-linux e2fsprogs
 )

@@ -80,7 +80,7 @@ export PL_TEST_S3_ENDPOINT PL_TEST_S3_BUCKET AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS
 
 # Folder repositories (the S3-specific tests find the gateway in the environment).
 run "folder repositories" local "unit fuzz integration style" build
-run "the round-trip and lifecycle suite against S3" s3 "" build '^test-(roundtrip|extents|dedup|errors|kill9|locks|forget|prune|prune-kill9|repair|concurrency|history-cache|daemon|daemon-outage|throttle)$'
+run "the round-trip and lifecycle suite against S3" s3 "" build '^test-(roundtrip|extents|dedup|errors|kill9|locks|forget|prune|prune-kill9|repair|concurrency|history-cache|daemon|daemon-outage|throttle|serve)$'
 run "ASan+UBSan" local "unit fuzz integration" build-asan
 export TSAN_OPTIONS="suppressions=$top/tests/tsan.supp log_path=$tsan_logs/tsan second_deadlock_stack=1"
 export MESON_TEST_ARGS="--timeout-multiplier 3"

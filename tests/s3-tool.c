@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/settings.h"
+#include "env/settings.h"
 #include "store/store.h"
 #include "util/error.h"
 

@@ -7,7 +7,7 @@
 #include <stdio.h>
 
 #include "core/repo.h"
-#include "password.h"
+#include "env/password.h"
 #include "util/parse.h"
 #include "util/progress.h"
 
@@ -49,6 +49,9 @@ int cmd_prune(struct cli *c, int argc, char **argv);
 int cmd_key(struct cli *c, int argc, char **argv);
 int cmd_run(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_serve(struct cli *c, int argc, char **argv);
+int cmd_recover(struct cli *c, int argc, char **argv);
+int cmd_drill(struct cli *c, int argc, char **argv);
 
 /* Run prune on r (opened with an exclusive lock) and print its report, as
  * plain lines or, with json, one JSON document. Returns the exit status. */

@@ -8,7 +8,7 @@
 #include "../core/format.h"
 
 #include "cli.h"
-#include "settings.h"
+#include "env/settings.h"
 
 int cmd_init(struct cli *c, int argc, char **argv)
 {

@@ -28,6 +28,9 @@ static const struct command commands[] = {
     {"key", cmd_key, "list, add or remove the passwords of an encrypted repository"},
     {"run", cmd_run, "run the config file's jobs on their schedules (the daemon)"},
     {"status", cmd_status, "how fresh each disk and replica is, against its objective"},
+    {"serve", cmd_serve, "export a snapshot over NBD (nbdkit), read-only or with an overlay"},
+    {"drill", cmd_drill, "a recovery drill: boot a snapshot in an isolated VM, record the RTO"},
+    {"recover", cmd_recover, "recover --live: boot a snapshot at once, copy it locally as it runs"},
 };
 
 static void usage(FILE *f)

@@ -8,7 +8,7 @@
 #include "cli.h"
 #include "core/repair.h"
 #include "core/versions.h"
-#include "settings.h"
+#include "env/settings.h"
 
 struct repair_out {
   int json;

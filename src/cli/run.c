@@ -7,7 +7,7 @@
 
 #include "cli.h"
 #include "ops/daemon.h"
-#include "settings.h"
+#include "env/settings.h"
 #include "util/error.h"
 
 static void help(void)

@@ -98,6 +98,25 @@ static void print_text(struct json_object *st)
              str(r, "error")[0] ? str(r, "error") : str(r, "result"));
     }
   }
+  int drills = 0;
+  for (size_t i = 0; i < json_object_array_length(disks); i++) {
+    struct json_object *dr = json_object_object_get(json_object_array_get_idx(disks, i), "drill");
+    if (!dr)
+      continue;
+    if (!drills++)
+      printf("\n%-16s %-8s %-10s %-14s %-8s %-8s %s\n", "DRILL", "RESULT", "AGO", "SNAPSHOT", "RTO",
+             "1ST BYTE", "ERROR");
+    char ago[32], rto[32] = "-", fb[32] = "-";
+    age(ago, sizeof ago, now - num(dr, "time", now));
+    if (json_object_object_get(dr, "rto_seconds"))
+      snprintf(rto, sizeof rto, "%.1fs",
+               json_object_get_double(json_object_object_get(dr, "rto_seconds")));
+    if (json_object_object_get(dr, "first_byte_seconds"))
+      snprintf(fb, sizeof fb, "%.2fs",
+               json_object_get_double(json_object_object_get(dr, "first_byte_seconds")));
+    printf("%-16s %-8s %-10s %-14.12s %-8s %-8s %s\n", str(dr, "disk"), str(dr, "result"), ago,
+           str(dr, "snapshot"), rto, fb, str(dr, "error"));
+  }
   if (json_object_array_length(jobs)) {
     printf("\n%-16s %-8s %s\n", "JOB", "RESULT", "LAST ERROR");
     for (size_t i = 0; i < json_object_array_length(jobs); i++) {

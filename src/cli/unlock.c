@@ -6,7 +6,7 @@
 
 #include "cli.h"
 #include "core/lock.h"
-#include "settings.h"
+#include "env/settings.h"
 
 struct unlock_out {
   size_t removed, kept;

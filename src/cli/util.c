@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "settings.h"
+#include "env/settings.h"
 #include "util/error.h"
 
 int fail_lib(void)

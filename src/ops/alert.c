@@ -161,8 +161,14 @@ static void send_alert(const struct ops_config *c, const struct incident *in, co
  * hold. */
 static int condition(const char *kind, const struct job *j, int64_t now, char *msg, size_t n)
 {
-  if (strcmp(kind, "job-failure") == 0 || strcmp(kind, "replica-failure") == 0) {
-    if ((j->kind == JOB_REPLICA) != (strcmp(kind, "replica-failure") == 0) || !j->failures)
+  if (strcmp(kind, "job-failure") == 0 || strcmp(kind, "replica-failure") == 0 ||
+      strcmp(kind, "drill-failure") == 0) {
+    enum job_kind want = strcmp(kind, "replica-failure") == 0 ? JOB_REPLICA
+                         : strcmp(kind, "drill-failure") == 0 ? JOB_DRILL
+                                                              : JOB_BACKUP;
+    int mine =
+        want == JOB_BACKUP ? j->kind != JOB_REPLICA && j->kind != JOB_DRILL : j->kind == want;
+    if (!mine || !j->failures)
       return 0;
     snprintf(msg, n, "%s failed %u time(s) in a row: %.300s", j->name, j->failures, j->last.error);
     return 1;
@@ -206,8 +212,9 @@ static int condition(const char *kind, const struct job *j, int64_t now, char *m
 int alerts_evaluate(struct alerts *a, const struct ops_config *c, const struct job_vec *jobs,
                     int64_t now)
 {
-  static const char *const kinds[] = {"job-failure",      "replica-failure", "rpo-breach",
-                                      "predicted-breach", "cbt-fallback",    "verify-damage"};
+  static const char *const kinds[] = {"job-failure",  "replica-failure",  "drill-failure",
+                                      "rpo-breach",   "predicted-breach", "cbt-fallback",
+                                      "verify-damage"};
   int sent = 0;
   for (size_t i = 0; i < jobs->len; i++) {
     const struct job *j = &jobs->v[i];

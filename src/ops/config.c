@@ -113,6 +113,12 @@ static const struct key_def disk_keys[] = {
     DK("keep-monthly", V_UINT, keep_monthly),
     DK("keep-yearly", V_UINT, keep_yearly),
     DK("keep-within", V_STRING, keep_within),
+    DK("drill", V_SCHEDULE, drill_every),
+    DK("drill-expect", V_STRING, drill_expect),
+    DK("drill-port", V_UINT, drill_port),
+    DK("drill-timeout", V_DURATION, drill_timeout),
+    DK("drill-device", V_STRING, drill_device),
+    DK("drill-memory", V_UINT, drill_memory),
     {NULL, 0, 0},
 };
 static const struct key_def replica_keys[] = {
@@ -477,6 +483,15 @@ static int check(struct parse *p)
       parse_fail(p, sec, "cbt", "cbt needs a source: the NBD URI that offers the bitmap");
     else if (d->changed_extents && (d->cbt || d->qcow2 || d->qmp))
       parse_fail(p, sec, "changed-extents", "give changed-extents or CBT, not both");
+    else if (d->drill_every && !!d->drill_expect == !!d->drill_port)
+      parse_fail(p, sec, "drill",
+                 "say what proves the boot: drill-expect = MARKER (serial console) or "
+                 "drill-port = N");
+    else if (!d->drill_every && (d->drill_expect || d->drill_port || d->drill_timeout ||
+                                 d->drill_device || d->drill_memory))
+      parse_fail(p, sec, "drill", "missing: say how often to drill, e.g. drill = every 7d");
+    else if (d->drill_port > 65535)
+      parse_fail(p, sec, "drill-port", "%u is not a TCP port", d->drill_port);
     if (p->failed)
       return -1;
   }
@@ -594,8 +609,9 @@ void ops_config_free(struct ops_config *c)
   free(c->prune_max_unused);
   for (size_t i = 0; i < c->disks.len; i++) {
     struct ops_disk *d = &c->disks.v[i];
-    char *ds[] = {d->name, d->source,          d->cbt,        d->cbt_next,   d->qcow2, d->qmp,
-                  d->node, d->changed_extents, d->block_size, d->keep_within};
+    char *ds[] = {d->name,       d->source,      d->cbt,          d->cbt_next,
+                  d->qcow2,      d->qmp,         d->node,         d->changed_extents,
+                  d->block_size, d->keep_within, d->drill_expect, d->drill_device};
     for (size_t j = 0; j < sizeof ds / sizeof *ds; j++)
       free(ds[j]);
   }

@@ -27,7 +27,14 @@ struct ops_disk {
   /* Retention (forget before each prune): 0 / NULL = rule not set. */
   unsigned keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly;
   char *keep_within;
-  int line; /* of the section header, for messages */
+  /* Recovery drills (pilotlight drill --disk NAME): 0 / NULL = not set. */
+  int64_t drill_every;   /* seconds between drills; 0: none */
+  char *drill_expect;    /* --boot --expect MARKER */
+  unsigned drill_port;   /* --port N */
+  int64_t drill_timeout; /* --timeout */
+  char *drill_device;    /* --device */
+  unsigned drill_memory; /* --memory MiB */
+  int line;              /* of the section header, for messages */
 };
 
 /* A warm replica: [replica NAME]. */

@@ -22,7 +22,7 @@ static int add_job(struct job_vec *out, enum job_kind kind, const char *disk, co
                    int64_t every, int64_t rpo)
 {
   struct job j = {.kind = kind, .every = every, .rpo = rpo, .pid = 0, .out_fd = -1, .err_fd = -1};
-  static const char *const kinds[] = {"backup", "replica", "verify", "prune"};
+  static const char *const kinds[] = {"backup", "replica", "verify", "prune", "drill"};
   snprintf(j.disk, sizeof j.disk, "%s", disk ? disk : "");
   snprintf(j.target, sizeof j.target, "%s", target ? target : "");
   if (kind == JOB_REPLICA)
@@ -46,6 +46,11 @@ int jobs_from_config(const struct ops_config *c, struct job_vec *out)
   for (size_t i = 0; i < c->replicas.len; i++) {
     const struct ops_replica *r = &c->replicas.v[i];
     if (add_job(out, JOB_REPLICA, r->disk, r->name, r->every, r->rpo) == -1)
+      return -1;
+  }
+  for (size_t i = 0; i < c->disks.len; i++) {
+    const struct ops_disk *d = &c->disks.v[i];
+    if (d->drill_every && add_job(out, JOB_DRILL, d->name, NULL, d->drill_every, 0) == -1)
       return -1;
   }
   if (c->verify_every && add_job(out, JOB_VERIFY, NULL, NULL, c->verify_every, 0) == -1)
@@ -144,6 +149,23 @@ int job_step_argv(const struct job *j, const struct ops_config *c, const char *e
     if (push(&a, "verify") == -1 || push(&a, "--json") == -1 ||
         (c->verify_read_data == 1 && push(&a, "--read-data") == -1) ||
         (c->verify_read_data > 1 && push_opt(&a, "--read-data-subset", subset) == -1))
+      goto fail;
+    break;
+  }
+  case JOB_DRILL: {
+    const struct ops_disk *d = j->step ? NULL : ops_config_disk(c, j->disk);
+    if (!d || !d->drill_every)
+      goto none;
+    char timeout[32];
+    snprintf(timeout, sizeof timeout, "%llds", (long long)d->drill_timeout);
+    if (push(&a, "drill") == -1 || push_opt(&a, "--disk", d->name) == -1 ||
+        push(&a, "--json") == -1 ||
+        (d->drill_expect &&
+         (push(&a, "--boot") == -1 || push_opt(&a, "--expect", d->drill_expect) == -1)) ||
+        push_uint(&a, "--port", d->drill_port) == -1 ||
+        (d->drill_timeout && push_opt(&a, "--timeout", timeout) == -1) ||
+        push_opt(&a, "--device", d->drill_device) == -1 ||
+        push_uint(&a, "--memory", d->drill_memory) == -1)
       goto fail;
     break;
   }
@@ -319,6 +341,12 @@ static uint64_t juint(struct json_object *o, const char *key)
   return x < 0 ? 0 : (uint64_t)x;
 }
 
+static double jdouble(struct json_object *o, const char *key)
+{
+  struct json_object *v;
+  return json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0;
+}
+
 /* The last JSON document on the child's stdout (replica prints one per
  * sync; forget prints one over several lines). */
 static struct json_object *last_json(struct job *j)
@@ -381,6 +409,12 @@ int job_step_done(struct job *j, const struct ops_config *c, int status)
     out->bytes_written = juint(o, "bytes_written");
   } else if (o && j->kind == JOB_VERIFY) {
     out->damaged = (unsigned)juint(o, "damaged");
+  } else if (o && j->kind == JOB_DRILL) {
+    snprintf(out->snapshot, sizeof out->snapshot, "%s", jstr(o, "snapshot"));
+    out->rto = jdouble(o, "rto_seconds");
+    out->first_byte = jdouble(o, "first_byte_seconds");
+    if (code != 0 && jstr(o, "error")[0])
+      snprintf(out->error, sizeof out->error, "%s", jstr(o, "error"));
   }
   json_object_put(o);
   out->ok = code == 0;

@@ -13,7 +13,7 @@
 #include "util/strbuf.h"
 #include "util/vec.h"
 
-enum job_kind { JOB_BACKUP, JOB_REPLICA, JOB_VERIFY, JOB_PRUNE };
+enum job_kind { JOB_BACKUP, JOB_REPLICA, JOB_VERIFY, JOB_PRUNE, JOB_DRILL };
 
 /* The outcome of a job's last run. */
 struct job_outcome {
@@ -26,14 +26,15 @@ struct job_outcome {
   int cbt_fallback;  /* backup: CBT was asked for and not used */
   int64_t snap_time; /* backup: the snapshot's time */
   uint64_t bytes_read, bytes_new, bytes_stored, bytes_written;
-  unsigned damaged; /* verify: problems found */
+  unsigned damaged;       /* verify: problems found */
+  double rto, first_byte; /* drill: seconds to the marker or port, and to the first byte */
   double seconds;
 };
 
 struct job {
-  char name[96]; /* "backup web01", "replica web01", "verify", "prune" */
+  char name[96]; /* "backup web01", "replica web01", "verify", "prune", "drill web01" */
   enum job_kind kind;
-  char disk[72];   /* backup and replica: the disk; "" for repository jobs */
+  char disk[72];   /* backup, replica and drill: the disk; "" for repository jobs */
   char target[80]; /* replica: its section name */
   int64_t every, rpo;
   /* Scheduling state, kept across restarts in the state file. */

@@ -107,6 +107,18 @@ V(bytes_new, j->bytes_new_total)
 V(bytes_uploaded, j->bytes_stored_total)
 V(fallbacks, j->cbt_fallbacks_total)
 V(verify_errors, j->last.damaged)
+static int drill_rto(const struct job *j, int64_t now, double *v)
+{
+  (void)now;
+  *v = j->cycle.rto;
+  return j->cycle.rto > 0;
+}
+static int drill_passed(const struct job *j, int64_t now, double *v)
+{
+  (void)now;
+  *v = j->last.ok;
+  return j->last_end != 0;
+}
 
 static const struct family families[] = {
     {"pilotlight_rpo_lag_seconds", "Age of the newest snapshot this host made of the disk.", GAUGE,
@@ -138,6 +150,11 @@ static const struct family families[] = {
      JOB_BACKUP, 0, fallbacks},
     {"pilotlight_verify_errors", "Problems the last verify found.", GAUGE, 1, JOB_VERIFY, 0,
      verify_errors},
+    {"pilotlight_drill_rto_seconds",
+     "The recovery time the last passed drill measured: from its start to the boot marker or port.",
+     GAUGE, 0, JOB_DRILL, 0, drill_rto},
+    {"pilotlight_drill_passed", "1 if the disk's last drill passed, 0 if it failed.", GAUGE, 0,
+     JOB_DRILL, 0, drill_passed},
 };
 
 char *metrics_text(const struct ops_config *c, const struct job_vec *jobs, int64_t now)

@@ -16,7 +16,7 @@
 #include "core/repo.h"
 #include "util/error.h"
 
-static const char *const kind_names[] = {"backup", "replica", "verify", "prune"};
+static const char *const kind_names[] = {"backup", "replica", "verify", "prune", "drill"};
 
 #define ADD(o, k, v) json_object_object_add(o, k, v)
 #define I64(v) json_object_new_int64((int64_t)(v))
@@ -80,16 +80,26 @@ static const char *gets(struct json_object *o, const char *k)
              : "";
 }
 
+struct collected {
+  struct json_object *jobs;   /* every host's jobs */
+  struct json_object *drills; /* the drill reports, one per disk */
+};
+
 /* Every host's jobs, each with its host and the time its document was
- * written added. */
+ * written added; and the drill reports (pilotlight drill). */
 static int collect(void *opaque, const char *doc, size_t len)
 {
-  struct json_object *jobs = opaque, *root, *arr;
+  struct collected *col = opaque;
+  struct json_object *jobs = col->jobs, *root, *arr;
   struct json_tokener *tok = json_tokener_new();
   root = tok ? json_tokener_parse_ex(tok, doc, (int)len) : NULL;
   json_tokener_free(tok);
   if (!root)
     return 0; /* not a document we can read: skipped */
+  if (strcmp(gets(root, "kind"), "drill") == 0) {
+    json_object_array_add(col->drills, root);
+    return 0;
+  }
   if (json_object_object_get_ex(root, "jobs", &arr) && json_object_is_type(arr, json_type_array))
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
       struct json_object *j = json_object_array_get_idx(arr, i);
@@ -170,9 +180,10 @@ struct json_object *ops_status_build(struct repo *r, const struct ops_config *c,
   struct snapshot **snaps = NULL;
   size_t n = 0;
   struct json_object *jobs = json_object_new_array(), *root = NULL;
+  struct collected col = {jobs, json_object_new_array()};
   int breached = 0;
   if (repo_list_snapshots(r, NULL, &snaps, &n) == -1 ||
-      repo_list_host_status(r, collect, jobs) == -1)
+      repo_list_host_status(r, collect, &col) == -1)
     goto out;
   root = json_object_new_object();
   struct json_object *disks = json_object_new_array(), *replicas = json_object_new_array(),
@@ -236,6 +247,18 @@ struct json_object *ops_status_build(struct repo *r, const struct ops_config *c,
     }
     if (j)
       copy_job_fields(o, j);
+    struct json_object *drill = NULL;
+    for (size_t i = 0; i < json_object_array_length(col.drills); i++) {
+      struct json_object *d = json_object_array_get_idx(col.drills, i);
+      if (strcmp(gets(d, "disk"), disk) == 0 && (!drill || geti(d, "time") > geti(drill, "time")))
+        drill = d;
+    }
+    ADD(o, "drill", drill ? json_object_get(drill) : NULL);
+    /* A recovery that the last drill could not prove is a breach too. */
+    if (drill && strcmp(gets(drill, "result"), "pass") != 0) {
+      breached = 1;
+      json_object_object_add(o, "breached", json_object_new_boolean(1));
+    }
     json_object_array_add(disks, o);
   }
   for (size_t i = 0; i < json_object_array_length(jobs); i++) {
@@ -293,5 +316,6 @@ out:
     snapshot_free(snaps[i]);
   free(snaps);
   json_object_put(jobs);
+  json_object_put(col.drills);
   return root;
 }

@@ -15,7 +15,9 @@ declare -A allowed=(
   [cbt]="util source core"
   [sink]="util core"
   [ops]="util core"
-  [cli]="util store source core cbt sink ops"
+  [env]="util store core"
+  [serve]="util core env"
+  [cli]="util store source core cbt sink ops env"
 )
 bad=0
 for f in */*.[ch]; do

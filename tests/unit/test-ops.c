@@ -137,6 +137,33 @@ static void test_good(void)
   check(strcmp(a.v[3], "--read-data-subset") == 0 && strcmp(a.v[4], "3/7") == 0);
   strings_free(&a);
 
+  /* A drill job: a disk with no source is drilled on its own schedule. */
+  {
+    struct ops_config *dc = load("[repository]\nlocation = /r\n[disk vm]\ndrill = every 7d\n"
+                                 "drill-expect = BOOT OK\ndrill-timeout = 2m\n"
+                                 "drill-device = ide-hd\n");
+    check(dc != NULL);
+    struct job_vec dj = {0};
+    if (dc && jobs_from_config(dc, &dj) == 0 && dj.len == 1) {
+      check(strcmp(dj.v[0].name, "drill vm") == 0 && dj.v[0].kind == JOB_DRILL);
+      check_int(dj.v[0].every, ==, 7 * 86400);
+      check_int(job_step_argv(&dj.v[0], dc, "/bin/pl", &a), ==, 12);
+      const char *dw[] = {"/bin/pl",  "drill",   "--disk",    "vm",   "--json",   "--boot",
+                          "--expect", "BOOT OK", "--timeout", "120s", "--device", "ide-hd"};
+      for (size_t i = 0; i < 12 && i < a.len; i++)
+        check(a.v[i] && strcmp(a.v[i], dw[i]) == 0);
+      strings_free(&a);
+      dj.v[0].step = 1;
+      check_int(job_step_argv(&dj.v[0], dc, "/bin/pl", &a), ==, 0);
+    } else {
+      check(0);
+    }
+    for (size_t i = 0; i < dj.len; i++)
+      job_io_free(&dj.v[i]);
+    vec_free(&dj);
+    ops_config_free(dc);
+  }
+
   /* Metrics: labels escaped, every family once. */
   snprintf(jobs.v[0].disk, sizeof jobs.v[0].disk, "we\"b");
   jobs.v[0].snap_time = 1000;
@@ -240,6 +267,12 @@ static void test_errors(void)
   longline[sizeof longline - 2] = '\n';
   longline[sizeof longline - 1] = 0;
   check(fails_with(longline, ":2: line longer than"));
+  check(fails_with("[repository]\nlocation = /r\n[disk a]\ndrill = every 1d\n",
+                   ":3: [disk a] drill: say what proves the boot"));
+  check(fails_with("[repository]\nlocation = /r\n[disk a]\ndrill-expect = OK\n",
+                   "[disk a] drill: missing: say how often to drill"));
+  check(fails_with("[repository]\nlocation = /r\n[disk a]\ndrill = every 1d\ndrill-port = 70000\n",
+                   "70000 is not a TCP port"));
   check(ops_config_load("/nonexistent/pl.conf") == NULL);
   check(strstr(get_error(), "/nonexistent/pl.conf") != NULL);
 }

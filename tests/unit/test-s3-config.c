@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "cli/settings.h"
+#include "env/settings.h"
 #include "store/s3-config.h"
 #include "util/error.h"
 
