@@ -88,9 +88,7 @@ int cmd_drill(struct cli *c, int argc, char **argv)
     O_EXPECT,
     O_PORT,
     O_TIMEOUT,
-    O_MEMORY,
-    O_DEVICE,
-    O_ACCEL,
+
     O_JSON,
     O_NO_REPORT
   };
@@ -103,17 +101,15 @@ int cmd_drill(struct cli *c, int argc, char **argv)
       {"expect", required_argument, NULL, O_EXPECT},
       {"port", required_argument, NULL, O_PORT},
       {"timeout", required_argument, NULL, O_TIMEOUT},
-      {"memory", required_argument, NULL, O_MEMORY},
-      {"device", required_argument, NULL, O_DEVICE},
-      {"accel", required_argument, NULL, O_ACCEL},
       {"json", no_argument, NULL, O_JSON},
       {"no-report", no_argument, NULL, O_NO_REPORT},
+      VM_OPTIONS,
       {NULL, 0, NULL, 0},
   };
-  const char *disk = NULL, *snap = NULL, *marker = NULL, *device = "virtio-blk-pci", *accel = NULL;
+  struct vm_opts vo = {.device = "virtio-blk-pci", .memory = 512};
+  const char *disk = NULL, *snap = NULL, *marker = NULL;
   int boot = 0, port = 0, json = 0, report = 1, ch;
   int64_t timeout = 300;
-  unsigned memory = 512;
   uint64_t v;
   while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
     switch (ch) {
@@ -164,18 +160,11 @@ int cmd_drill(struct cli *c, int argc, char **argv)
       if (parse_duration(optarg, &timeout) == -1 || timeout <= 0)
         return fail_usage(c, "--timeout: '%s' is not a duration, e.g. 5m", optarg);
       break;
-    case O_MEMORY:
-      if (parse_size(optarg, &v) == -1 || v < 16 || v > (1u << 20))
-        return fail_usage(c, "--memory: '%s' is not a number of MiB from 16", optarg);
-      memory = (unsigned)v;
-      break;
-    case O_DEVICE:
-      device = optarg;
-      break;
-    case O_ACCEL:
-      if (strcmp(optarg, "kvm") != 0 && strcmp(optarg, "tcg") != 0)
-        return fail_usage(c, "--accel: '%s' is not kvm or tcg", optarg);
-      accel = optarg;
+    case VM_O_DEVICE:
+    case VM_O_ACCEL:
+    case VM_O_MEMORY:
+      if (vm_parse_opt(c, ch, optarg, &vo) == -1)
+        return EXIT_USAGE;
       break;
     case O_JSON:
       json = 1;
@@ -221,8 +210,7 @@ int cmd_drill(struct cli *c, int argc, char **argv)
   pid_t qemu = -1;
   char **qargv = NULL;
   int passed = 0, hostport = 0;
-  if (!accel)
-    accel = vm_probe_accel();
+  const char *accel = vo.accel ? vo.accel : vm_probe_accel();
   t0 = vm_now(); /* the RTO starts when the recovery does, after the probe */
   if (vm_serve_start(c, spec, dir, overlay, (int)(timeout * 1000), &sv) == -1) {
     snprintf(why, sizeof why, "serve did not start: %s",
@@ -242,7 +230,7 @@ int cmd_drill(struct cli *c, int argc, char **argv)
     extra[1] = fwd;
   }
   t_qemu = vm_now();
-  if (!(qargv = vm_qemu_argv(accel, memory, device, sv.sock, serial, NULL, !port, extra)) ||
+  if (!(qargv = vm_qemu_argv(accel, vo.memory, vo.device, sv.sock, serial, NULL, !port, extra)) ||
       (qemu = vm_spawn(qargv, qlog)) < 0) {
     snprintf(why, sizeof why, "QEMU did not start");
     goto teardown;

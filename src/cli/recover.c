@@ -81,25 +81,22 @@ static struct qmp *qmp_wait(const char *path, pid_t qemu, int timeout_ms)
 
 int cmd_recover(struct cli *c, int argc, char **argv)
 {
-  enum { O_LIVE = 256, O_FORMAT, O_OVERLAY, O_DEVICE, O_ACCEL, O_MEMORY, O_SERIAL, O_FORCE };
+  enum { O_LIVE = 256, O_FORMAT, O_OVERLAY, O_SERIAL, O_FORCE };
   static const struct option opts[] = {
       {"repo", required_argument, NULL, 'r'},
       {"help", no_argument, NULL, 'h'},
       {"live", no_argument, NULL, O_LIVE},
       {"format", required_argument, NULL, O_FORMAT},
       {"overlay", required_argument, NULL, O_OVERLAY},
-      {"device", required_argument, NULL, O_DEVICE},
-      {"accel", required_argument, NULL, O_ACCEL},
-      {"memory", required_argument, NULL, O_MEMORY},
       {"serial", required_argument, NULL, O_SERIAL},
       {"force", no_argument, NULL, O_FORCE},
+      VM_OPTIONS,
       {NULL, 0, NULL, 0},
   };
-  const char *format = "raw", *overlay = NULL, *device = "virtio-blk-pci", *accel = NULL;
+  struct vm_opts vo = {.device = "virtio-blk-pci", .memory = 1024};
+  const char *format = "raw", *overlay = NULL;
   const char *serial = NULL;
-  unsigned memory = 1024;
   int live = 0, force = 0, ch, ret = EXIT_FAIL;
-  uint64_t v;
   while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
     switch (ch) {
     case 'r':
@@ -139,18 +136,11 @@ int cmd_recover(struct cli *c, int argc, char **argv)
     case O_OVERLAY:
       overlay = optarg;
       break;
-    case O_DEVICE:
-      device = optarg;
-      break;
-    case O_ACCEL:
-      if (strcmp(optarg, "kvm") != 0 && strcmp(optarg, "tcg") != 0)
-        return fail_usage(c, "--accel: '%s' is not kvm or tcg", optarg);
-      accel = optarg;
-      break;
-    case O_MEMORY:
-      if (parse_size(optarg, &v) == -1 || v < 16 || v > (1u << 20))
-        return fail_usage(c, "--memory: '%s' is not a number of MiB from 16", optarg);
-      memory = (unsigned)v;
+    case VM_O_DEVICE:
+    case VM_O_ACCEL:
+    case VM_O_MEMORY:
+      if (vm_parse_opt(c, ch, optarg, &vo) == -1)
+        return EXIT_USAGE;
       break;
     case O_SERIAL:
       serial = optarg;
@@ -216,10 +206,9 @@ int cmd_recover(struct cli *c, int argc, char **argv)
   }
   free(err);
   created = 1;
-  if (!accel)
-    accel = vm_probe_accel();
+  const char *accel = vo.accel ? vo.accel : vm_probe_accel();
   unlink(serial);
-  if (!(qargv = vm_qemu_argv(accel, memory, device, sv.sock, serial, qmp_path, 0, extra)) ||
+  if (!(qargv = vm_qemu_argv(accel, vo.memory, vo.device, sv.sock, serial, qmp_path, 0, extra)) ||
       (qemu = vm_spawn(qargv, NULL)) < 0 || !(q = qmp_wait(qmp_path, qemu, 30000)))
     goto out;
   vm_ran = 1;

@@ -152,7 +152,8 @@ int cmd_serve(struct cli *c, int argc, char **argv)
           "                       require TLS with the X.509 certificates in DIR\n"
           "  --cache SIZE         chunk cache (default 256M)\n"
           "  --readahead SIZE     how far ahead of a sequential reader to fetch (default 16M)\n"
-          "  --pid-file FILE      write nbdkit's PID to FILE once it listens\n"
+          "  --pid-file FILE      write nbdkit's PID to FILE once it listens (requests wait\n"
+          "                       until the repository is open)\n"
           "  --stats FILE         at exit, write read statistics (JSON) to FILE\n"
           "  --verbose            nbdkit's debug messages\n");
       return 0;

@@ -299,6 +299,26 @@ oom:
   return NULL;
 }
 
+int vm_parse_opt(struct cli *c, int ch, const char *arg, struct vm_opts *o)
+{
+  uint64_t v;
+  switch (ch) {
+  case VM_O_DEVICE:
+    o->device = arg;
+    return 0;
+  case VM_O_ACCEL:
+    if (strcmp(arg, "kvm") != 0 && strcmp(arg, "tcg") != 0)
+      return fail_usage(c, "--accel: '%s' is not kvm or tcg", arg), -1;
+    o->accel = arg;
+    return 0;
+  default:
+    if (parse_size(arg, &v) == -1 || v < 16 || v > (1u << 20))
+      return fail_usage(c, "--memory: '%s' is not a number of MiB from 16", arg), -1;
+    o->memory = (unsigned)v;
+    return 0;
+  }
+}
+
 void vm_free_argv(char **argv)
 {
   for (size_t i = 0; argv && argv[i]; i++)

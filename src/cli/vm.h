@@ -50,6 +50,23 @@ int vm_wait_marker(const char *file, const char *marker, pid_t pid, int timeout_
 /* SIGTERM pid, SIGKILL after timeout_ms, and reap it. */
 void vm_kill(pid_t pid, int timeout_ms);
 
+/* The VM options recover --live and drill share: --device, --accel and
+ * --memory, as getopt_long entries (VM_OPTIONS) and their parser. */
+struct vm_opts {
+  const char *device; /* default virtio-blk-pci */
+  const char *accel;  /* NULL: vm_probe_accel() */
+  unsigned memory;    /* MiB */
+};
+enum { VM_O_DEVICE = 400, VM_O_ACCEL, VM_O_MEMORY };
+#define VM_OPTIONS                                                                                 \
+  {"device", required_argument, NULL, VM_O_DEVICE},                                                \
+      {"accel", required_argument, NULL, VM_O_ACCEL},                                              \
+  {                                                                                                \
+    "memory", required_argument, NULL, VM_O_MEMORY                                                 \
+  }
+/* Parse option ch (one of VM_O_*) into o: 0, or -1 after a usage error. */
+int vm_parse_opt(struct cli *c, int ch, const char *arg, struct vm_opts *o);
+
 /* Seconds on the monotonic clock. */
 double vm_now(void);
 

@@ -91,6 +91,19 @@ flip_byte() {
   printf "\\$(printf %03o $(((b + 1) % 256)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
+# stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL; reaps a child. (An
+# ASan build's nbdkit can hang in exit, in p11-kit's destructor.)
+stop_pid() {
+  local i
+  kill "$1" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
 # is_local REPO: true for a folder repository (tests that corrupt files use it).
 is_local() { [[ $1 != s3:* ]]; }
 

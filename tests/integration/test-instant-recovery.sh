@@ -43,8 +43,7 @@ grep -q PILOTLIGHT-BOOT-OK "$TMP/serial1.log" || fail "no boot marker: $(tail -5
 grep -q PILOTLIGHT-LATE-OK "$TMP/serial1.log" || fail "the VM did not write: $(tail -5 "$TMP/serial1.log")"
 nbdcopy "nbd+unix:///?socket=$TMP/vm.sock" "$TMP/served.img"
 cmp "$TMP/expect.img" "$TMP/served.img"
-kill $spid
-wait $spid 2>/dev/null || true
+stop_pid $spid
 # The snapshot itself did not change.
 $PL -r "$repo" restore vm "$TMP/r.img" >/dev/null
 cmp "$TMP/vm.img" "$TMP/r.img"
@@ -75,8 +74,7 @@ for ((i = 0; i < 300; i++)); do
 done
 nbdcopy "nbd+unix:///?socket=$TMP/ov.sock" "$TMP/kept.img"
 cmp "$TMP/expect.img" "$TMP/kept.img"
-kill $spid
-wait $spid 2>/dev/null || true
+stop_pid $spid
 
 # 4. drill: passes, is recorded, and status shows it.
 $PL -r "$repo" drill --disk vm --boot --expect PILOTLIGHT-WRITE-OK \

@@ -39,8 +39,12 @@ serve_start() {
 serve_stop() {
   local pid
   pid=$(cat "$TMP/$1.spid")
-  kill "${2:--TERM}" "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  if [ "${2:-}" = -9 ]; then
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  else
+    stop_pid "$pid"
+  fi
 }
 uri() { echo "nbd+unix:///?socket=$TMP/$1.sock"; }
 
@@ -114,11 +118,7 @@ for ((i = 0; i < 300; i++)); do
 done
 [ "$(cat "$TMP/size")" = 50331648 ] || fail "TLS export: $(cat "$TMP/tls.log")"
 nbdinfo --size "nbd://127.0.0.1:$port/" >/dev/null 2>&1 && fail "TLS export answered in clear"
-# -9: under ASan, nbdkit's exit with GnuTLS loaded can deadlock in
-# p11-kit's destructor (glibc's locale lock); the graceful stops are tested
-# above.
-kill -9 $tls
-wait $tls 2>/dev/null || true
+stop_pid $tls
 
 # A damaged chunk: reading it fails with EIO; nothing wrong is returned.
 pack=$(store_tool "$repo" list packs/ | sort -k2 -n | tail -1 | cut -d' ' -f1)
