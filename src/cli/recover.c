@@ -47,8 +47,14 @@ static int job_state(struct qmp *q, const char *id, char *st, size_t cap, char *
   int ret = -1;
   if (qmp_execute(q, "query-jobs", NULL, &jobs) == -1)
     return -1;
-  for (size_t i = 0; jobs && i < json_object_array_length(jobs); i++) {
+  if (!json_object_is_type(jobs, json_type_array)) {
+    json_object_put(jobs);
+    return -1;
+  }
+  for (size_t i = 0; i < json_object_array_length(jobs); i++) {
     struct json_object *j = json_object_array_get_idx(jobs, i);
+    if (!json_object_is_type(j, json_type_object))
+      continue;
     const char *jid = jstr(j, "id");
     if (!jid || strcmp(jid, id) != 0)
       continue;

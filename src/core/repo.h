@@ -19,7 +19,7 @@
 struct repo;
 struct s3_settings;
 
-/* How to open a repository; filled by the caller (cli/settings.c reads them
+/* How to open a repository; filled by the caller (env/settings.c reads them
  * from the environment). The library reads no environment variable. */
 struct repo_settings {
   int io_threads; /* threads for object I/O, 1 to 16; 0 (default, or out of range): one

@@ -2,8 +2,8 @@
  * --password-file, then PILOTLIGHT_PASSWORD_COMMAND, PILOTLIGHT_PASSWORD_FILE
  * and PILOTLIGHT_PASSWORD, else a prompt on the terminal (echo off). A file's
  * or a command's first line is the password. */
-#ifndef PL_CLI_PASSWORD_H
-#define PL_CLI_PASSWORD_H
+#ifndef PL_ENV_PASSWORD_H
+#define PL_ENV_PASSWORD_H
 
 #include <stddef.h>
 

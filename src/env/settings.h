@@ -1,8 +1,8 @@
 /* Settings from the environment: the only place that reads the variables
  * the library's settings structs come from (PILOTLIGHT_*, the AWS credential
  * chain, XDG_CACHE_HOME and HOME). Their meaning: docs/S3.md, README.md. */
-#ifndef PL_CLI_SETTINGS_H
-#define PL_CLI_SETTINGS_H
+#ifndef PL_ENV_SETTINGS_H
+#define PL_ENV_SETTINGS_H
 
 #include <limits.h>
 

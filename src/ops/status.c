@@ -85,19 +85,27 @@ struct collected {
   struct json_object *drills; /* the drill reports, one per disk */
 };
 
-/* Every host's jobs, each with its host and the time its document was
- * written added; and the drill reports (pilotlight drill). */
 static int collect(void *opaque, const char *doc, size_t len)
 {
   struct collected *col = opaque;
-  struct json_object *jobs = col->jobs, *root, *arr;
+  return ops_status_collect(col->jobs, col->drills, doc, len);
+}
+
+int ops_status_collect(struct json_object *jobs, struct json_object *drills, const char *doc,
+                       size_t len)
+{
+  struct json_object *root, *arr;
   struct json_tokener *tok = json_tokener_new();
   root = tok ? json_tokener_parse_ex(tok, doc, (int)len) : NULL;
   json_tokener_free(tok);
   if (!root)
     return 0; /* not a document we can read: skipped */
+  if (!json_object_is_type(root, json_type_object)) {
+    json_object_put(root);
+    return 0;
+  }
   if (strcmp(gets(root, "kind"), "drill") == 0) {
-    json_object_array_add(col->drills, root);
+    json_object_array_add(drills, root);
     return 0;
   }
   if (json_object_object_get_ex(root, "jobs", &arr) && json_object_is_type(arr, json_type_array))

@@ -23,4 +23,11 @@ char *host_status_doc(const struct ops_config *c, const struct job_vec *jobs, in
  * reports. Returns NULL with the error set. */
 struct json_object *ops_status_build(struct repo *r, const struct ops_config *c, int64_t now);
 
+/* Read one status object's document (len bytes, untrusted): a host's jobs
+ * are appended to the JSON array jobs (each with "host" and "reported"
+ * added), a drill report to the array drills; anything else is skipped.
+ * Always returns 0 (a status object is advice). */
+int ops_status_collect(struct json_object *jobs, struct json_object *drills, const char *doc,
+                       size_t len);
+
 #endif

@@ -1,6 +1,6 @@
 /* The S3 store's settings: defaults, copies, and the parsers for the AWS
  * shared files and for sizes. The caller reads the environment
- * (cli/settings.c); this file only reads the files it is given. */
+ * (env/settings.c); this file only reads the files it is given. */
 #define _GNU_SOURCE
 #include "s3-config.h"
 

@@ -1,4 +1,4 @@
-/* The S3 store's settings, filled by the caller (cli/settings.c builds them
+/* The S3 store's settings, filled by the caller (env/settings.c builds them
  * from the AWS environment variables and shared files), and the pure parsers
  * that building them needs: a profile's entry in an AWS shared file and a
  * size with a k/M/G suffix. Nothing here reads the environment. */

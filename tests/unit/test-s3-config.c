@@ -1,6 +1,6 @@
 /* S3 settings: the environment pair, AWS_PROFILE in the shared credentials
  * and config files, region and endpoint sources and their order (built by
- * cli/settings.c), the knobs, and the pure parsers of store/s3-config.c. */
+ * env/settings.c), the knobs, and the pure parsers of store/s3-config.c. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
