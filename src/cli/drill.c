@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cbt/qmp.h"
 #include "cli.h"
 #include "core/host-status.h"
 #include "util/error.h"
@@ -39,24 +40,60 @@ static double first_byte(const char *sock, double t0)
   return t;
 }
 
-/* The guest answers on the forwarded port: QEMU's user network accepts at
- * once, then closes if the guest refuses, so an open connection that stays
- * open (or sends) for half a second is the guest's. */
-static int port_answers(int port)
+/* Whether QEMU's user network lists a TCP connection to guest port port in
+ * state ESTABLISHED. The lines of "info usernet" read
+ *   TCP[ESTABLISHED]   21   127.0.0.1 18080   10.0.2.15  8080   0   0 */
+static int usernet_established(struct qmp *q, int port)
+{
+  struct json_object *args = json_object_new_object(), *ret = NULL;
+  json_object_object_add(args, "command-line", json_object_new_string("info usernet"));
+  if (qmp_execute(q, "human-monitor-command", args, &ret) == -1 ||
+      !json_object_is_type(ret, json_type_string)) {
+    json_object_put(ret);
+    return 0;
+  }
+  int found = 0;
+  for (const char *l = json_object_get_string(ret); l && *l && !found;) {
+    const char *nl = strchr(l, '\n');
+    char line[256];
+    size_t n = nl ? (size_t)(nl - l) : strlen(l);
+    snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1), l);
+    char state[32], src[64], dst[64];
+    int fd, sport, dport;
+    found = sscanf(line, " TCP[%31[A-Z_]] %d %63s %d %63s %d", state, &fd, src, &sport, dst,
+                   &dport) == 6 &&
+            strcmp(state, "ESTABLISHED") == 0 && dport == port;
+    l = nl ? nl + 1 : NULL;
+  }
+  json_object_put(ret);
+  return found;
+}
+
+/* Whether the guest's TCP port answers through QEMU's user network. That
+ * network accepts a connection to the forwarded host port at once and only
+ * then tries the guest, so an open connection proves nothing: until the
+ * guest's network is up it just waits (SYN_SENT). Up means the connection
+ * brought data, or QEMU lists a connection to the guest port as ESTABLISHED
+ * (the guest answered the SYN; "info usernet", asked over QMP). A refused
+ * connection QEMU closes at once. */
+static int port_answers(struct qmp *q, int hostport, int guestport)
 {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)hostport)};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int ok = 0;
+  int up = 0;
   if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     char b;
-    int r = poll(&p, 1, 500);
-    ok = r == 0 || (r == 1 && recv(fd, &b, 1, MSG_PEEK) == 1);
+    int r = poll(&p, 1, 300);
+    if (r == 1)
+      up = recv(fd, &b, 1, MSG_PEEK) == 1;
+    else if (r == 0)
+      up = usernet_established(q, guestport);
   }
   if (fd >= 0)
     close(fd);
-  return ok;
+  return up;
 }
 
 static int free_port(void)
@@ -74,11 +111,6 @@ static int free_port(void)
   return port;
 }
 
-static struct json_object *read_json_file(const char *path)
-{
-  return json_object_from_file(path);
-}
-
 int cmd_drill(struct cli *c, int argc, char **argv)
 {
   enum {
@@ -88,7 +120,7 @@ int cmd_drill(struct cli *c, int argc, char **argv)
     O_EXPECT,
     O_PORT,
     O_TIMEOUT,
-
+    O_NIC,
     O_JSON,
     O_NO_REPORT
   };
@@ -101,13 +133,15 @@ int cmd_drill(struct cli *c, int argc, char **argv)
       {"expect", required_argument, NULL, O_EXPECT},
       {"port", required_argument, NULL, O_PORT},
       {"timeout", required_argument, NULL, O_TIMEOUT},
+      {"nic", required_argument, NULL, O_NIC},
       {"json", no_argument, NULL, O_JSON},
       {"no-report", no_argument, NULL, O_NO_REPORT},
       VM_OPTIONS,
       {NULL, 0, NULL, 0},
   };
   struct vm_opts vo = {.device = "virtio-blk-pci", .memory = 512};
-  const char *disk = NULL, *snap = NULL, *marker = NULL;
+  const char *disk = NULL, *snap = NULL, *marker = NULL, *nic = "virtio-net-pci";
+  int nic_set = 0;
   int boot = 0, port = 0, json = 0, report = 1, ch;
   int64_t timeout = 300;
   uint64_t v;
@@ -131,7 +165,11 @@ int cmd_drill(struct cli *c, int argc, char **argv)
              "  --snapshot ID      an id, a unique prefix or latest (default)\n"
              "  --boot --expect MARKER\n"
              "                     pass when the serial console prints MARKER\n"
-             "  --port N           pass when the guest's TCP port N answers\n"
+             "  --port N           pass when the guest's TCP port N accepts a connection\n"
+             "                     (its network is QEMU's user network: address 10.0.2.15,\n"
+             "                     gateway 10.0.2.2, DHCP; nothing else is reachable)\n"
+             "  --nic MODEL        with --port, the NIC's QEMU device (default\n"
+             "                     virtio-net-pci; e1000 for guests without virtio)\n"
              "  --timeout DUR      give up after DUR (default 5m)\n"
              "  --memory MIB       the VM's memory (default 512)\n"
              "  --device TYPE      the disk's QEMU device (default virtio-blk-pci; ide-hd)\n"
@@ -155,6 +193,12 @@ int cmd_drill(struct cli *c, int argc, char **argv)
       if (parse_size(optarg, &v) == -1 || v == 0 || v > 65535)
         return fail_usage(c, "--port: '%s' is not a TCP port", optarg);
       port = (int)v;
+      break;
+    case O_NIC:
+      if (!*optarg || strchr(optarg, ','))
+        return fail_usage(c, "--nic: '%s' is not a QEMU device name, e.g. e1000", optarg);
+      nic = optarg;
+      nic_set = 1;
       break;
     case O_TIMEOUT:
       if (parse_duration(optarg, &timeout) == -1 || timeout <= 0)
@@ -182,6 +226,8 @@ int cmd_drill(struct cli *c, int argc, char **argv)
     return fail_usage(c, "--disk NAME is required");
   if (boot == !!port || (boot && !marker) || (port && marker))
     return fail_usage(c, "give --boot --expect MARKER, or --port N");
+  if (nic_set && !port)
+    return fail_usage(c, "--nic goes with --port (without it the VM has no network)");
 
   c->metadata_only = 1;
   struct repo *r = cli_open_repo(c);
@@ -193,7 +239,7 @@ int cmd_drill(struct cli *c, int argc, char **argv)
     return fail_lib();
   }
   char dir[] = "/tmp/pilotlight-drill.XXXXXX", spec[400], overlay[PATH_MAX], serial[PATH_MAX],
-       qlog[PATH_MAX];
+       qlog[PATH_MAX], qmp_path[PATH_MAX];
   if (!mkdtemp(dir)) {
     snapshot_free(s);
     repo_free(r);
@@ -203,11 +249,13 @@ int cmd_drill(struct cli *c, int argc, char **argv)
   snprintf(overlay, sizeof overlay, "%s/overlay", dir);
   snprintf(serial, sizeof serial, "%s/serial.log", dir);
   snprintf(qlog, sizeof qlog, "%s/qemu.log", dir);
+  snprintf(qmp_path, sizeof qmp_path, "%s/qmp.sock", dir);
 
   char why[600] = "";
   double t0, t_first = -1, t_qemu = 0, t_up = 0;
   struct vm_serve sv = {0};
   pid_t qemu = -1;
+  struct qmp *q = NULL;
   char **qargv = NULL;
   int passed = 0, hostport = 0;
   const char *accel = vo.accel ? vo.accel : vm_probe_accel();
@@ -225,14 +273,20 @@ int cmd_drill(struct cli *c, int argc, char **argv)
   char *extra[3] = {NULL};
   if (port) {
     hostport = free_port();
-    snprintf(fwd, sizeof fwd, "user,restrict=on,hostfwd=tcp:127.0.0.1:%d-:%d", hostport, port);
+    snprintf(fwd, sizeof fwd, "user,restrict=on,model=%s,hostfwd=tcp:127.0.0.1:%d-:%d", nic,
+             hostport, port);
     extra[0] = "-nic";
     extra[1] = fwd;
   }
   t_qemu = vm_now();
-  if (!(qargv = vm_qemu_argv(accel, vo.memory, vo.device, sv.sock, serial, NULL, !port, extra)) ||
+  if (!(qargv = vm_qemu_argv(accel, vo.memory, vo.device, sv.sock, serial, port ? qmp_path : NULL,
+                             !port, extra)) ||
       (qemu = vm_spawn(qargv, qlog)) < 0) {
     snprintf(why, sizeof why, "QEMU did not start");
+    goto teardown;
+  }
+  if (port && !(q = vm_qmp_wait(qmp_path, qemu, 30000))) {
+    snprintf(why, sizeof why, "QEMU did not open its QMP socket");
     goto teardown;
   }
   int status = 0, w;
@@ -254,7 +308,7 @@ int cmd_drill(struct cli *c, int argc, char **argv)
         snprintf(why, sizeof why, "the VM stopped before port %d answered", port);
         break;
       }
-      passed = port_answers(hostport);
+      passed = port_answers(q, hostport, port);
       if (!passed)
         usleep(200000);
     }
@@ -263,12 +317,14 @@ int cmd_drill(struct cli *c, int argc, char **argv)
   }
   t_up = vm_now();
 teardown:;
+  if (q)
+    qmp_free(q);
   if (qemu > 0)
     vm_kill(qemu, 5000);
   vm_free_argv(qargv);
   if (sv.pid)
     vm_serve_stop(&sv);
-  struct json_object *stats = sv.stats[0] ? read_json_file(sv.stats) : NULL, *f;
+  struct json_object *stats = sv.stats[0] ? json_object_from_file(sv.stats) : NULL, *f;
   int64_t chunks = 0, failed = 0, chunk_bytes = 0;
   if (stats) {
     if (json_object_object_get_ex(stats, "chunks", &f))
@@ -293,6 +349,7 @@ teardown:;
   unlink(overlay);
   unlink(serial);
   unlink(qlog);
+  unlink(qmp_path);
   rmdir(dir);
 
   char host[256] = "";

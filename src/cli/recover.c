@@ -70,21 +70,6 @@ static int job_state(struct qmp *q, const char *id, char *st, size_t cap, char *
   return ret;
 }
 
-static struct qmp *qmp_wait(const char *path, pid_t qemu, int timeout_ms)
-{
-  for (int waited = 0; waited < timeout_ms; waited += 50) {
-    struct qmp *q = qmp_connect(path);
-    if (q)
-      return q;
-    int status;
-    if (waitpid(qemu, &status, WNOHANG) == qemu)
-      break;
-    usleep(50000);
-  }
-  fail_msg("QEMU did not open its QMP socket %s (see its messages above)", path);
-  return NULL;
-}
-
 int cmd_recover(struct cli *c, int argc, char **argv)
 {
   enum { O_LIVE = 256, O_FORMAT, O_OVERLAY, O_SERIAL, O_FORCE };
@@ -215,7 +200,7 @@ int cmd_recover(struct cli *c, int argc, char **argv)
   const char *accel = vo.accel ? vo.accel : vm_probe_accel();
   unlink(serial);
   if (!(qargv = vm_qemu_argv(accel, vo.memory, vo.device, sv.sock, serial, qmp_path, 0, extra)) ||
-      (qemu = vm_spawn(qargv, NULL)) < 0 || !(q = qmp_wait(qmp_path, qemu, 30000)))
+      (qemu = vm_spawn(qargv, NULL)) < 0 || !(q = vm_qmp_wait(qmp_path, qemu, 30000)))
     goto out;
   vm_ran = 1;
   fprintf(stderr, "pilotlight: the VM runs on %s (%s, started in %.1f s); copying it to %s\n", spec,

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cbt/qmp.h"
 #include "util/fileio.h"
 
 double vm_now(void)
@@ -196,6 +197,21 @@ static int file_contains(const char *file, const char *needle)
   }
   fclose(f);
   return found;
+}
+
+struct qmp *vm_qmp_wait(const char *path, pid_t qemu, int timeout_ms)
+{
+  for (int waited = 0; waited < timeout_ms; waited += 50) {
+    struct qmp *q = qmp_connect(path);
+    if (q)
+      return q;
+    int status;
+    if (waitpid(qemu, &status, WNOHANG) == qemu)
+      break;
+    sleep_ms(50);
+  }
+  fail_msg("QEMU did not open its QMP socket %s (see its messages above)", path);
+  return NULL;
 }
 
 int vm_wait_marker(const char *file, const char *marker, pid_t pid, int timeout_ms, int *status)

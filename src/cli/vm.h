@@ -10,6 +10,8 @@
 
 #include "cli.h"
 
+struct qmp;
+
 struct vm_serve {
   pid_t pid;
   char sock[4200], stats[4200], log[4200];
@@ -46,6 +48,10 @@ pid_t vm_spawn(char **argv, const char *log);
 /* Wait until file contains marker (1), the process pid exits (0; *status
  * receives its wait status), or timeout_ms passes (-1). */
 int vm_wait_marker(const char *file, const char *marker, pid_t pid, int timeout_ms, int *status);
+
+/* Connect to QEMU's QMP socket at path, retrying until it opens, QEMU (pid
+ * qemu) exits or timeout_ms passes; NULL after printing the reason. */
+struct qmp *vm_qmp_wait(const char *path, pid_t qemu, int timeout_ms);
 
 /* SIGTERM pid, SIGKILL after timeout_ms, and reap it. */
 void vm_kill(pid_t pid, int timeout_ms);

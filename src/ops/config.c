@@ -118,6 +118,7 @@ static const struct key_def disk_keys[] = {
     DK("drill-port", V_UINT, drill_port),
     DK("drill-timeout", V_DURATION, drill_timeout),
     DK("drill-device", V_STRING, drill_device),
+    DK("drill-nic", V_STRING, drill_nic),
     DK("drill-memory", V_UINT, drill_memory),
     {NULL, 0, 0},
 };
@@ -488,10 +489,12 @@ static int check(struct parse *p)
                  "say what proves the boot: drill-expect = MARKER (serial console) or "
                  "drill-port = N");
     else if (!d->drill_every && (d->drill_expect || d->drill_port || d->drill_timeout ||
-                                 d->drill_device || d->drill_memory))
+                                 d->drill_device || d->drill_nic || d->drill_memory))
       parse_fail(p, sec, "drill", "missing: say how often to drill, e.g. drill = every 7d");
     else if (d->drill_port > 65535)
       parse_fail(p, sec, "drill-port", "%u is not a TCP port", d->drill_port);
+    else if (d->drill_nic && !d->drill_port)
+      parse_fail(p, sec, "drill-nic", "only drill-port gives the drill VM a network");
     if (p->failed)
       return -1;
   }
@@ -611,7 +614,8 @@ void ops_config_free(struct ops_config *c)
     struct ops_disk *d = &c->disks.v[i];
     char *ds[] = {d->name,       d->source,      d->cbt,          d->cbt_next,
                   d->qcow2,      d->qmp,         d->node,         d->changed_extents,
-                  d->block_size, d->keep_within, d->drill_expect, d->drill_device};
+                  d->block_size, d->keep_within, d->drill_expect, d->drill_device,
+                  d->drill_nic};
     for (size_t j = 0; j < sizeof ds / sizeof *ds; j++)
       free(ds[j]);
   }

@@ -33,6 +33,7 @@ struct ops_disk {
   unsigned drill_port;   /* --port N */
   int64_t drill_timeout; /* --timeout */
   char *drill_device;    /* --device */
+  char *drill_nic;       /* --nic */
   unsigned drill_memory; /* --memory MiB */
   int line;              /* of the section header, for messages */
 };

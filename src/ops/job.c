@@ -165,6 +165,7 @@ int job_step_argv(const struct job *j, const struct ops_config *c, const char *e
         push_uint(&a, "--port", d->drill_port) == -1 ||
         (d->drill_timeout && push_opt(&a, "--timeout", timeout) == -1) ||
         push_opt(&a, "--device", d->drill_device) == -1 ||
+        push_opt(&a, "--nic", d->drill_nic) == -1 ||
         push_uint(&a, "--memory", d->drill_memory) == -1)
       goto fail;
     break;

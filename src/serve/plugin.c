@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "env/password.h"
 #include "env/settings.h"
@@ -29,16 +28,9 @@ static int64_t cache_bytes, readahead_bytes;
 static struct served *served;
 static int64_t start_ns;
 
-static int64_t mono_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void pl_load(void)
 {
-  start_ns = mono_ns();
+  start_ns = served_now_ns();
 }
 
 /* Report the library's last error to the client as errno and to the log. */
@@ -123,7 +115,7 @@ static int pl_after_fork(void)
           (unsigned long long)sn->size, overlay ? "writable" : "read-only");
   nbdkit_debug("serving %s@%.8s (%llu bytes, %s), opened in %.3f s", sn->disk, sn->id,
                (unsigned long long)sn->size, overlay ? "writable" : "read-only",
-               (double)(mono_ns() - start_ns) / 1e9);
+               (double)(served_now_ns() - start_ns) / 1e9);
   return 0;
 }
 

@@ -57,7 +57,7 @@ struct served {
   _Atomic int64_t first_read_ns;
 };
 
-static int64_t now_ns(void)
+int64_t served_now_ns(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -333,7 +333,8 @@ int served_pread(struct served *s, void *buf, uint32_t count, uint64_t off)
 {
   int64_t zero = 0;
   s->reads++;
-  atomic_compare_exchange_strong(&s->first_read_ns, &zero, now_ns());
+  if (!atomic_load_explicit(&s->first_read_ns, memory_order_relaxed))
+    atomic_compare_exchange_strong(&s->first_read_ns, &zero, served_now_ns());
   if (check_range(s, count, off) == -1)
     return -1;
   if (!count)

@@ -59,4 +59,7 @@ struct served_stats {
 };
 void served_get_stats(struct served *s, struct served_stats *out);
 
+/* CLOCK_MONOTONIC in nanoseconds, the clock of first_read_ns. */
+int64_t served_now_ns(void);
+
 #endif

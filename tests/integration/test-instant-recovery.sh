@@ -88,6 +88,22 @@ $PL -r "$repo" status --json >"$TMP/st.json" || fail "status after a passed dril
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["disks"][0]["drill"]; assert d["result"]=="pass" and d["rto_seconds"]>0, d' \
   "$TMP/st.json" || fail "status has no drill: $(cat "$TMP/st.json")"
 
+# 4b. drill --port: a VM that serves HTTP on port 8080 a few seconds after
+# its network is up. The drill passes only once the guest accepts; a port
+# the guest never opens fails, although QEMU's user network accepts every
+# connection to the forwarded host port while the guest boots.
+vm_build_disk "$cache" "$TMP/web.img" 0 8080 || fail "could not build the web VM disk"
+$PL -r "$repo" backup --disk web "$TMP/web.img" >/dev/null
+$PL -r "$repo" drill --disk web --port 8080 --accel "$accel" --timeout 120s --json \
+  >"$TMP/drill-port.json" || fail "drill --port failed: $(cat "$TMP/drill-port.json")"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["result"]=="pass" and d["check"]=="port" and d["port"]==8080 and d["chunks_failed"]==0 and d["chunks_read"]>0, d' \
+  "$TMP/drill-port.json" || fail "drill --port: $(cat "$TMP/drill-port.json")"
+if $PL -r "$repo" drill --disk web --port 8081 --accel "$accel" --timeout 30s --no-report \
+  2>"$TMP/drill-port.err"; then
+  fail "drill --port passed on a port the guest never opens"
+fi
+grep -q "port 8081 did not answer within 30 s" "$TMP/drill-port.err" || fail "$(cat "$TMP/drill-port.err")"
+
 # 5. The daemon's drill job: a marker that never comes fails the drill,
 # raises drill-failure, and the metrics and status say so.
 cat >"$TMP/recovery.conf" <<CONF

@@ -5,11 +5,14 @@
 #   vm_kernel_dir CACHE          print a folder holding an extracted Debian cloud
 #                                kernel package (boot/vmlinuz-*, lib/modules/*),
 #                                fetched once with apt-get download, then cached
-#   vm_build_disk CACHE OUT.img [WAIT]
+#   vm_build_disk CACHE OUT.img [WAIT] [PORT]
 #                                build an 80 MiB bootable raw disk: FAT in the
 #                                first 64 MiB (syslinux, kernel, initramfs); the
 #                                VM writes the "early" record at 70 MiB, and with
-#                                WAIT > 0 seconds, WAIT s later, "late" at 72 MiB
+#                                WAIT > 0 seconds, WAIT s later, "late" at 72 MiB;
+#                                with PORT, it then brings up a virtio-net NIC
+#                                for QEMU's user network and, 3 s later, serves
+#                                HTTP on TCP PORT until it is killed
 #   vm_expected_record KIND FILE write to FILE the exact 1 MiB the VM writes for
 #                                KIND (early|late)
 #   vm_record_offset_mib KIND    print where KIND is written (70 or 72, MiB)
@@ -31,6 +34,10 @@
 #   PILOTLIGHT-DISK /dev/sdX     the disk it found (sda: IDE, vda: virtio-blk)
 #   PILOTLIGHT-WRITE-OK          early record written and synced
 #   PILOTLIGHT-LATE-OK           late record written and synced (WAIT > 0 only)
+#   PILOTLIGHT-NET-OK            eth0 is 10.0.2.15/24, gateway 10.0.2.2 (PORT only;
+#                                the port is still closed: a connection is refused)
+#   PILOTLIGHT-LISTEN-OK PORT    busybox httpd listens on PORT (PORT only; it
+#                                sends nothing until asked, like most services)
 #   PILOTLIGHT-FAIL: REASON      something failed; the VM powers off
 #
 # The QEMU command line (what vm_boot runs; the FAT image is a "superfloppy"
@@ -113,10 +120,11 @@ vm_kernel_dir() (
   echo "$base/$pkg"
 )
 
-# _vm_modules: the drivers the VM needs to see its disk: PIIX IDE (ata_piix,
-# the "pc" machine's IDE) + SCSI disk, and virtio-pci + virtio-blk.
-# Dependencies are added by _vm_mod_closure.
-_vm_modules() { echo ata_piix sd_mod virtio_pci virtio_blk; }
+# _vm_modules [PORT]: the drivers the VM needs to see its disk: PIIX IDE
+# (ata_piix, the "pc" machine's IDE) + SCSI disk, and virtio-pci + virtio-blk;
+# with a PORT, virtio-net too (the cloud kernel has no e1000, QEMU's default
+# NIC on "pc"). Dependencies are added by _vm_mod_closure.
+_vm_modules() { echo ata_piix sd_mod virtio_pci virtio_blk ${1:+virtio_net}; }
 
 # _vm_mod_closure KDIR MODULE...: print "NAME PATH" for the modules to insmod,
 # dependencies first. modules.dep is not in the .deb (depmod makes it when the
@@ -294,18 +302,41 @@ if [ "$wait" -gt 0 ] 2>/dev/null; then
   echo PILOTLIGHT-LATE-OK
 fi
 sync
-poweroff -f
+
+port=
+for a in $(cat /proc/cmdline); do
+  case $a in pl_port=*) port=${a#pl_port=} ;; esac
+done
+[ -n "$port" ] || poweroff -f
+# QEMU's user network: the guest is 10.0.2.15, the gateway 10.0.2.2.
+i=0
+until ip link set eth0 up 2>/dev/null; do
+  i=$((i + 1))
+  [ "$i" -le 100 ] || fail "no eth0 after 10 s"
+  usleep 100000
+done
+ip addr add 10.0.2.15/24 dev eth0 || fail "ip addr"
+ip route add default via 10.0.2.2 || fail "ip route"
+echo PILOTLIGHT-NET-OK
+sleep 3
+mkdir -p /www
+echo PILOTLIGHT-HTTP-OK >/www/index.html
+httpd -p "$port" -h /www || fail "httpd -p $port"
+echo "PILOTLIGHT-LISTEN-OK $port"
+while :; do sleep 3600; done
 EOF
 }
 
-# vm_build_disk CACHE OUT.img [WAIT]: build the VM's disk (see the top). WAIT
-# (seconds, default 0) > 0 makes the VM write the late record WAIT s after
-# the early one. OUT.img is replaced only once complete.
+# vm_build_disk CACHE OUT.img [WAIT] [PORT]: build the VM's disk (see the
+# top). WAIT (seconds, default 0) > 0 makes the VM write the late record WAIT s
+# after the early one; a PORT makes it serve that port instead of powering
+# off. OUT.img is replaced only once complete.
 vm_build_disk() (
-  cache=${1:?usage: vm_build_disk CACHE OUT.img [WAIT]}
-  out=${2:?usage: vm_build_disk CACHE OUT.img [WAIT]}
-  wait=${3:-0}
+  cache=${1:?usage: vm_build_disk CACHE OUT.img [WAIT] [PORT]}
+  out=${2:?usage: vm_build_disk CACHE OUT.img [WAIT] [PORT]}
+  wait=${3:-0} port=${4:-}
   [[ $wait =~ ^[0-9]+$ ]] || { _vm_err "vm_build_disk: WAIT must be a number of seconds, not '$wait'"; exit 1; }
+  [[ -z $port || $port =~ ^[1-9][0-9]{0,4}$ ]] || { _vm_err "vm_build_disk: PORT must be a TCP port, not '$port'"; exit 1; }
   kdir=$(vm_kernel_dir "$cache") || exit 1
   bb=$(_vm_busybox) || exit 1
   vmlinuz=$(compgen -G "$kdir/boot/vmlinuz-*" | head -n 1)
@@ -319,7 +350,7 @@ vm_build_disk() (
   _vm_init >"$root/init"
   chmod 755 "$root/init"
   _vm_record_awk >"$root/record.awk"
-  read -ra mods <<<"$(_vm_modules)"
+  read -ra mods <<<"$(_vm_modules "$port")"
   _vm_mod_closure "$kdir" "${mods[@]}" >"$tmp/modules" || exit 1
   while read -r name file; do
     _vm_mod_cat "$file" >"$root/lib/modules/$name.ko" || exit 1
@@ -337,7 +368,7 @@ TIMEOUT 0
 LABEL pl
   KERNEL vmlinuz
   INITRD initrd.gz
-  APPEND console=ttyS0,115200 quiet panic=-1 pl_wait=$wait
+  APPEND console=ttyS0,115200 quiet panic=-1 pl_wait=$wait${port:+ pl_port=$port}
 EOF
 
   # FAT in the first 64 MiB, syslinux in its boot sector, then grow the file

@@ -163,6 +163,27 @@ static void test_good(void)
     vec_free(&dj);
     ops_config_free(dc);
   }
+  /* A drill by port, with another NIC. */
+  {
+    struct ops_config *dc = load("[repository]\nlocation = /r\n[disk vm]\ndrill = every 1d\n"
+                                 "drill-port = 8080\ndrill-nic = e1000\n");
+    struct job_vec dj = {0};
+    check(dc != NULL);
+    if (dc && jobs_from_config(dc, &dj) == 0 && dj.len == 1) {
+      check_int(job_step_argv(&dj.v[0], dc, "/bin/pl", &a), ==, 9);
+      const char *dw[] = {"/bin/pl", "drill", "--disk", "vm",   "--json",
+                          "--port",  "8080",  "--nic",  "e1000"};
+      for (size_t i = 0; i < 9 && i < a.len; i++)
+        check(a.v[i] && strcmp(a.v[i], dw[i]) == 0);
+      strings_free(&a);
+    } else {
+      check(0);
+    }
+    for (size_t i = 0; i < dj.len; i++)
+      job_io_free(&dj.v[i]);
+    vec_free(&dj);
+    ops_config_free(dc);
+  }
 
   /* Metrics: labels escaped, every family once. */
   snprintf(jobs.v[0].disk, sizeof jobs.v[0].disk, "we\"b");
@@ -273,6 +294,9 @@ static void test_errors(void)
                    "[disk a] drill: missing: say how often to drill"));
   check(fails_with("[repository]\nlocation = /r\n[disk a]\ndrill = every 1d\ndrill-port = 70000\n",
                    "70000 is not a TCP port"));
+  check(fails_with("[repository]\nlocation = /r\n[disk a]\ndrill = every 1d\n"
+                   "drill-expect = OK\ndrill-nic = e1000\n",
+                   "drill-nic: only drill-port gives the drill VM a network"));
   check(ops_config_load("/nonexistent/pl.conf") == NULL);
   check(strstr(get_error(), "/nonexistent/pl.conf") != NULL);
 }
