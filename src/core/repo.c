@@ -595,7 +595,7 @@ static void bundle_save(struct repo *r, int which, char *const *keys, size_t n)
     size_t len;
     uint8_t *buf = bundle_encode(keep.v, keep.len, &len);
     if (buf)
-      store_put(r->cache, bundle_file[which], buf, len, 0);
+      store_put(r->cache, bundle_file[which], buf, len, STORE_PUT_DISPOSABLE);
     free(buf);
   }
 out:
@@ -1369,7 +1369,7 @@ static int latest_from_summaries(struct repo *r, const char *disk, struct summar
     uint8_t *out = bundle_encode(all.v, all.len, &len), *sealed = NULL;
     size_t slen;
     if (out && repo_seal(r, "summary", out, len, &sealed, &slen) == 0)
-      store_put(r->cache, SUMMARY_FILE, sealed, slen, 0);
+      store_put(r->cache, SUMMARY_FILE, sealed, slen, STORE_PUT_DISPOSABLE);
     free(sealed);
     free(out);
   }

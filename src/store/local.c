@@ -58,7 +58,9 @@ static int local_put(struct store *s, const char *key, const void *buf, size_t l
   if (make_parents(ls, key) == -1)
     return -1;
   return write_file_atomic_limited(ls->rootfd, ls->root, key, buf, len, 0644,
-                                   (flags & STORE_PUT_EXCL) ? WRITE_ATOMIC_EXCL : 0, s->limit_up);
+                                   ((flags & STORE_PUT_EXCL) ? WRITE_ATOMIC_EXCL : 0) |
+                                       ((flags & STORE_PUT_DISPOSABLE) ? WRITE_ATOMIC_NOSYNC : 0),
+                                   s->limit_up);
 }
 
 /* pread_all in pieces, each after its take on the store's download limit. */

@@ -17,6 +17,9 @@ struct store;
 
 /* Flags for put. */
 #define STORE_PUT_EXCL 1u /* fail with EEXIST if the key exists (If-None-Match: *) */
+/* A disposable copy that a crash may lose or tear: the local cache, whose
+ * files are checked when read and rebuilt. A folder skips its fsyncs. */
+#define STORE_PUT_DISPOSABLE 2u
 
 /* Called once per key by list; return 0 to go on, -1 to stop with an error
  * already set. key is borrowed for the duration of the call. mtime is the

@@ -201,7 +201,7 @@ int write_file_atomic_limited(int dirfd, const char *label, const char *name, co
   }
   if (pwrite_limited(fd, buf, len, limit, shown_tmp) == -1)
     goto out;
-  if (fsync(fd) == -1) {
+  if (!(flags & WRITE_ATOMIC_NOSYNC) && fsync(fd) == -1) {
     set_error(errno, "%s: fsync", shown_tmp);
     goto out;
   }
@@ -220,7 +220,7 @@ int write_file_atomic_limited(int dirfd, const char *label, const char *name, co
     goto out;
   }
   /* The file is in place; a failed folder fsync must not remove it. */
-  return fsync_folder_of(dirfd, name, shown);
+  return (flags & WRITE_ATOMIC_NOSYNC) ? 0 : fsync_folder_of(dirfd, name, shown);
 out:
   if (fd != -1)
     close(fd);

@@ -40,6 +40,9 @@ int fsync_folder_of(int dirfd, const char *name, const char *shown);
 
 /* write_file_atomic flag: fail with EEXIST ("already exists") if name exists. */
 #define WRITE_ATOMIC_EXCL 1u
+/* write_file_atomic flag: no fsync of the file or its folder, for a file a
+ * crash may lose or tear because it is checked and rebuilt (the cache). */
+#define WRITE_ATOMIC_NOSYNC 2u
 
 /* Replace (or create) file name, relative to folder dirfd (AT_FDCWD for the
  * current folder), with len bytes of buf and mode: writes a unique temporary

@@ -229,6 +229,13 @@ static void test_hash(void)
   check_int(hex_decode(hex, back, HASH_LEN), ==, 0);
   check(memcmp(h, back, HASH_LEN) == 0);
   check_int(hex_decode("zz", back, 1), ==, -1);
+  check_int(hex_decode("0A", back, 1), ==, 0);
+  check_int(back[0], ==, 10);
+  check_int(hex_decode("Ff", back, 1), ==, 0);
+  check_int(back[0], ==, 255);
+  check_int(hex_decode("a", back, 1), ==, -1); /* stops at the NUL */
+  check_int(hex_decode("0g", back, 1), ==, -1);
+  check_int(hex_decode("/0", back, 1), ==, -1);
   static uint8_t z[100000];
   check(is_zero(z, sizeof z));
   z[99999] = 1;
