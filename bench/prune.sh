@@ -179,7 +179,8 @@ objects() {
 
 stored() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(du -sb "$4" | cut -f1)" >>"$WORK/stored.tsv"; }
 
-export RESTIC_PASSWORD=bench
+# Every tool encrypts (issue 11): restic always does, borg with repokey-blake2.
+export RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
 export RESTIC_CACHE_DIR=$WORK/restic/repo.cache
 export BORG_BASE_DIR=$WORK/borg/repo.home
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
@@ -215,7 +216,7 @@ meta alloc_bytes "$("$GEN" map "$IMG" | awk '{s += $2} END {print s}')"
 for t in "${RUN[@]}"; do mkdir -p "$t"; done
 if has_tool pilotlight; then "$PL" -r pilotlight/repo init >log/pilotlight-init.log 2>&1 || die "pilotlight init failed"; fi
 if has_tool restic; then restic -r restic/repo init >log/restic-init.log 2>&1 || die "restic init failed"; fi
-if has_tool borg; then borg init -e none borg/repo >log/borg-init.log 2>&1 || die "borg init failed"; fi
+if has_tool borg; then borg init -e repokey-blake2 borg/repo >log/borg-init.log 2>&1 || die "borg init failed"; fi
 
 # backup_all STEP: every tool backs up the image as it is now.
 backup_all() {
@@ -434,7 +435,7 @@ hist_rss() { awk -F'\t' -v t="$1" '$1 == t && $4 > m { m = $4 } END { print m + 
   echo "- Repetitions of the timed step: $(getmeta reps), each on its own \`cp -a\` copy of the history, page cache warm (every repository file read first)"
   has_tool pilotlight && echo "- pilotlight: $(getmeta pl_version)"
   has_tool restic && echo "- restic: $(getmeta restic_version), repository format version $(getmeta restic_repo_version)"
-  has_tool borg && echo "- borg: $(getmeta borg_version), \`--compression zstd,3\` as in bench/run.sh"
+  has_tool borg && echo "- borg: $(getmeta borg_version), \`--compression zstd,3\` and \`-e repokey-blake2\` as in bench/run.sh"
   echo
   echo "## The timed step"
   echo

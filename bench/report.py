@@ -202,8 +202,8 @@ if main_pl:
 rows = []
 names = {"restic": "restic 0.14 (defaults)",
          "restic-dump": "restic dump into dd conv=sparse",
-         "borg": "borg zstd,3 (default chunker)",
-         "borg-fixed": "borg zstd,3 `fixed,4194304 --sparse`",
+         "borg": "borg zstd,3 repokey-blake2 (default chunker)",
+         "borg-fixed": "borg zstd,3 repokey-blake2 `fixed,4194304 --sparse`",
          "naive": "naive split + rclone + dd"}
 L.append("| tool | step | wall (median) | CPU | peak RSS | stored after step | MB/s of allocated data |")
 L.append("| --- | --- | --- | --- | --- | --- | --- |")

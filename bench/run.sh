@@ -239,7 +239,8 @@ for d in "$@"; do
 done
 EOS
 
-export RESTIC_PASSWORD=bench PILOTLIGHT_PASSWORD=bench
+# Every tool encrypts (issue 11): restic always does, borg with repokey-blake2.
+export RESTIC_PASSWORD=bench PILOTLIGHT_PASSWORD=bench BORG_PASSPHRASE=bench
 borg_env() {
   export BORG_BASE_DIR=$WORK/$1/repo.home
   export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
@@ -284,7 +285,7 @@ full_step() {
     ;;
   borg | borg-fixed)
     borg_env "$t"
-    borg init --encryption=none "$t/repo" >"log/$t-init.log" 2>&1
+    borg init --encryption=repokey-blake2 "$t/repo" >"log/$t-init.log" 2>&1
     warm "$IMG"
     # shellcheck disable=SC2046
     timed "$t" full "$r" borg create $(borg_args "$t") "$t/repo::full" "$IMG"

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/bigmem.h"
 #include "../util/error.h"
+#include "../util/fileio.h"
 #include "format.h"
 
 #define BUNDLE_ENTRY_HEAD (HASH_LEN + 4)
@@ -16,9 +18,18 @@ static int cmp_entry(const void *a, const void *b)
                 HASH_LEN);
 }
 
-int bundle_decode(uint8_t *buf, size_t len, struct bundle *b)
+static void release(uint8_t *buf, size_t mapped)
+{
+  if (mapped)
+    unmap_file(buf, mapped);
+  else
+    free(buf);
+}
+
+static int decode(uint8_t *buf, size_t len, size_t mapped, struct bundle *b)
 {
   uint8_t sum[HASH_LEN];
+  uint32_t n = 0;
   memset(b, 0, sizeof *b);
   if (len < BUNDLE_MAGIC_LEN + 4 + HASH_LEN || memcmp(buf, BUNDLE_MAGIC, BUNDLE_MAGIC_LEN) != 0) {
     set_error_code(EINVAL, "not a bundle (bad magic or too short)");
@@ -30,13 +41,14 @@ int bundle_decode(uint8_t *buf, size_t len, struct bundle *b)
     set_error_code(EINVAL, "bundle checksum mismatch (damaged or torn file)");
     goto bad;
   }
-  uint32_t n = get_u32(buf + BUNDLE_MAGIC_LEN);
+  n = get_u32(buf + BUNDLE_MAGIC_LEN);
   size_t pos = BUNDLE_MAGIC_LEN + 4;
   if (n > (body - pos) / BUNDLE_ENTRY_HEAD) {
     set_error_code(EINVAL, "bundle claims %u objects, more than fit", n);
     goto bad;
   }
-  b->e = calloc(n ? n : 1, sizeof *b->e);
+  /* 10,000 entries are 480 KiB: bigmem's huge page saves 120 faults. */
+  b->e = bigmem_alloc((n ? n : 1) * sizeof *b->e);
   if (!b->e) {
     set_error(errno, "bundle of %u objects", n);
     goto bad;
@@ -66,13 +78,25 @@ int bundle_decode(uint8_t *buf, size_t len, struct bundle *b)
     goto bad;
   }
   b->buf = buf;
+  b->mapped = mapped;
   b->n = n;
   return 0;
 bad:
-  free(b->e);
+  if (b->e)
+    bigmem_free(b->e, (n ? n : 1) * sizeof *b->e);
   b->e = NULL;
-  free(buf);
+  release(buf, mapped);
   return -1;
+}
+
+int bundle_decode(uint8_t *buf, size_t len, struct bundle *b)
+{
+  return decode(buf, len, 0, b);
+}
+
+int bundle_decode_mapped(uint8_t *buf, size_t len, struct bundle *b)
+{
+  return decode(buf, len, len, b);
 }
 
 static int matches(const struct bundle_entry *e)
@@ -162,7 +186,8 @@ void bundle_free(struct bundle *b)
   for (size_t i = 0; i < b->added.len; i++)
     free((void *)b->added.v[i].data);
   vec_free(&b->added);
-  free(b->e);
-  free(b->buf);
+  if (b->e)
+    bigmem_free(b->e, (b->n ? b->n : 1) * sizeof *b->e);
+  release(b->buf, b->mapped);
   memset(b, 0, sizeof *b);
 }

@@ -22,7 +22,8 @@ struct bundle_entry {
 };
 
 struct bundle {
-  uint8_t *buf;           /* the file's bytes, owned */
+  uint8_t *buf;           /* the file's bytes, owned: malloc'd, or mapped */
+  size_t mapped;          /* 0, or the length of buf's read-only mapping */
   struct bundle_entry *e; /* sorted by name, unique; data points into buf */
   size_t n;
   VEC(struct bundle_entry) added; /* objects read from the store this run; data owned */
@@ -33,6 +34,9 @@ struct bundle {
  * the checksum of the whole; returns 0, or -1 with the error set (b is then
  * empty). Does not check objects against their names: bundle_find does. */
 int bundle_decode(uint8_t *buf, size_t len, struct bundle *b);
+/* The same for a read-only mapping (util/fileio.h, map_file_at), which b
+ * takes over and unmaps. */
+int bundle_decode_mapped(uint8_t *buf, size_t len, struct bundle *b);
 
 /* The object named name, if the decoded file holds it and its bytes hash
  * to its name; else NULL. An entry that fails the check is dropped (its

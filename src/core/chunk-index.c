@@ -3,9 +3,11 @@
 #include "chunk-index.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/bigmem.h"
 #include "../util/error.h"
 
 struct chunk_index *chunk_index_new(void)
@@ -17,9 +19,9 @@ struct chunk_index *chunk_index_new(void)
   }
   pthread_mutex_init(&ix->lock, NULL);
   ix->cap = 1024;
-  ix->slots = calloc(ix->cap, sizeof *ix->slots);
+  ix->slots = bigmem_alloc(ix->cap * sizeof *ix->slots);
   if (!ix->slots) {
-    set_error(errno, "calloc");
+    set_error(errno, "the chunk index");
     chunk_index_free(ix);
     return NULL;
   }
@@ -34,7 +36,7 @@ void chunk_index_free(struct chunk_index *ix)
     free(ix->packs.v[i]);
   vec_free(&ix->packs);
   free(ix->pack_table);
-  free(ix->slots);
+  bigmem_free(ix->slots, ix->cap * sizeof *ix->slots);
   pthread_mutex_destroy(&ix->lock);
   free(ix);
 }
@@ -110,7 +112,8 @@ struct index_slot *chunk_index_find(struct chunk_index *ix, const uint8_t h[HASH
 static int grow(struct chunk_index *ix)
 {
   size_t ncap = ix->cap * 2;
-  struct index_slot *n = calloc(ncap, sizeof *n);
+  struct index_slot *n =
+      ncap <= SIZE_MAX / sizeof *n ? bigmem_alloc(ncap * sizeof *n) : (errno = ENOMEM, NULL);
   if (!n) {
     set_error(errno, "growing the chunk index");
     return -1;
@@ -123,7 +126,7 @@ static int grow(struct chunk_index *ix)
       j = (j + 1) & (ncap - 1);
     n[j] = ix->slots[i];
   }
-  free(ix->slots);
+  bigmem_free(ix->slots, ix->cap * sizeof *ix->slots);
   ix->slots = n;
   ix->cap = ncap;
   return 0;

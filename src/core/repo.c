@@ -17,6 +17,7 @@
 
 #include "../util/error.h"
 #include "../util/hash.h"
+#include "../util/fileio.h"
 #include "../util/compiler.h"
 
 void pack_key(const uint8_t h[HASH_LEN], char out[PACK_KEY_LEN])
@@ -552,9 +553,11 @@ static struct bundle *bundle_for(struct repo *r, const char *key)
       continue;
     void *buf;
     size_t len;
+    /* Mapped: reading a 2 MiB bundle into fresh memory cost more in page
+     * faults than checking it. A damaged one is rebuilt. */
     if (!r->bundle_read[i] &&
-        store_get(r->cache, bundle_file[i], MAX_BUNDLE_BYTES, &buf, &len) == 0)
-      bundle_decode(buf, len, &r->bundles[i]); /* a damaged one is rebuilt */
+        store_map(r->cache, bundle_file[i], MAX_BUNDLE_BYTES, &buf, &len) == 0)
+      bundle_decode_mapped(buf, len, &r->bundles[i]);
     r->bundle_read[i] = 1;
     return &r->bundles[i];
   }
@@ -566,9 +569,35 @@ static int cmp_hash(const void *a, const void *b)
   return memcmp(a, b, HASH_LEN);
 }
 
+/* A few objects: how many listed objects a sound bundle or summary file
+ * on a folder may lack before it is rewritten (each lacking one costs a
+ * file read, while rewriting a bundle of 10,000 objects for each backup's
+ * one new object cost more than the rest of its metadata work), and how
+ * many lacking snapshots are read from the store before the snapshot
+ * bundle is worth reading. On S3, where a lacking object costs a request,
+ * a bundle that lacks any is rewritten. */
+#define CACHE_FEW 64
+
+/* Whether a cache file that held have usable entries, lacks lacking listed
+ * objects and holds stale unlisted or damaged ones must be rewritten. */
+static int cache_rewrite(const struct repo *r, size_t have, size_t lacking, size_t stale)
+{
+  return stale || (lacking && (!have || r->store->is_remote || lacking > CACHE_FEW));
+}
+
+/* Whether the bundle entry e is listed: names (m, sorted) walked in step
+ * with the entries, which are sorted too; *j is the walk's place. */
+static int listed_in_step(const struct bundle_entry *e, const uint8_t (*names)[HASH_LEN], size_t m,
+                          size_t *j)
+{
+  while (*j < m && memcmp(names[*j], e->name, HASH_LEN) < 0)
+    (*j)++;
+  return *j < m && memcmp(names[*j], e->name, HASH_LEN) == 0;
+}
+
 /* After a listing: rewrite bundle which to hold exactly the objects named
- * by the keys loaded (n, each "dir/<64 hex>"), if the file differs, and
- * drop it from memory. Failure costs speed only. */
+ * by the keys loaded (n, each "dir/<64 hex>"), if cache_rewrite says so,
+ * and drop it from memory. Failure costs speed only. */
 static void bundle_save(struct repo *r, int which, char *const *keys, size_t n)
 {
   struct bundle *b = &r->bundles[which];
@@ -577,27 +606,38 @@ static void bundle_save(struct repo *r, int which, char *const *keys, size_t n)
   if (!r->bundle_read[which])
     return;
   names = malloc((n ? n : 1) * HASH_LEN);
-  size_t m = 0;
-  for (size_t i = 0; names && i < n; i++)
-    if (hex_decode(keys[i] + strlen(bundle_dir[which]), names[m], HASH_LEN) == 0)
-      m++;
-  if (!names || vec_reserve(&keep, b->n + b->added.len) == -1)
+  if (!names)
     goto out;
-  qsort(names, m, HASH_LEN, cmp_hash);
+  size_t m = 0;
+  int sorted = 1;
+  for (size_t i = 0; i < n; i++)
+    if (hex_decode(keys[i] + strlen(bundle_dir[which]), names[m], HASH_LEN) == 0) {
+      sorted = sorted && (m == 0 || memcmp(names[m - 1], names[m], HASH_LEN) < 0);
+      m++;
+    }
+  if (!sorted) /* the index load's keys come sorted; a listing's need not */
+    qsort(names, m, HASH_LEN, cmp_hash);
+  /* Count first: most loads change nothing worth a rewrite, and the list
+   * of entries to keep is then not worth making. */
+  size_t held = 0, added = 0, j = 0;
   for (size_t i = 0; i < b->n; i++)
-    if (b->e[i].data && bsearch(b->e[i].name, names, m, HASH_LEN, cmp_hash))
+    held += b->e[i].data && listed_in_step(&b->e[i], names, m, &j);
+  for (size_t i = 0; i < b->added.len; i++)
+    added += bsearch(b->added.v[i].name, names, m, HASH_LEN, cmp_hash) != NULL;
+  if (!cache_rewrite(r, held, added, b->n - held) || vec_reserve(&keep, held + added) == -1)
+    goto out;
+  j = 0;
+  for (size_t i = 0; i < b->n; i++)
+    if (b->e[i].data && listed_in_step(&b->e[i], names, m, &j))
       keep.v[keep.len++] = b->e[i];
-  size_t old = keep.len;
   for (size_t i = 0; i < b->added.len; i++)
     if (bsearch(b->added.v[i].name, names, m, HASH_LEN, cmp_hash))
       keep.v[keep.len++] = b->added.v[i];
-  if (keep.len != old || old != b->n) {
-    size_t len;
-    uint8_t *buf = bundle_encode(keep.v, keep.len, &len);
-    if (buf)
-      store_put(r->cache, bundle_file[which], buf, len, STORE_PUT_DISPOSABLE);
-    free(buf);
-  }
+  size_t len;
+  uint8_t *buf = bundle_encode(keep.v, keep.len, &len);
+  if (buf)
+    store_put(r->cache, bundle_file[which], buf, len, STORE_PUT_DISPOSABLE);
+  free(buf);
 out:
   free(names);
   vec_free(&keep);
@@ -1304,23 +1344,31 @@ static int latest_from_summaries(struct repo *r, const char *disk, struct summar
 {
   struct strings keys = {0};
   struct bundle sum = {0};
-  VEC(struct bundle_entry) all = {0};
-  VEC(uint8_t *) owned = {0};
-  size_t from_file = 0;
+  VEC(struct bundle_entry) lacked = {0}; /* listed, not in the file; data owned */
+  uint8_t *listed = NULL;                /* per entry of the file: 1 if listed */
+  size_t from_file = 0, dlen = strlen(disk);
   void *buf;
   size_t len;
   int ret = -1;
   memset(best, 0, sizeof *best);
   if (store_list_keys(r->store, "snapshots/", &keys) == -1)
     goto out;
-  if (store_get(r->cache, SUMMARY_FILE, MAX_BUNDLE_BYTES, &buf, &len) == 0) {
+  if (store_map(r->cache, SUMMARY_FILE, MAX_BUNDLE_BYTES, &buf, &len) == 0) {
     /* Sealed in an encrypted repository: the disk names are secret. A
      * damaged or altered file is rebuilt. */
     uint8_t *plain;
     size_t plen;
-    if (repo_unseal(r, "summary", buf, len, &plain, &plen) == 0)
-      bundle_decode(plain, plen, &sum);
-    free(buf);
+    if (!r->keys) {
+      bundle_decode_mapped(buf, len, &sum);
+    } else {
+      if (repo_unseal(r, "summary", buf, len, &plain, &plen) == 0)
+        bundle_decode(plain, plen, &sum);
+      unmap_file(buf, len);
+    }
+  }
+  if (!(listed = calloc(sum.n ? sum.n : 1, 1))) {
+    set_error(ENOMEM, "snapshot summaries");
+    goto out;
   }
   for (size_t i = 0; i < keys.len; i++) {
     const char *name = keys.v[i] + strlen("snapshots/");
@@ -1331,17 +1379,24 @@ static int latest_from_summaries(struct repo *r, const char *disk, struct summar
     const struct bundle_entry *c = bundle_lookup(&sum, e.name);
     if (c && c->len > SUMMARY_HEAD) {
       e = *c;
+      listed[c - sum.e] = 1;
       from_file++;
     } else {
       struct snapshot s = {0};
-      int rc = read_snapshot(r, bundle_for(r, keys.v[i]), keys.v[i], &s);
+      /* The snapshots made since the file was written: a few, read from
+       * the store; past CACHE_FEW (a new or lost file) through the snapshot
+       * bundle, which is not worth reading for a few. */
+      int rc = read_snapshot(r, lacked.len >= CACHE_FEW ? bundle_for(r, keys.v[i]) : NULL,
+                             keys.v[i], &s);
       if (rc == -1)
         goto out;
       if (rc == 1)
         continue;
       size_t dl = strlen(s.disk);
       uint8_t *rec = malloc(SUMMARY_HEAD + dl);
-      if (!rec || vec_push(&owned, rec) == -1) {
+      e.data = rec;
+      e.len = (uint32_t)(SUMMARY_HEAD + dl);
+      if (!rec || vec_push(&lacked, e) == -1) {
         free(rec);
         snapshot_clear(&s);
         set_error(ENOMEM, "snapshot summaries");
@@ -1351,37 +1406,43 @@ static int latest_from_summaries(struct repo *r, const char *disk, struct summar
       put_u32(rec + 8, s.time_ns);
       memcpy(rec + SUMMARY_HEAD, s.disk, dl);
       snapshot_clear(&s);
-      e.data = rec;
-      e.len = (uint32_t)(SUMMARY_HEAD + dl);
     }
-    if (vec_push(&all, e) == -1)
-      goto out;
     memcpy(x.name, e.name, HASH_LEN);
     x.time = (int64_t)get_u64(e.data);
     x.ns = get_u32(e.data + 8);
     x.disk = (const char *)e.data + SUMMARY_HEAD;
     x.len = e.len - SUMMARY_HEAD;
-    if (x.len == strlen(disk) && memcmp(x.disk, disk, x.len) == 0 &&
+    if (x.len == dlen && memcmp(x.disk, disk, x.len) == 0 &&
         (!best->disk || summary_newer(&x, best)))
       *best = x;
   }
-  if (from_file != all.len || from_file != sum.n) {
-    uint8_t *out = bundle_encode(all.v, all.len, &len), *sealed = NULL;
-    size_t slen;
-    if (out && repo_seal(r, "summary", out, len, &sealed, &slen) == 0)
-      store_put(r->cache, SUMMARY_FILE, sealed, slen, STORE_PUT_DISPOSABLE);
-    free(sealed);
-    free(out);
+  if (cache_rewrite(r, from_file, lacked.len, sum.n - from_file)) {
+    /* The file's listed entries and the lacking ones: what was loaded. */
+    VEC(struct bundle_entry) all = {0};
+    if (vec_reserve(&all, from_file + lacked.len) == 0) {
+      for (size_t i = 0; i < sum.n; i++)
+        if (listed[i])
+          all.v[all.len++] = sum.e[i];
+      for (size_t i = 0; i < lacked.len; i++)
+        all.v[all.len++] = lacked.v[i];
+      uint8_t *out = bundle_encode(all.v, all.len, &len), *sealed = NULL;
+      size_t slen;
+      if (out && repo_seal(r, "summary", out, len, &sealed, &slen) == 0)
+        store_put(r->cache, SUMMARY_FILE, sealed, slen, STORE_PUT_DISPOSABLE);
+      free(sealed);
+      free(out);
+    }
+    vec_free(&all);
   }
   ret = 0;
 out:
   /* best->disk pointed into these: keep only its name. */
   best->disk = best->disk ? "" : NULL;
   strings_free(&keys);
-  for (size_t i = 0; i < owned.len; i++)
-    free(owned.v[i]);
-  vec_free(&owned);
-  vec_free(&all);
+  for (size_t i = 0; i < lacked.len; i++)
+    free((void *)lacked.v[i].data);
+  vec_free(&lacked);
+  free(listed);
   bundle_free(&sum);
   return ret;
 }

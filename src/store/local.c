@@ -117,6 +117,14 @@ out:
   return ret;
 }
 
+static int local_map(struct store *s, const char *key, size_t max, void **bufp, size_t *lenp)
+{
+  struct local_store *ls = (struct local_store *)s;
+  char shown[PATH_MAX + 256];
+  snprintf(shown, sizeof shown, "%s/%s", ls->root, key);
+  return map_file_at(ls->rootfd, key, max, shown, bufp, lenp);
+}
+
 static int local_get_range(struct store *s, const char *key, uint64_t off, size_t len, void *buf)
 {
   struct local_store *ls = (struct local_store *)s;
@@ -260,6 +268,7 @@ static const struct store_ops local_ops = {
     .name = "local",
     .put = local_put,
     .get = local_get,
+    .map = local_map,
     .get_range = local_get_range,
     .head = local_head,
     .del = local_del,

@@ -5,10 +5,12 @@
 #ifndef PL_STORE_H
 #define PL_STORE_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "../util/error.h"
 #include "../util/vec.h"
 
 struct ratelimit;
@@ -47,6 +49,11 @@ struct store_ops {
   /* Read a whole object of at most max bytes into *buf (caller frees with
    * free()). ENOENT if missing, EFBIG if larger than max. Thread-safe. */
   int (*get)(struct store *s, const char *key, size_t max, void **buf, size_t *len);
+  /* Map a whole object of at most max bytes read-only where objects are
+   * files (a folder; NULL elsewhere): release with unmap_file(*buf, *len)
+   * (util/fileio.h, which says what a mapping costs and risks). The limit
+   * on downloads does not apply. */
+  int (*map)(struct store *s, const char *key, size_t max, void **buf, size_t *len);
   /* Read exactly len bytes at off into buf; a short object is EIO
    * ("truncated"). Thread-safe. */
   int (*get_range)(struct store *s, const char *key, uint64_t off, size_t len, void *buf);
@@ -130,6 +137,15 @@ static inline int store_put(struct store *s, const char *key, const void *buf, s
 static inline int store_get(struct store *s, const char *key, size_t max, void **buf, size_t *len)
 {
   return s->ops->get(s, key, max, buf, len);
+}
+/* ENOTSUP where the store has no map. */
+static inline int store_map(struct store *s, const char *key, size_t max, void **buf, size_t *len)
+{
+  if (!s->ops->map) {
+    set_error_code(ENOTSUP, "%s: a %s store cannot map objects", key, s->ops->name);
+    return -1;
+  }
+  return s->ops->map(s, key, max, buf, len);
 }
 static inline int store_get_range(struct store *s, const char *key, uint64_t off, size_t len,
                                   void *buf)

@@ -8,8 +8,11 @@
 #include <linux/fs.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -226,4 +229,39 @@ out:
     close(fd);
   unlinkat(dirfd, tmp, 0);
   return ret;
+}
+
+int map_file_at(int dirfd, const char *name, size_t max, const char *shown, void **p, size_t *len)
+{
+  struct stat st;
+  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC), ret = -1;
+  if (fd == -1) {
+    set_error(errno, "%s", shown);
+    return -1;
+  }
+  if (fstat(fd, &st) == -1) {
+    set_error(errno, "%s: stat", shown);
+  } else if ((uint64_t)st.st_size > max) {
+    set_error(EFBIG, "%s: %lld bytes, more than the %zu allowed", shown, (long long)st.st_size,
+              max);
+  } else if (st.st_size == 0) {
+    set_error_code(EINVAL, "%s: empty", shown); /* mmap cannot map nothing */
+  } else {
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) {
+      set_error(errno, "%s: mmap", shown);
+    } else {
+      *p = m;
+      *len = (size_t)st.st_size;
+      ret = 0;
+    }
+  }
+  close(fd);
+  return ret;
+}
+
+void unmap_file(void *p, size_t len)
+{
+  if (p)
+    munmap(p, len);
 }

@@ -18,6 +18,16 @@ int pread_all(int fd, void *buf, size_t len, uint64_t off, const char *name);
  * *len == cap means the stream may hold more. Returns 0 or -1. */
 int read_all(int fd, void *buf, size_t cap, size_t *len, const char *name);
 
+/* Map file name (relative to folder dirfd) read-only: *p and *len receive
+ * its bytes, which stay valid until unmap_file(*p, *len), even if the file
+ * is replaced or removed meanwhile (not if it is truncated in place: the
+ * process then gets SIGBUS on touching the lost pages). A file larger than
+ * max is EFBIG. A mapping costs a page fault per 16 pages touched, where
+ * reading into fresh memory costs one per page. shown names the file in
+ * messages. Returns 0 or -1. */
+int map_file_at(int dirfd, const char *name, size_t max, const char *shown, void **p, size_t *len);
+void unmap_file(void *p, size_t len);
+
 /* Write all len bytes of buf to a stream (a pipe, standard output),
  * retrying EINTR and short writes. name is for messages. Returns 0 or -1. */
 int write_all(int fd, const void *buf, size_t len, const char *name);

@@ -42,6 +42,15 @@ EOF
 keys() { store_tool "$repo" list "$1" | cut -d" " -f1 | sed "s|^$1||" | sort; }
 [ "$(bundle_names "$cache/snapshots.bundle" | sort)" = "$(keys snapshots/)" ] ||
   fail "the snapshot bundle does not hold exactly the listed snapshots"
+# The index bundle is written at a backup's open, before that backup adds its
+# own index object; on a folder it is rewritten only once it lacks more than
+# a few (64) listed objects, which cost a file read each. It never holds an
+# unlisted one, and a command that loads the index with no bundle writes
+# one that holds exactly the listed objects.
+comm -23 <(bundle_names "$cache/index.bundle" | sort) <(keys index/) | grep -q . &&
+  fail "the index bundle holds objects that are not listed"
+rm "$cache/index.bundle"
+$PL -r "$repo" verify >/dev/null || fail "verify failed"
 [ "$(bundle_names "$cache/index.bundle" | sort)" = "$(keys index/)" ] ||
   fail "the index bundle does not hold exactly the listed index objects"
 
