@@ -78,6 +78,32 @@ static const char good[] = "# protected side\n"
                            "schedule = every 1d\n"
                            "max-unused = 10%\n";
 
+/* The config text has one job, "drill vm", every `every` seconds, whose one
+ * step runs exactly want (n words). */
+static void check_drill_job(const char *text, int64_t every, const char *const *want, size_t n)
+{
+  struct ops_config *dc = load(text);
+  struct job_vec dj = {0};
+  struct strings a = {0};
+  check(dc != NULL);
+  if (dc && jobs_from_config(dc, &dj) == 0 && dj.len == 1) {
+    check(strcmp(dj.v[0].name, "drill vm") == 0 && dj.v[0].kind == JOB_DRILL);
+    check_int(dj.v[0].every, ==, every);
+    check_int(job_step_argv(&dj.v[0], dc, "/bin/pl", &a), ==, (int)n);
+    for (size_t i = 0; i < n && i < a.len; i++)
+      check(a.v[i] && strcmp(a.v[i], want[i]) == 0);
+    strings_free(&a);
+    dj.v[0].step = 1;
+    check_int(job_step_argv(&dj.v[0], dc, "/bin/pl", &a), ==, 0);
+  } else {
+    check(0);
+  }
+  for (size_t i = 0; i < dj.len; i++)
+    job_io_free(&dj.v[i]);
+  vec_free(&dj);
+  ops_config_free(dc);
+}
+
 static void test_good(void)
 {
   struct ops_config *c = load(good);
@@ -138,52 +164,17 @@ static void test_good(void)
   strings_free(&a);
 
   /* A drill job: a disk with no source is drilled on its own schedule. */
-  {
-    struct ops_config *dc = load("[repository]\nlocation = /r\n[disk vm]\ndrill = every 7d\n"
-                                 "drill-expect = BOOT OK\ndrill-timeout = 2m\n"
-                                 "drill-device = ide-hd\n");
-    check(dc != NULL);
-    struct job_vec dj = {0};
-    if (dc && jobs_from_config(dc, &dj) == 0 && dj.len == 1) {
-      check(strcmp(dj.v[0].name, "drill vm") == 0 && dj.v[0].kind == JOB_DRILL);
-      check_int(dj.v[0].every, ==, 7 * 86400);
-      check_int(job_step_argv(&dj.v[0], dc, "/bin/pl", &a), ==, 12);
-      const char *dw[] = {"/bin/pl",  "drill",   "--disk",    "vm",   "--json",   "--boot",
-                          "--expect", "BOOT OK", "--timeout", "120s", "--device", "ide-hd"};
-      for (size_t i = 0; i < 12 && i < a.len; i++)
-        check(a.v[i] && strcmp(a.v[i], dw[i]) == 0);
-      strings_free(&a);
-      dj.v[0].step = 1;
-      check_int(job_step_argv(&dj.v[0], dc, "/bin/pl", &a), ==, 0);
-    } else {
-      check(0);
-    }
-    for (size_t i = 0; i < dj.len; i++)
-      job_io_free(&dj.v[i]);
-    vec_free(&dj);
-    ops_config_free(dc);
-  }
+  const char *dw[] = {"/bin/pl",  "drill",   "--disk",    "vm",   "--json",   "--boot",
+                      "--expect", "BOOT OK", "--timeout", "120s", "--device", "ide-hd"};
+  check_drill_job("[repository]\nlocation = /r\n[disk vm]\ndrill = every 7d\n"
+                  "drill-expect = BOOT OK\ndrill-timeout = 2m\ndrill-device = ide-hd\n",
+                  7 * 86400, dw, sizeof dw / sizeof *dw);
   /* A drill by port, with another NIC. */
-  {
-    struct ops_config *dc = load("[repository]\nlocation = /r\n[disk vm]\ndrill = every 1d\n"
-                                 "drill-port = 8080\ndrill-nic = e1000\n");
-    struct job_vec dj = {0};
-    check(dc != NULL);
-    if (dc && jobs_from_config(dc, &dj) == 0 && dj.len == 1) {
-      check_int(job_step_argv(&dj.v[0], dc, "/bin/pl", &a), ==, 9);
-      const char *dw[] = {"/bin/pl", "drill", "--disk", "vm",   "--json",
-                          "--port",  "8080",  "--nic",  "e1000"};
-      for (size_t i = 0; i < 9 && i < a.len; i++)
-        check(a.v[i] && strcmp(a.v[i], dw[i]) == 0);
-      strings_free(&a);
-    } else {
-      check(0);
-    }
-    for (size_t i = 0; i < dj.len; i++)
-      job_io_free(&dj.v[i]);
-    vec_free(&dj);
-    ops_config_free(dc);
-  }
+  const char *pw[] = {"/bin/pl", "drill", "--disk", "vm",   "--json",
+                      "--port",  "8080",  "--nic",  "e1000"};
+  check_drill_job("[repository]\nlocation = /r\n[disk vm]\ndrill = every 1d\n"
+                  "drill-port = 8080\ndrill-nic = e1000\n",
+                  86400, pw, sizeof pw / sizeof *pw);
 
   /* Metrics: labels escaped, every family once. */
   snprintf(jobs.v[0].disk, sizeof jobs.v[0].disk, "we\"b");
