@@ -140,8 +140,7 @@ int cmd_drill(struct cli *c, int argc, char **argv)
       {NULL, 0, NULL, 0},
   };
   struct vm_opts vo = {.device = "virtio-blk-pci", .memory = 512};
-  const char *disk = NULL, *snap = NULL, *marker = NULL, *nic = "virtio-net-pci";
-  int nic_set = 0;
+  const char *disk = NULL, *snap = NULL, *marker = NULL, *nic = NULL; /* NULL: virtio-net-pci */
   int boot = 0, port = 0, json = 0, report = 1, ch;
   int64_t timeout = 300;
   uint64_t v;
@@ -198,7 +197,6 @@ int cmd_drill(struct cli *c, int argc, char **argv)
       if (!*optarg || strchr(optarg, ','))
         return fail_usage(c, "--nic: '%s' is not a QEMU device name, e.g. e1000", optarg);
       nic = optarg;
-      nic_set = 1;
       break;
     case O_TIMEOUT:
       if (parse_duration(optarg, &timeout) == -1 || timeout <= 0)
@@ -226,7 +224,7 @@ int cmd_drill(struct cli *c, int argc, char **argv)
     return fail_usage(c, "--disk NAME is required");
   if (boot == !!port || (boot && !marker) || (port && marker))
     return fail_usage(c, "give --boot --expect MARKER, or --port N");
-  if (nic_set && !port)
+  if (nic && !port)
     return fail_usage(c, "--nic goes with --port (without it the VM has no network)");
 
   c->metadata_only = 1;
@@ -273,8 +271,8 @@ int cmd_drill(struct cli *c, int argc, char **argv)
   char *extra[3] = {NULL};
   if (port) {
     hostport = free_port();
-    snprintf(fwd, sizeof fwd, "user,restrict=on,model=%s,hostfwd=tcp:127.0.0.1:%d-:%d", nic,
-             hostport, port);
+    snprintf(fwd, sizeof fwd, "user,restrict=on,model=%s,hostfwd=tcp:127.0.0.1:%d-:%d",
+             nic ? nic : "virtio-net-pci", hostport, port);
     extra[0] = "-nic";
     extra[1] = fwd;
   }
